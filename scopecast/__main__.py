@@ -1,0 +1,5 @@
+import sys
+
+from scopecast.cli import main
+
+sys.exit(main())

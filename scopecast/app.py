@@ -1,0 +1,115 @@
+"""The composition root: builds the app and shows a frame's whole path in one place.
+
+    source (PyAV file/RTSP/device, or a peer's camera track)
+      → FreshestFrame slot (newest frame wins)            stream.pipeline
+      → model worker thread (perception FrameModel)       stream.pipeline
+      → findings events on the data channel               stream.events / stream.session
+      → overlay drawn on every outgoing frame             stream.tracks → overlay.draw
+      → aiortc MediaRelay → encoder → each viewer         stream.hub / stream.session
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from perception.model import FrameModel
+from perception.registry import ModelRegistry
+from scopecast.assets import SAMPLE_CLIP
+from scopecast.settings import Settings, split_source
+from stream.api import STATIC_DIR, streaming_router
+from stream.hub import StreamHub
+from stream.metrics import StreamMetrics
+from stream.pipeline import PipelineConfig
+from stream.sources import SourceSpec
+
+log = logging.getLogger(__name__)
+
+
+def default_registry(settings: Settings) -> ModelRegistry:
+    """The shipped models (ONNX on onnxruntime)."""
+    from perception.builtin import register_builtin_models
+
+    registry = ModelRegistry()
+    register_builtin_models(registry, threads=settings.model_threads)
+    return registry
+
+
+def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
+    if not settings.sources:
+        return [("sample", SourceSpec(str(SAMPLE_CLIP), loop=True))] if settings.serve_sample else []
+    return [(sid, SourceSpec(loc, loop=True)) for sid, loc in (split_source(s, i + 1) for i, s in enumerate(settings.sources))]
+
+
+def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
+    registry = registry if registry is not None else default_registry(settings)
+    metrics = StreamMetrics()
+    config = PipelineConfig(
+        hang_timeout_s=settings.hang_timeout_s,
+        stale_after_s=settings.stale_after_s,
+        fade_after_s=settings.fade_after_s,
+        sync_wait_ms=settings.sync_wait_ms,
+    )
+
+    def model_factory(name: str) -> Callable[[], FrameModel]:
+        return lambda: registry.create(name)
+
+    hub = StreamHub(model_factory, settings.model, config, metrics, max_sessions=settings.max_sessions)
+    ready = {"sources": False}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for stream_id, spec in source_specs(settings):
+            await hub.add_source_stream(stream_id, spec)
+        ready["sources"] = True
+        log.info("scopecast ready", extra={"streams": len(hub.streams()), "model": settings.model})
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    app = FastAPI(title="scopecast", version="0.1.0", lifespan=lifespan)
+    app.state.hub = hub
+    app.state.metrics = metrics
+    app.state.settings = settings
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(
+        streaming_router(hub, metrics, max_message_bytes=settings.max_message_bytes, video_codec=settings.video_codec)
+    )
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_INDEX_HTML)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        streams = {e.stream_id: e.pipeline.status.available for e in hub.streams()}
+        ok = ready["sources"]
+        return JSONResponse({"ready": ok, "streams": streams, "sessions": hub.session_count}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+_INDEX_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>scopecast</title>
+<link rel="stylesheet" href="/static/scopecast.css"></head><body class="index">
+<h1>scopecast</h1>
+<ul>
+<li><a href="/monitor">Surgeon monitor</a>: watch an annotated stream</li>
+<li><a href="/capture">Camera publish</a>: send this device's camera, get the annotated stream back</li>
+<li><a href="/docs">API</a> · <a href="/api/schema/events">event schema</a> · <a href="/metrics">metrics</a></li>
+</ul></body></html>"""

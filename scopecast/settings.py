@@ -1,0 +1,59 @@
+"""Server settings from flags and SCOPECAST_* environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SOURCE_WITH_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCOPECAST_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    sources: list[str] = Field(
+        default_factory=list,
+        description="server-side video sources as ID=LOCATION or LOCATION (file, rtsp:// URL, /dev/videoN); "
+        "empty: the bundled sample clip",
+    )
+    serve_sample: bool = Field(True, description="serve the bundled sample clip when no source is given")
+    model: str = Field("polyp", description="registered model run on every stream")
+    model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
+    max_sessions: int = Field(16, ge=1, le=1000)
+    hang_timeout_s: float = Field(2.0, gt=0, le=60)
+    stale_after_s: float = Field(1.0, gt=0, le=60)
+    fade_after_s: float = Field(0.3, ge=0, le=60)
+    sync_wait_ms: int = Field(0, ge=0, le=10_000, description="evaluation mode: wait this long for each frame's own findings")
+    max_message_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
+    video_codec: Literal["auto", "VP8", "H264"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_not_blank(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip():
+                raise ValueError("a source may not be empty")
+        return value
+
+    @field_validator("fade_after_s")
+    @classmethod
+    def _fade_before_stale(cls, value: float, info) -> float:  # type: ignore[no-untyped-def]
+        stale = info.data.get("stale_after_s")
+        if stale is not None and value >= stale:
+            raise ValueError(f"fade_after_s ({value}) must be less than stale_after_s ({stale})")
+        return value
+
+
+def split_source(item: str, index: int) -> tuple[str, str]:
+    """'endo=/data/a.mp4' -> ('endo', '/data/a.mp4'); a bare location gets the id 'sourceN'."""
+    match = _SOURCE_WITH_ID.match(item)
+    if match:
+        return match.group(1), match.group(2)
+    return f"source{index}", item

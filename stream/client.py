@@ -1,0 +1,88 @@
+"""A Python WebRTC client for scopecast servers: publish a track or watch a stream.
+
+Used by the stream benchmark and the integration tests; also handy for
+scripting a camera from a machine without a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+import websockets
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+
+class ClientError(RuntimeError):
+    """The server refused a request; `code` is the server's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+@dataclass
+class ClientSession:
+    pc: RTCPeerConnection
+    socket: websockets.ClientConnection
+    stream_id: str
+    track: MediaStreamTrack  # the annotated video coming back
+    events: asyncio.Queue[dict] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        await self.socket.close()
+
+
+async def publish(url: str, track: MediaStreamTrack, *, codec: str | None = None, label: str | None = None) -> ClientSession:
+    """Send `track` to the server at `url` (ws://host:port/ws) and receive the annotated copy."""
+    return await _negotiate(url, {"type": "publish", "label": label}, send_track=track, codec=codec)
+
+
+async def watch(url: str, stream_id: str, *, codec: str | None = None) -> ClientSession:
+    return await _negotiate(url, {"type": "watch", "stream_id": stream_id}, send_track=None, codec=codec)
+
+
+async def _negotiate(url: str, request: dict, *, send_track: MediaStreamTrack | None, codec: str | None) -> ClientSession:
+    pc = RTCPeerConnection()
+    events: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)
+    channel = pc.createDataChannel("events")
+
+    @channel.on("message")
+    def on_message(message: str) -> None:
+        if events.full():
+            events.get_nowait()
+        events.put_nowait(json.loads(message))
+
+    received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "video" and not received.done():
+            received.set_result(track)
+
+    if send_track is not None:
+        transceiver = pc.addTransceiver(send_track, direction="sendrecv")
+    else:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+    if codec:
+        wanted = f"video/{codec}".lower()
+        transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == wanted]
+        )
+    await pc.setLocalDescription(await pc.createOffer())
+    socket = await websockets.connect(url, max_size=1 << 20)
+    try:
+        await socket.send(json.dumps({**request, "sdp": pc.localDescription.sdp}))
+        reply = json.loads(await asyncio.wait_for(socket.recv(), 30))
+        if reply.get("type") == "error":
+            raise ClientError(reply["code"], reply["message"])
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        track = await asyncio.wait_for(received, 10)
+    except BaseException:
+        await pc.close()
+        await socket.close()
+        raise
+    return ClientSession(pc, socket, reply["stream_id"], track, events)

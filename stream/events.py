@@ -1,0 +1,99 @@
+"""Versioned messages the server sends on the data channel and signaling socket.
+
+Every event is a pydantic model so it is validated on the way out, can be
+parsed back by clients and tests, and has a JSON Schema served by the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from perception.findings import FrameFindings
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Event):
+    name: str
+    version: str
+
+
+class ObjectEvent(_Event):
+    label: str = Field(min_length=1, max_length=64)
+    score: float = Field(ge=0.0, le=1.0)
+    box: tuple[int, int, int, int] = Field(description="x0, y0, x1, y1 in pixels of the frame the model saw")
+    outline: list[list[tuple[int, int]]] = Field(
+        default_factory=list, description="mask outline: closed polygons of (x, y) points"
+    )
+    track_id: int | None = None
+    area_px: int = Field(default=0, ge=0)
+
+
+class FindingsEvent(_Event):
+    """The findings of one processed frame."""
+
+    type: Literal["findings"] = "findings"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    stream_id: str
+    frame_seq: int = Field(ge=1, description="index of the frame in its stream, from 1")
+    frame_pts: int | None = Field(default=None, description="presentation timestamp of the source frame")
+    capture_time: float = Field(description="unix time (s) at which the server received the frame")
+    model: ModelRef
+    inference_ms: float = Field(ge=0.0)
+    frame_size: tuple[int, int] = Field(description="width, height of the frame the model saw")
+    objects: list[ObjectEvent]
+
+
+class StatusEvent(_Event):
+    """Whether AI is available on a stream, and if not, why."""
+
+    type: Literal["status"] = "status"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    stream_id: str
+    ai_available: bool
+    reason: str = ""
+    time: float = Field(description="unix time (s) of the change")
+
+
+ServerEvent = Annotated[Union[FindingsEvent, StatusEvent], Field(discriminator="type")]
+SERVER_EVENT_ADAPTER: TypeAdapter[FindingsEvent | StatusEvent] = TypeAdapter(ServerEvent)
+
+
+def findings_event(
+    stream_id: str, frame_seq: int, frame_pts: int | None, capture_time: float, findings: FrameFindings
+) -> FindingsEvent:
+    return FindingsEvent(
+        stream_id=stream_id,
+        frame_seq=frame_seq,
+        frame_pts=frame_pts,
+        capture_time=capture_time,
+        model=ModelRef(name=findings.model.name, version=findings.model.version),
+        inference_ms=round(findings.inference_ms, 2),
+        frame_size=findings.frame_size,
+        objects=[
+            ObjectEvent(
+                label=o.label,
+                score=round(min(1.0, max(0.0, o.score)), 4),
+                box=o.box,
+                outline=[list(poly) for poly in o.outline],
+                track_id=o.track_id,
+                area_px=o.area_px,
+            )
+            for o in findings.objects
+        ],
+    )
+
+
+def parse_server_event(data: str | bytes) -> FindingsEvent | StatusEvent:
+    """Parse and validate one event; raises pydantic.ValidationError naming the bad field."""
+    return SERVER_EVENT_ADAPTER.validate_json(data)
+
+
+def server_event_schema() -> dict:
+    return SERVER_EVENT_ADAPTER.json_schema()

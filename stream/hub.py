@@ -1,0 +1,168 @@
+"""The set of live streams on this server, their viewers, and the session budget."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from perception.model import FrameModel
+from stream.metrics import StreamMetrics
+from stream.pipeline import PipelineConfig, StreamPipeline
+from stream.sources import SourceError, SourceSpec, VideoSource, probe_source
+from stream.tracks import AnnotatedTrack, pump_track
+
+log = logging.getLogger(__name__)
+
+ModelFactoryLookup = Callable[[str], Callable[[], FrameModel] | None]
+
+
+class UnknownStream(LookupError):
+    def __init__(self, stream_id: str, known: list[str]) -> None:
+        super().__init__(f"unknown stream {stream_id!r}; live streams: {', '.join(known) or 'none'}")
+        self.stream_id = stream_id
+
+
+class TooManySessions(RuntimeError):
+    pass
+
+
+@dataclass
+class StreamEntry:
+    stream_id: str
+    kind: str  # "source" (server-side video) or "camera" (published by a peer)
+    label: str
+    model_name: str
+    pipeline: StreamPipeline
+    output: AnnotatedTrack
+    source: VideoSource | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    size: tuple[int, int] | None = None
+
+
+class StreamHub:
+    """Creates and owns pipelines; fans each annotated stream out to viewers through one relay."""
+
+    def __init__(
+        self,
+        models: ModelFactoryLookup,
+        default_model: str,
+        config: PipelineConfig,
+        metrics: StreamMetrics,
+        max_sessions: int = 16,
+        draw_threads: int = 2,
+    ) -> None:
+        self._models = models
+        self._default_model = default_model
+        self._config = config
+        self._metrics = metrics
+        self._max_sessions = max_sessions
+        self._sessions = 0
+        self._relay = MediaRelay()
+        self._draw_executor = ThreadPoolExecutor(max_workers=draw_threads, thread_name_prefix="overlay")
+        self._streams: dict[str, StreamEntry] = {}
+        self._camera_ids = itertools.count(1)
+
+    # -- streams -----------------------------------------------------------------------------
+
+    async def add_source_stream(
+        self, stream_id: str, spec: SourceSpec, *, label: str = "", model_name: str | None = None
+    ) -> StreamEntry:
+        """Open a server-side source (validated first) and start its pipeline. Raises SourceError."""
+        if stream_id in self._streams:
+            raise ValueError(f"stream {stream_id!r} already exists")
+        loop = asyncio.get_running_loop()
+        width, height, _fps = await loop.run_in_executor(None, probe_source, spec)
+        entry = self._new_entry(stream_id, "source", label or spec.location, model_name)
+        entry.size = (width, height)
+
+        def on_end(error: SourceError | None) -> None:
+            if error is not None:
+                log.error("source failed", extra={"stream": stream_id, "error": str(error)})
+            else:
+                log.info("source ended", extra={"stream": stream_id})
+            asyncio.ensure_future(self.remove_stream(stream_id))
+
+        entry.source = VideoSource(spec, loop, entry.pipeline.push_frame, on_end)
+        entry.source.start()
+        log.info("stream started", extra={"stream": stream_id, "kind": "source", "size": f"{width}x{height}"})
+        return entry
+
+    def add_camera_stream(self, track: MediaStreamTrack, label: str | None) -> StreamEntry:
+        """Start a pipeline fed by a peer's camera track."""
+        stream_id = f"cam-{next(self._camera_ids)}-{secrets.token_hex(3)}"
+        entry = self._new_entry(stream_id, "camera", label or "camera", None)
+        entry.tasks.append(asyncio.create_task(pump_track(track, entry.pipeline), name=f"pump:{stream_id}"))
+        log.info("stream started", extra={"stream": stream_id, "kind": "camera"})
+        return entry
+
+    def _new_entry(self, stream_id: str, kind: str, label: str, model_name: str | None) -> StreamEntry:
+        name = model_name or self._default_model
+        pipeline = StreamPipeline(stream_id, self._models(name), self._config, self._metrics)
+        output = AnnotatedTrack(pipeline, self._metrics, self._draw_executor)
+        entry = StreamEntry(stream_id, kind, label, name, pipeline, output)
+        self._streams[stream_id] = entry
+        pipeline.start()
+        return entry
+
+    async def remove_stream(self, stream_id: str) -> None:
+        entry = self._streams.pop(stream_id, None)
+        if entry is None:
+            return
+        if entry.source is not None:
+            await asyncio.get_running_loop().run_in_executor(None, entry.source.stop)
+        for task in entry.tasks:
+            task.cancel()
+        await asyncio.gather(*entry.tasks, return_exceptions=True)
+        await entry.pipeline.close()
+        entry.output.stop()
+        log.info("stream removed", extra={"stream": stream_id})
+
+    def get(self, stream_id: str) -> StreamEntry:
+        try:
+            return self._streams[stream_id]
+        except KeyError:
+            raise UnknownStream(stream_id, sorted(self._streams)) from None
+
+    def streams(self) -> list[StreamEntry]:
+        return list(self._streams.values())
+
+    # -- viewers -----------------------------------------------------------------------------
+
+    def subscribe(self, stream_id: str) -> MediaStreamTrack:
+        """A viewer's own copy of a stream's annotated track (newest frame only, no buffering)."""
+        entry = self.get(stream_id)
+        entry.pipeline.viewers += 1
+        return self._relay.subscribe(entry.output, buffered=False)
+
+    def unsubscribe(self, stream_id: str, track: MediaStreamTrack) -> None:
+        track.stop()
+        entry = self._streams.get(stream_id)
+        if entry is not None:
+            entry.pipeline.viewers = max(0, entry.pipeline.viewers - 1)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def open_session(self) -> None:
+        if self._sessions >= self._max_sessions:
+            raise TooManySessions(f"too many sessions: the limit is {self._max_sessions}")
+        self._sessions += 1
+
+    def close_session(self) -> None:
+        self._sessions = max(0, self._sessions - 1)
+
+    @property
+    def session_count(self) -> int:
+        return self._sessions
+
+    async def close(self) -> None:
+        for stream_id in list(self._streams):
+            await self.remove_stream(stream_id)
+        self._draw_executor.shutdown(wait=False, cancel_futures=True)

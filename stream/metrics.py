@@ -1,0 +1,52 @@
+"""Prometheus metrics for streams and sessions, on a registry owned by one app."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class StreamMetrics:
+    """All counters of the streaming spine. One instance per application, never global."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_in = Counter("scopecast_frames_in_total", "Frames received from a source", ["stream"], registry=r)
+        self.frames_out = Counter("scopecast_frames_out_total", "Annotated frames sent", ["stream"], registry=r)
+        self.frames_dropped = Counter(
+            "scopecast_frames_dropped_total",
+            "Frames skipped because a newer one arrived (stage=model: not inferred; stage=output: not sent)",
+            ["stream", "stage"],
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "scopecast_inference_seconds", "Model time per frame", ["stream", "model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.pipeline_seconds = Histogram(
+            "scopecast_pipeline_seconds",
+            "From frame arrival at the server to its annotated copy leaving the pipeline (before encode)",
+            ["stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_errors = Counter("scopecast_model_errors_total", "Model calls that raised", ["stream"], registry=r)
+        self.ai_available = Gauge("scopecast_ai_available", "1 while AI findings are live on a stream", ["stream"], registry=r)
+        self.sessions = Gauge("scopecast_sessions", "Open WebRTC sessions", ["role"], registry=r)
+        self.signaling_errors = Counter(
+            "scopecast_signaling_errors_total", "Rejected signaling messages", ["code"], registry=r
+        )
+
+    def forget_stream(self, stream_id: str) -> None:
+        """Drop a closed stream's series so /metrics does not grow with every camera ever seen."""
+        for metric in (self.frames_in, self.frames_out, self.ai_available, self.model_errors, self.pipeline_seconds):
+            try:
+                metric.remove(stream_id)
+            except KeyError:
+                pass
+        for stage in ("model", "output"):
+            try:
+                self.frames_dropped.remove(stream_id, stage)
+            except KeyError:
+                pass

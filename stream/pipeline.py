@@ -1,0 +1,273 @@
+"""One stream's frame path: source → freshest-frame slot → model worker → findings → overlay → viewers.
+
+The video never waits for the model. Incoming frames land in a FreshestFrame
+slot; the model worker takes the newest one whenever it is free; the output
+track sends every incoming frame (at the source's rate) drawn with whatever
+findings are newest, faded by their age. A model that fails, hangs or falls
+behind turns the overlay into "AI unavailable" while frames keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import av
+
+from perception.findings import FrameFindings
+from perception.model import FrameModel
+from stream.events import StatusEvent, findings_event
+from stream.frames import frame_to_array
+from stream.freshest import FreshestFrame, SlotClosed
+from stream.metrics import StreamMetrics
+
+log = logging.getLogger(__name__)
+
+EventListener = Callable[[str], None]  # receives one serialised event (JSON text)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    hang_timeout_s: float = 2.0  # a model call running longer than this is reported as not responding
+    stale_after_s: float = 1.0  # findings older than this (relative to the newest frame) are not shown
+    fade_after_s: float = 0.3  # findings start fading after this age
+    sync_wait_ms: int = 0  # >0: evaluation mode, each output frame waits this long for its own findings
+    error_backoff_s: float = 0.5  # pause after a failed model call, so a broken model does not spin
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    frame: av.VideoFrame
+    arrival: float  # time.monotonic() when the server got it
+    capture_time: float  # time.time() at the same moment, for clients
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    seq: int
+    source: SourceFrame
+    findings: FrameFindings
+
+
+@dataclass(frozen=True)
+class AiStatus:
+    available: bool
+    reason: str = ""
+
+
+class StreamPipeline:
+    """Owns one stream's slot, model worker and status watchdog."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        model_factory: Callable[[], FrameModel] | None,
+        config: PipelineConfig,
+        metrics: StreamMetrics,
+    ) -> None:
+        self.stream_id = stream_id
+        self.config = config
+        self.frames: FreshestFrame[SourceFrame] = FreshestFrame()
+        self._model_factory = model_factory
+        self._metrics = metrics
+        # One worker thread per stream: one model call in flight at a time, so a
+        # hung model cannot pile up threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model:{stream_id}")
+        self._model: FrameModel | None = None
+        self._model_error: str | None = None
+        self._call_error: str | None = None
+        self._inflight_since: float | None = None
+        self._first_frame_at: float | None = None
+        self._result: ModelResult | None = None
+        self._result_changed = asyncio.Event()
+        self._status = AiStatus(False, "starting")
+        self._status_json = self._status_event(self._status).model_dump_json()
+        self._listeners: set[EventListener] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ended = asyncio.Event()
+        self.viewers = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._model_loop(), name=f"model:{self.stream_id}"),
+            asyncio.create_task(self._watchdog_loop(), name=f"watchdog:{self.stream_id}"),
+        ]
+
+    async def close(self) -> None:
+        self.frames.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        # A hung model call cannot be interrupted; its thread is released when it returns.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._listeners.clear()
+        self._ended.set()
+        self._metrics.forget_stream(self.stream_id)
+
+    @property
+    def ended(self) -> asyncio.Event:
+        return self._ended
+
+    # -- input -------------------------------------------------------------------------------
+
+    def push_frame(self, frame: av.VideoFrame) -> None:
+        """Offer a new frame; called on the event loop by a source or a track reader."""
+        now = time.monotonic()
+        if self._first_frame_at is None:
+            self._first_frame_at = now
+        try:
+            self.frames.put(SourceFrame(frame, now, time.time()))
+        except SlotClosed:
+            return
+        self._metrics.frames_in.labels(self.stream_id).inc()
+
+    # -- findings and status ---------------------------------------------------------------
+
+    @property
+    def latest_result(self) -> ModelResult | None:
+        return self._result
+
+    @property
+    def status(self) -> AiStatus:
+        return self._status
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Subscribe to serialised events; the current status is delivered at once."""
+        self._listeners.add(listener)
+        listener(self._status_json)
+        return lambda: self._listeners.discard(listener)
+
+    async def wait_for_result(self, seq: int, timeout_s: float) -> ModelResult | None:
+        """Wait until a result for frame `seq` or newer exists (synchronous evaluation mode)."""
+        deadline = time.monotonic() + timeout_s
+        while self._result is None or self._result.seq < seq:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            event = self._result_changed
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                break
+        return self._result
+
+    def compute_status(self, now: float) -> AiStatus:
+        if self._model_error is not None:
+            return AiStatus(False, f"model failed to load: {self._model_error}")
+        if self._model is None:
+            return AiStatus(False, "model loading")
+        if self._inflight_since is not None and now - self._inflight_since > self.config.hang_timeout_s:
+            return AiStatus(False, f"model not responding for {now - self._inflight_since:.1f} s")
+        if self._call_error is not None:
+            return AiStatus(False, f"model error: {self._call_error}")
+        newest = self.frames.latest
+        if newest is None:
+            return AiStatus(True)
+        if self._result is None:
+            waited = now - (self._first_frame_at or now)
+            if waited > self.config.stale_after_s:
+                return AiStatus(False, f"no findings yet: waited {waited:.1f} s")
+            return AiStatus(True)
+        lag = newest.arrival - self._result.source.arrival
+        if lag > self.config.stale_after_s:
+            return AiStatus(False, f"model too slow: findings {lag:.1f} s behind the video")
+        return AiStatus(True)
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def _model_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._model_factory is None:
+            self._model_error = "no model configured"
+            return
+        try:
+            self._model = await loop.run_in_executor(self._executor, self._model_factory)
+        except Exception as exc:
+            self._model_error = f"{type(exc).__name__}: {exc}"
+            log.error("model load failed", extra={"stream": self.stream_id, "error": self._model_error})
+            return
+        model = self._model
+        model_name = model.info.name
+        seen = 0
+        while True:
+            try:
+                taken = await self.frames.next_after(seen)
+            except SlotClosed:
+                return
+            seen = taken.seq
+            if taken.skipped:
+                self._metrics.frames_dropped.labels(self.stream_id, "model").inc(taken.skipped)
+            self._inflight_since = time.monotonic()
+            try:
+                findings = await loop.run_in_executor(self._executor, _run_model, model, taken.item.frame)
+            except Exception as exc:
+                self._inflight_since = None
+                self._call_error = f"{type(exc).__name__}: {exc}"[:300]
+                self._metrics.model_errors.labels(self.stream_id).inc()
+                log.warning("model call failed", extra={"stream": self.stream_id, "error": self._call_error})
+                await asyncio.sleep(self.config.error_backoff_s)
+                continue
+            self._inflight_since = None
+            self._call_error = None
+            self._metrics.inference_seconds.labels(self.stream_id, model_name).observe(findings.inference_ms / 1000)
+            self._result = ModelResult(taken.seq, taken.item, findings)
+            self._result_changed.set()
+            self._result_changed = asyncio.Event()
+            self._refresh_status()
+            event = findings_event(
+                self.stream_id, taken.seq, taken.item.frame.pts, taken.item.capture_time, findings
+            )
+            self._broadcast(event.model_dump_json())
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            self._refresh_status()
+            await asyncio.sleep(0.1)
+
+    def _refresh_status(self) -> None:
+        status = self.compute_status(time.monotonic())
+        if status.available == self._status.available and (
+            status.available or _same_kind(status.reason, self._status.reason)
+        ):
+            return
+        self._status = status
+        self._metrics.ai_available.labels(self.stream_id).set(1 if status.available else 0)
+        self._status_json = self._status_event(status).model_dump_json()
+        log.info("ai status", extra={"stream": self.stream_id, "available": status.available, "reason": status.reason})
+        self._broadcast(self._status_json)
+
+    def _status_event(self, status: AiStatus) -> StatusEvent:
+        return StatusEvent(
+            stream_id=self.stream_id, ai_available=status.available, reason=status.reason, time=time.time()
+        )
+
+    def _broadcast(self, message: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(message)
+            except Exception:  # one broken viewer must not stop the others
+                log.exception("event listener failed", extra={"stream": self.stream_id})
+                self._listeners.discard(listener)
+
+
+def _run_model(model: FrameModel, frame: av.VideoFrame) -> FrameFindings:
+    """Runs in the model worker thread: colour conversion and inference, timed together."""
+    started = time.perf_counter()
+    rgb = frame_to_array(frame, "rgb24")
+    findings = model.predict(rgb)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return dataclasses.replace(findings, inference_ms=elapsed_ms)
+
+
+def _same_kind(a: str, b: str) -> bool:
+    # "model not responding for 2.1 s" and "... 2.2 s" are the same state: do not re-announce
+    # every tick, only when the kind of problem changes.
+    return a.split(":")[0].split(" for ")[0] == b.split(":")[0].split(" for ")[0]

@@ -1,0 +1,158 @@
+"""One WebRTC peer session: a publisher (camera in, annotated video back) or a watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from stream.hub import StreamEntry, StreamHub
+from stream.metrics import StreamMetrics
+from stream.signaling import AnswerMessage, SignalingError, check_offer_sdp
+
+log = logging.getLogger(__name__)
+
+# A viewer that cannot keep up with findings events gets fewer of them rather than
+# an ever-growing SCTP buffer.
+_MAX_CHANNEL_BUFFER = 1 << 20
+
+
+class PeerSession:
+    """Owns one RTCPeerConnection and everything it subscribed to; `close()` releases all of it."""
+
+    def __init__(self, hub: StreamHub, metrics: StreamMetrics, video_codec: str = "auto") -> None:
+        self._hub = hub
+        self._metrics = metrics
+        self._video_codec = video_codec
+        self._pc = RTCPeerConnection()
+        self._role = "none"
+        self._published: StreamEntry | None = None
+        self._watched: tuple[str, MediaStreamTrack] | None = None
+        self._channel: RTCDataChannel | None = None
+        self._unsubscribe_events: Callable[[], None] | None = None
+        self._closed = asyncio.Event()
+        self._pending_tracks: list[MediaStreamTrack] = []
+
+        @self._pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if self._pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+        @self._pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                self._pending_tracks.append(track)
+
+        @self._pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            self._channel = channel
+            channel.on("message", self._on_channel_message)
+            self._subscribe_events()
+
+    @property
+    def closed(self) -> asyncio.Event:
+        return self._closed
+
+    @property
+    def stream_id(self) -> str | None:
+        if self._published is not None:
+            return self._published.stream_id
+        return self._watched[0] if self._watched else None
+
+    async def publish(self, offer_sdp: str, label: str | None) -> AnswerMessage:
+        """Take the peer's camera as a new stream and send its annotated copy back."""
+        await self._apply_offer(offer_sdp)
+        if not self._pending_tracks:
+            raise SignalingError("invalid_sdp", "publish offer has no sending video track")
+        self._role = "publisher"
+        self._published = self._hub.add_camera_stream(self._pending_tracks[0], label)
+        self._watch_entry(self._published)
+        return await self._answer(self._published.stream_id)
+
+    async def watch(self, stream_id: str, offer_sdp: str) -> AnswerMessage:
+        entry = self._hub.get(stream_id)  # UnknownStream before touching the peer connection
+        await self._apply_offer(offer_sdp)
+        self._role = "watcher"
+        self._watch_entry(entry)
+        return await self._answer(stream_id)
+
+    def _watch_entry(self, entry: StreamEntry) -> None:
+        track = self._hub.subscribe(entry.stream_id)
+        self._watched = (entry.stream_id, track)
+        sender = self._pc.addTrack(track)
+        self._prefer_codec(sender)
+        self._metrics.sessions.labels(self._role).inc()
+        self._subscribe_events()
+
+    async def _apply_offer(self, offer_sdp: str) -> None:
+        if self._pc.remoteDescription is not None:
+            raise SignalingError("already_negotiated", "this session already has an offer; open a new socket")
+        check_offer_sdp(offer_sdp)
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError and others for malformed SDP
+            raise SignalingError("invalid_sdp", f"SDP offer was rejected: {exc}") from None
+
+    async def _answer(self, stream_id: str) -> AnswerMessage:
+        answer = await self._pc.createAnswer()
+        await self._pc.setLocalDescription(answer)
+        return AnswerMessage(sdp=self._pc.localDescription.sdp, stream_id=stream_id)
+
+    def _prefer_codec(self, sender: RTCRtpSender) -> None:
+        if self._video_codec == "auto":
+            return
+        wanted = f"video/{self._video_codec}".lower()
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == wanted]
+        for transceiver in self._pc.getTransceivers():
+            if transceiver.sender is sender and codecs:
+                transceiver.setCodecPreferences(codecs)
+
+    def _subscribe_events(self) -> None:
+        # Both the data channel and the stream must exist; whichever comes second subscribes.
+        if self._channel is None or self._watched is None or self._unsubscribe_events is not None:
+            return
+        entry = self._hub.get(self._watched[0])
+        self._unsubscribe_events = entry.pipeline.add_listener(self._send_event)
+
+    def _send_event(self, message: str) -> None:
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return
+        if channel.bufferedAmount > _MAX_CHANNEL_BUFFER:
+            return
+        channel.send(message)
+
+    def _on_channel_message(self, message: str | bytes) -> None:
+        # Clients may only send known requests; anything else gets a clear error back.
+        try:
+            data = json.loads(message)
+            kind = data.get("type") if isinstance(data, dict) else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            kind = None
+        if kind == "ping":
+            self._send_event(json.dumps({"type": "pong"}))
+            return
+        self._send_event(
+            json.dumps({"type": "error", "code": "unknown_type", "message": f"unsupported data-channel message type {kind!r}"})
+        )
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._unsubscribe_events is not None:
+            self._unsubscribe_events()
+        if self._watched is not None:
+            stream_id, track = self._watched
+            self._hub.unsubscribe(stream_id, track)
+            self._metrics.sessions.labels(self._role).dec()
+        for track in self._pending_tracks:
+            track.stop()
+        await self._pc.close()
+        if self._published is not None:
+            await self._hub.remove_stream(self._published.stream_id)
+        log.info("session closed", extra={"role": self._role, "stream": self.stream_id})

@@ -1,0 +1,96 @@
+"""Signaling messages exchanged over the WebSocket, validated before anything acts on them.
+
+A client opens one socket per WebRTC session and sends one offer: `publish`
+(send my camera, get the annotated stream back) or `watch` (receive a stream).
+ICE is not trickled: offers and answers carry all candidates, as aiortc expects.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 64 * 1024
+STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class SignalingError(Exception):
+    """A client message was refused. `code` is stable for programs, `message` is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PublishRequest(_Message):
+    type: Literal["publish"]
+    sdp: str = Field(min_length=10, description="SDP offer with one sending video track")
+    label: str | None = Field(default=None, max_length=64, description="optional human name for the stream")
+
+
+class WatchRequest(_Message):
+    type: Literal["watch"]
+    stream_id: str = Field(pattern=STREAM_ID_PATTERN)
+    sdp: str = Field(min_length=10, description="SDP offer with one receive-only video transceiver")
+
+
+ClientMessage = Annotated[Union[PublishRequest, WatchRequest], Field(discriminator="type")]
+_CLIENT_ADAPTER: TypeAdapter[PublishRequest | WatchRequest] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = ("publish", "watch")
+
+
+class AnswerMessage(_Message):
+    type: Literal["answer"] = "answer"
+    sdp: str
+    stream_id: str
+
+
+class ErrorMessage(_Message):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PublishRequest | WatchRequest:
+    """Validate one client message; raises SignalingError saying exactly what was wrong."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise SignalingError("message_too_large", f"message is {size} bytes; the limit is {max_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SignalingError("malformed_json", f"message is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SignalingError("malformed_message", "message must be a JSON object")
+    kind = data.get("type")
+    if kind not in CLIENT_MESSAGE_TYPES:
+        raise SignalingError(
+            "unknown_type", f"unknown message type {kind!r}; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}"
+        )
+    try:
+        return _CLIENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise SignalingError("invalid_message", f"invalid {kind} message: {_describe(exc)}") from None
+
+
+def check_offer_sdp(sdp: str) -> None:
+    """Cheap structural checks before handing SDP to aiortc, for clearer errors."""
+    if not sdp.lstrip().startswith("v=0"):
+        raise SignalingError("invalid_sdp", "SDP must start with 'v=0'")
+    if "m=video" not in sdp:
+        raise SignalingError("invalid_sdp", "SDP offer has no video media section (m=video)")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

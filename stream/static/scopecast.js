@@ -1,0 +1,88 @@
+// scopecast browser client: WebRTC signaling over /ws, findings on the "events" data channel.
+// One socket per peer connection; ICE is gathered fully before the offer (aiortc does not trickle).
+
+export async function connect({ mode, streamId = null, stream = null, label = null, onEvent, onError }) {
+  const pc = new RTCPeerConnection();
+  const channel = pc.createDataChannel("events");
+  channel.onmessage = (msg) => {
+    try { onEvent && onEvent(JSON.parse(msg.data)); } catch (e) { console.warn("bad event", e); }
+  };
+  if (mode === "publish") {
+    for (const track of stream.getVideoTracks()) pc.addTransceiver(track, { direction: "sendrecv" });
+  } else {
+    pc.addTransceiver("video", { direction: "recvonly" });
+  }
+  const remote = new Promise((resolve) => {
+    pc.ontrack = (ev) => resolve(ev.streams[0] || new MediaStream([ev.track]));
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGatheringComplete(pc);
+
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  const answer = new Promise((resolve, reject) => {
+    ws.onmessage = async (msg) => {
+      const data = JSON.parse(msg.data);
+      if (data.type === "answer") {
+        await pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+        resolve(data);
+      } else if (data.type === "error") {
+        onError && onError(`${data.code}: ${data.message}`);
+        reject(new Error(`${data.code}: ${data.message}`));
+      }
+    };
+    ws.onclose = () => reject(new Error("signaling socket closed"));
+  });
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("cannot reach the server")); });
+  const request = mode === "publish"
+    ? { type: "publish", sdp: pc.localDescription.sdp, label }
+    : { type: "watch", stream_id: streamId, sdp: pc.localDescription.sdp };
+  ws.send(JSON.stringify(request));
+  const reply = await answer;
+  return { pc, ws, channel, streamId: reply.stream_id, remote: await remote,
+           close() { pc.close(); ws.close(); } };
+}
+
+function iceGatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", check); resolve(); } };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(resolve, 3000);  // host candidates suffice on a LAN; do not hang on a slow STUN
+  });
+}
+
+// The side panel: AI status light, model, latency, and the objects of the newest findings.
+export class FindingsPanel {
+  constructor(root) {
+    this.root = root;
+    this.count = 0;
+    root.innerHTML = `
+      <div class="status"><span class="light" data-role="light"></span><span data-role="status">waiting for AI status…</span></div>
+      <dl class="stats">
+        <dt>Model</dt><dd data-role="model">–</dd>
+        <dt>Inference</dt><dd data-role="latency">–</dd>
+        <dt>Findings events</dt><dd data-role="count">0</dd>
+      </dl>
+      <h3>Findings</h3><ul class="objects" data-role="objects"><li class="none">none yet</li></ul>`;
+    this.el = (role) => root.querySelector(`[data-role=${role}]`);
+  }
+  handle(event) {
+    if (event.type === "status") {
+      this.el("light").className = "light " + (event.ai_available ? "ok" : "down");
+      this.el("status").textContent = event.ai_available ? "AI live" : `AI unavailable: ${event.reason}`;
+    } else if (event.type === "findings") {
+      this.count += 1;
+      this.el("count").textContent = String(this.count);
+      this.el("model").textContent = `${event.model.name} ${event.model.version}`;
+      this.el("latency").textContent = `${event.inference_ms.toFixed(1)} ms`;
+      const list = this.el("objects");
+      list.replaceChildren(...(event.objects.length ? event.objects.map((o) => {
+        const li = document.createElement("li");
+        li.className = "object";
+        li.textContent = `${o.label} ${(o.score * 100).toFixed(0)}%` + (o.track_id != null ? ` · track ${o.track_id}` : "") +
+          ` · box ${o.box.join(",")}`;
+        return li;
+      }) : [Object.assign(document.createElement("li"), { className: "none", textContent: "nothing detected" })]));
+    }
+  }
+}

@@ -1,0 +1,111 @@
+"""Media tracks: the annotated output of a pipeline, and the reader that feeds a pipeline from a peer."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from concurrent.futures import Executor
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from overlay.draw import OverlayState, draw_overlay
+from stream.frames import array_to_frame, ensure_yuv420p, frame_to_array
+from stream.freshest import SlotClosed
+from stream.metrics import StreamMetrics
+from stream.pipeline import ModelResult, SourceFrame, StreamPipeline
+
+log = logging.getLogger(__name__)
+
+_VIDEO_CLOCK = 90_000
+_TIME_BASE = fractions.Fraction(1, _VIDEO_CLOCK)
+
+
+class AnnotatedTrack(MediaStreamTrack):
+    """Sends every newest source frame, drawn with the newest findings.
+
+    One instance per stream; viewers get it through aiortc's MediaRelay, so
+    drawing happens once per frame whatever the number of viewers. Drawing runs
+    in `draw_executor`, never on the event loop. Timestamps are re-stamped from
+    the arrival clock so looping files and restarted cameras stay monotonic.
+    """
+
+    kind = "video"
+
+    def __init__(self, pipeline: StreamPipeline, metrics: StreamMetrics, draw_executor: Executor) -> None:
+        super().__init__()
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._draw_executor = draw_executor
+        self._seen = 0
+        self._clock_start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        pipeline = self._pipeline
+        try:
+            taken = await pipeline.frames.next_after(self._seen)
+        except SlotClosed:
+            self.stop()
+            raise MediaStreamError from None
+        self._seen = taken.seq
+        stream_id = pipeline.stream_id
+        if taken.skipped:
+            self._metrics.frames_dropped.labels(stream_id, "output").inc(taken.skipped)
+        source = taken.item
+        if pipeline.config.sync_wait_ms > 0:
+            await pipeline.wait_for_result(taken.seq, pipeline.config.sync_wait_ms / 1000)
+        if pipeline.viewers == 0:
+            out = ensure_yuv420p(source.frame)  # nobody is watching: skip the drawing work
+        else:
+            state = overlay_state(pipeline, source)
+            loop = asyncio.get_running_loop()
+            out = await loop.run_in_executor(self._draw_executor, render_frame, source.frame, state)
+        if self._clock_start is None:
+            self._clock_start = source.arrival
+        out.pts = int((source.arrival - self._clock_start) * _VIDEO_CLOCK)
+        out.time_base = _TIME_BASE
+        self._metrics.frames_out.labels(stream_id).inc()
+        self._metrics.pipeline_seconds.labels(stream_id).observe(time.monotonic() - source.arrival)
+        return out
+
+
+def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState:
+    """What to draw on `source`: the newest findings faded by their age, and the AI status."""
+    status = pipeline.status
+    result: ModelResult | None = pipeline.latest_result
+    if not status.available or result is None:
+        return OverlayState(findings=None, ai_available=status.available, status_text=status.reason)
+    config = pipeline.config
+    age = max(0.0, source.arrival - result.source.arrival)
+    if age <= config.fade_after_s:
+        opacity = 1.0
+    else:
+        span = max(1e-3, config.stale_after_s - config.fade_after_s)
+        opacity = max(0.0, 1.0 - (age - config.fade_after_s) / span)
+    latency = f"AI {result.findings.inference_ms:.0f} ms | age {age * 1000:.0f} ms"
+    return OverlayState(findings=result.findings, opacity=opacity, ai_available=True, latency_text=latency)
+
+
+def render_frame(frame: av.VideoFrame, state: OverlayState) -> av.VideoFrame:
+    """Convert, draw, convert back. Runs in a worker thread (PyAV and OpenCV release the GIL)."""
+    image = frame_to_array(frame, "bgr24")
+    draw_overlay(image, state)
+    return array_to_frame(image)
+
+
+async def pump_track(track: MediaStreamTrack, pipeline: StreamPipeline) -> None:
+    """Drain a peer's track into a pipeline as fast as frames arrive.
+
+    aiortc queues decoded frames without bound; reading continuously here and
+    keeping only the newest in the pipeline's slot is what keeps latency flat.
+    """
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        pipeline.push_frame(frame)

@@ -1,0 +1,76 @@
+"""Test doubles for models: fixed output, slow, failing, hanging. Real models live in perception/."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from perception.findings import Finding, FrameFindings, ModelInfo
+from perception.registry import ModelRegistry
+
+BOX_FRACTION = (0.35, 0.35, 0.65, 0.65)  # where BoxModel reports its object, as fractions of the frame
+
+
+class BoxModel:
+    """Reports one object in the middle of every frame, after `delay_s`."""
+
+    def __init__(self, delay_s: float = 0.0, name: str = "box") -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+        self._info = ModelInfo(name=name, version="test", labels=("thing",))
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def predict(self, frame_rgb: np.ndarray) -> FrameFindings:
+        self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        h, w = frame_rgb.shape[:2]
+        fx0, fy0, fx1, fy1 = BOX_FRACTION
+        box = (int(w * fx0), int(h * fy0), int(w * fx1), int(h * fy1))
+        x0, y0, x1, y1 = box
+        outline = (((x0, y0), (x1, y0), (x1, y1), (x0, y1)),)
+        finding = Finding(label="thing", score=0.9, box=box, outline=outline, track_id=1, area_px=(x1 - x0) * (y1 - y0))
+        return FrameFindings(model=self._info, frame_size=(w, h), objects=(finding,))
+
+
+class FailingModel(BoxModel):
+    """Raises on every call (after `healthy_calls` good ones)."""
+
+    def __init__(self, healthy_calls: int = 0) -> None:
+        super().__init__(name="failing")
+        self.healthy_calls = healthy_calls
+
+    def predict(self, frame_rgb: np.ndarray) -> FrameFindings:
+        if self.calls >= self.healthy_calls:
+            self.calls += 1
+            raise RuntimeError("simulated model crash")
+        return super().predict(frame_rgb)
+
+
+class HangingModel(BoxModel):
+    """Blocks on its `n`-th call until `release` is set (or 60 s pass, so no test leaks a thread forever)."""
+
+    def __init__(self, hang_on_call: int = 1) -> None:
+        super().__init__(name="hanging")
+        self.hang_on_call = hang_on_call
+        self.release = threading.Event()
+
+    def predict(self, frame_rgb: np.ndarray) -> FrameFindings:
+        if self.calls + 1 >= self.hang_on_call and not self.release.is_set():
+            self.calls += 1
+            self.release.wait(60)
+            return super().predict(frame_rgb)
+        return super().predict(frame_rgb)
+
+
+def registry_with(**models: object) -> ModelRegistry:
+    """A registry whose factories return the given instances (so tests can inspect them)."""
+    registry = ModelRegistry()
+    for name, model in models.items():
+        registry.register(name, lambda m=model: m)  # type: ignore[misc]
+    return registry
