@@ -31,6 +31,8 @@ from stream.sources import SourceSpec
 
 log = logging.getLogger(__name__)
 
+PASS_THROUGH = "none"  # model name that turns the server into a plain relay (no AI, no overlay)
+
 
 def default_registry(settings: Settings) -> ModelRegistry:
     """The shipped models (ONNX on onnxruntime)."""
@@ -55,9 +57,12 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         stale_after_s=settings.stale_after_s,
         fade_after_s=settings.fade_after_s,
         sync_wait_ms=settings.sync_wait_ms,
+        annotate=settings.model != PASS_THROUGH,
     )
 
-    def model_factory(name: str) -> Callable[[], FrameModel]:
+    def model_factory(name: str) -> Callable[[], FrameModel] | None:
+        if name == PASS_THROUGH:
+            return None
         return lambda: registry.create(name)
 
     hub = StreamHub(model_factory, settings.model, config, metrics, max_sessions=settings.max_sessions)

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
         "empty: the bundled sample clip",
     )
     serve_sample: bool = Field(True, description="serve the bundled sample clip when no source is given")
-    model: str = Field("polyp", description="registered model run on every stream")
+    model: str = Field("polyp", description="registered model run on every stream; 'none' relays video without AI")
     model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
     max_sessions: int = Field(16, ge=1, le=1000)
     hang_timeout_s: float = Field(2.0, gt=0, le=60)

@@ -38,6 +38,7 @@ class PipelineConfig:
     fade_after_s: float = 0.3  # findings start fading after this age
     sync_wait_ms: int = 0  # >0: evaluation mode, each output frame waits this long for its own findings
     error_backoff_s: float = 0.5  # pause after a failed model call, so a broken model does not spin
+    annotate: bool = True  # False: plain relay (no model, no overlay), the baseline of the stream benchmark
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ class AnnotatedTrack(MediaStreamTrack):
         source = taken.item
         if pipeline.config.sync_wait_ms > 0:
             await pipeline.wait_for_result(taken.seq, pipeline.config.sync_wait_ms / 1000)
-        if pipeline.viewers == 0:
-            out = ensure_yuv420p(source.frame)  # nobody is watching: skip the drawing work
+        if pipeline.viewers == 0 or not pipeline.config.annotate:
+            out = ensure_yuv420p(source.frame)  # nobody is watching, or plain relay: no drawing work
         else:
             state = overlay_state(pipeline, source)
             loop = asyncio.get_running_loop()

@@ -1,0 +1,126 @@
+"""Headless Chromium as a real WebRTC peer: the camera page and the monitor page, with screenshots."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scopecast.app import create_app
+from scopecast.assets import SAMPLE_CLIP
+from scopecast.settings import Settings
+from stream.framestamp import moving_pattern
+from tests.conftest import running_server
+from tests.fakes import BoxModel, registry_with
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def write_y4m(path: Path, width: int = 640, height: int = 480, frames: int = 30) -> Path:
+    """A fake camera file for Chromium: I420 frames of a moving pattern."""
+    pattern = moving_pattern(width, height)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            bgr = pattern(i).astype(np.float32)
+            b, g, r = bgr[..., 0], bgr[..., 1], bgr[..., 2]
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = (b - y) * 0.564 + 128
+            v = (r - y) * 0.713 + 128
+            out.write(b"FRAME\n")
+            out.write(np.clip(y, 0, 255).astype(np.uint8).tobytes())
+            out.write(np.clip(u[::2, ::2], 0, 255).astype(np.uint8).tobytes())
+            out.write(np.clip(v[::2, ::2], 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
+@pytest.fixture
+async def browser(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
+    from playwright.async_api import async_playwright
+
+    camera = write_y4m(tmp_path / "camera.y4m")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        await browser.close()
+
+
+async def _wait_video_playing(page, selector: str) -> None:
+    await page.wait_for_function(
+        f"""() => {{ const v = document.querySelector('{selector}');
+                     return v && v.videoWidth > 0 && v.currentTime > 1.0; }}""",
+        timeout=30_000,
+    )
+
+
+async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artifacts_dir):
+    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()))
+    async with running_server(app) as addr:
+        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        await page.goto(f"http://{addr}/capture?auto=1")
+        await _wait_video_playing(page, "#annotated")
+        await page.wait_for_selector("#panel li.object", timeout=15_000)
+        assert "thing" in await page.inner_text("#panel .objects")
+        assert "AI live" in await page.inner_text("#panel .status")
+        stream_id = await page.evaluate("window.scopecastSession.streamId")
+        size = await page.evaluate("[document.querySelector('#annotated').videoWidth, document.querySelector('#annotated').videoHeight]")
+        assert size == [640, 480]
+        await page.screenshot(path=str(artifacts_dir / "capture-page.png"))
+
+        monitor = await browser.new_page(viewport={"width": 1280, "height": 720})
+        await monitor.goto(f"http://{addr}/monitor?stream={stream_id}")
+        await _wait_video_playing(monitor, "#video")
+        await monitor.wait_for_selector("#panel li.object", timeout=15_000)
+        await monitor.screenshot(path=str(artifacts_dir / "monitor-of-camera.png"))
+        assert len(app.state.hub.streams()) == 1
+        await page.close()  # the publisher leaves: its stream ends and is cleaned up
+        for _ in range(100):
+            if not app.state.hub.streams():
+                break
+            await __import__("asyncio").sleep(0.1)
+        assert app.state.hub.streams() == []
+        await monitor.close()
+
+
+async def test_monitor_plays_the_bundled_sample_with_findings(browser, artifacts_dir):
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()))
+    async with running_server(app) as addr:
+        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        await page.goto(f"http://{addr}/monitor")
+        await _wait_video_playing(page, "#video")
+        await page.wait_for_selector("#panel li.object", timeout=15_000)
+        text = await page.inner_text("#panel")
+        assert "box test" in text  # model name and version from findings events
+        await page.screenshot(path=str(artifacts_dir / "monitor-sample.png"))
+
+
+async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()))
+    async with running_server(app) as addr:
+        page = await browser.new_page()
+        await page.goto(f"http://{addr}/monitor")
+        await _wait_video_playing(page, "#video")  # the page's own first watch has finished
+        await page.evaluate("""() => { const s = document.getElementById('streams');
+                                       s.add(new Option('ghost', 'ghost')); s.value = 'ghost'; }""")
+        await page.click("#watch")
+        await page.wait_for_function("() => document.getElementById('error').textContent.includes('unknown_stream')", timeout=10_000)
+        assert "unknown stream 'ghost'" in await page.inner_text("#error")

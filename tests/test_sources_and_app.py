@@ -1,0 +1,98 @@
+"""Server-side sources, the monitor path, the operational endpoints and the CLI's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from scopecast.app import create_app
+from scopecast.assets import LAPAROSCOPY_CLIP, SAMPLE_CLIP
+from scopecast.cli import main
+from scopecast.settings import Settings
+from stream import client
+from stream.sources import SourceError, SourceSpec, probe_source
+from tests.conftest import running_server
+from tests.fakes import BoxModel, registry_with
+
+
+def test_bundled_clips_probe():
+    assert probe_source(SourceSpec(str(SAMPLE_CLIP)))[:2] == (768, 576)
+    assert probe_source(SourceSpec(str(LAPAROSCOPY_CLIP)))[:2] == (1280, 720)
+
+
+def test_missing_and_undecodable_sources_are_named(tmp_path):
+    with pytest.raises(SourceError, match="source file not found: /no/such/clip.mp4"):
+        probe_source(SourceSpec("/no/such/clip.mp4"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01 definitely not a video " * 200)
+    with pytest.raises(SourceError, match=f"(cannot open|cannot decode|no video).*{junk.name}|{junk.name}.*"):
+        probe_source(SourceSpec(str(junk)))
+
+
+def test_cli_refuses_a_bad_source_with_a_message(capsys, tmp_path):
+    assert main(["serve", "--source", "endo=/no/such/clip.mp4", "--port", "18999"]) == 2
+    err = capsys.readouterr().err
+    assert "source 'endo': source file not found: /no/such/clip.mp4" in err
+
+
+def test_cli_refuses_bad_settings(capsys):
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "invalid setting port" in capsys.readouterr().err
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SCOPECAST_MAX_SESSIONS", "5")
+    monkeypatch.setenv("SCOPECAST_VIDEO_CODEC", "H264")
+    settings = Settings()
+    assert settings.max_sessions == 5 and settings.video_codec == "H264"
+    monkeypatch.setenv("SCOPECAST_VIDEO_CODEC", "MPEG2")
+    with pytest.raises(Exception, match="video_codec"):
+        Settings()
+
+
+async def test_monitors_share_one_inference_per_source_and_endpoints_report_it():
+    model = BoxModel()
+    app = create_app(Settings(sources=[f"lap={LAPAROSCOPY_CLIP}"], model="box"), registry_with(box=model))
+    async with running_server(app) as addr:
+        async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            ready = (await http.get("/readyz")).json()
+            assert ready["ready"] is True and "lap" in ready["streams"]
+            streams = (await http.get("/api/streams")).json()
+            assert [s["stream_id"] for s in streams] == ["lap"] and streams[0]["size"] == [1280, 720]
+            assert (await http.get("/api/streams/nope")).status_code == 404
+            schema = (await http.get("/api/schema/events")).json()
+            assert "FindingsEvent" in str(schema)
+            assert (await http.get("/monitor")).status_code == 200
+
+            viewers = [await client.watch(f"ws://{addr}/ws", "lap") for _ in range(2)]
+            try:
+                await asyncio.gather(*(v.track.recv() for v in viewers))
+                frames_before = app.state.hub.get("lap").pipeline.frames.seq
+                calls_before = model.calls
+                start = time.monotonic()
+                counts = await asyncio.gather(*(_count_frames(v.track, 3.0) for v in viewers))
+                elapsed = time.monotonic() - start
+                source_frames = app.state.hub.get("lap").pipeline.frames.seq - frames_before
+                calls = model.calls - calls_before
+            finally:
+                for v in viewers:
+                    await v.close()
+            metrics = (await http.get("/metrics")).text
+    assert all(c >= 0.6 * 25 * elapsed for c in counts), counts
+    assert calls <= source_frames + 2, f"{calls} model calls for {source_frames} source frames and 2 viewers"
+    assert 'scopecast_frames_in_total{stream="lap"}' in metrics
+    assert "scopecast_inference_seconds_bucket" in metrics
+    assert 'scopecast_sessions{role="watcher"}' in metrics
+
+
+async def _count_frames(track, seconds: float) -> int:
+    n = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.wait_for(track.recv(), 5)
+        n += 1
+    return n
