@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install scopecast on a fresh Debian/Ubuntu machine: system packages, a virtual
+# environment in .venv, and the package with the extras the tests use.
+# Safe to run again: each step is skipped or quick when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Chromium is only for the browser tests; fonts make the screenshots readable.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium (browser tests) ..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  else
+    echo "note: chromium is not installed and apt-get is not usable; browser tests will be skipped" >&2
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# Pin torch: an unpinned torch pulls a multi-GB CUDA build. On a GPU machine set
+# TORCH_SPEC to the CUDA build you want.
+.venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/python -m pip install -q -e ".[train,vlm,test]"
+echo "scopecast installed in .venv ($(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"
