@@ -42,6 +42,11 @@ class AnnotatedTrack(MediaStreamTrack):
         self._seen = 0
         self._clock_start: float | None = None
 
+    @property
+    def last_sent_seq(self) -> int:
+        """Sequence number (in the pipeline's slot) of the last frame this track returned."""
+        return self._seen
+
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
