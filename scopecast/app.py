@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from perception.model import FrameModel
 from perception.registry import ModelRegistry
+from perception.vlm.base import VlmBackend
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings, split_source
 from stream.api import STATIC_DIR, streaming_router
@@ -49,7 +50,7 @@ def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
     return [(sid, SourceSpec(loc, loop=True)) for sid, loc in (split_source(s, i + 1) for i, s in enumerate(settings.sources))]
 
 
-def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
+def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: VlmBackend | None = None) -> FastAPI:
     registry = registry if registry is not None else default_registry(settings)
     metrics = StreamMetrics()
     config = PipelineConfig(
@@ -85,7 +86,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     app.state.settings = settings
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(
-        streaming_router(hub, metrics, max_message_bytes=settings.max_message_bytes, video_codec=settings.video_codec)
+        streaming_router(
+            hub, metrics, max_message_bytes=settings.max_message_bytes, video_codec=settings.video_codec, vlm=vlm
+        )
     )
 
     @app.get("/", include_in_schema=False)

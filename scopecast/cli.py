@@ -9,9 +9,38 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 
+# Subcommands whose arguments belong to another package's own parser: scopecast
+# only routes to them, so each keeps one definition of its options.
+_FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
+    ("train",): ("perception.training", "train a segmentation model (progress bar, plots, resumable)"),
+    ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
+    ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
+    ("bench", "perception"): ("perception.bench", "per-frame model latency and throughput"),
+}
+
+
+def _forwarded(argv: Sequence[str]) -> tuple[str, list[str], str] | None:
+    for words, (module, _help) in sorted(_FORWARDED.items(), key=lambda kv: -len(kv[0])):
+        if tuple(argv[: len(words)]) == words:
+            return module, list(argv[len(words) :]), "scopecast " + " ".join(words)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    route = _forwarded(argv)
+    if route is not None:
+        import importlib
+
+        module, rest, prog = route
+        sys.argv[0] = prog
+        return int(importlib.import_module(module).main(rest) or 0)
+
     parser = argparse.ArgumentParser(prog="scopecast", description="Real-time surgical video and telehealth with AI overlays")
     sub = parser.add_subparsers(dest="command", required=True)
+    for words, (_module, help_text) in _FORWARDED.items():
+        if len(words) == 1:
+            sub.add_parser(words[0], help=help_text, add_help=False)
 
     serve = sub.add_parser("serve", help="start the server (monitor, capture, API)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -31,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
     from scopecast.bench_stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
@@ -85,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         except SourceError as exc:
             print(f"scopecast: source {stream_id!r}: {exc}", file=sys.stderr)
             return 2
-        print(f"scopecast: stream {stream_id!r}: {spec.location} ({width}x{height} @ {fps:.0f} fps)", file=sys.stderr)
+        print(f"scopecast: stream {stream_id!r}: {spec.loggable} ({width}x{height} @ {fps:.0f} fps)", file=sys.stderr)
     try:
         app = create_app(settings)
     except Exception as exc:  # model registry problems: say which, do not dump a traceback

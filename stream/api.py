@@ -7,9 +7,12 @@ import logging
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, WebSocket
+from pydantic import BaseModel, ConfigDict, Field
 from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from perception.vlm.base import Turn, VlmBackend, VlmError
+from stream.dialogue import DialogueError, ask_backend, snapshot, vlm_error_code
 from stream.events import server_event_schema
 from stream.hub import StreamHub, TooManySessions, UnknownStream
 from stream.metrics import StreamMetrics
@@ -21,8 +24,26 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+class TurnBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(max_length=2000)
+    answer: str = Field(max_length=20_000)
+
+
+class AskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(description="plain text, at most 2,000 characters")
+    frame_seq: int | None = Field(default=None, ge=1)
+    history: list[TurnBody] = Field(default_factory=list, max_length=6)
+
+
 def streaming_router(
-    hub: StreamHub, metrics: StreamMetrics, *, max_message_bytes: int, video_codec: str = "auto"
+    hub: StreamHub,
+    metrics: StreamMetrics,
+    *,
+    max_message_bytes: int,
+    video_codec: str = "auto",
+    vlm: VlmBackend | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -69,6 +90,31 @@ def streaming_router(
             "objects": len(result.findings.objects) if result else 0,
         }
 
+    @router.post("/api/streams/{stream_id}/ask")
+    async def ask(stream_id: str, body: AskBody) -> dict:
+        """Ask the VLM about a stream's newest analysed frame (or a recent `frame_seq`); returns the whole answer."""
+        if vlm is None:
+            raise HTTPException(503, "questions are not enabled on this server")
+        try:
+            result = await snapshot(hub, stream_id, body.frame_seq)
+            _request, pieces = await ask_backend(vlm, result, body.question, tuple(Turn(t.question, t.answer) for t in body.history))
+            text = "".join([piece async for piece in pieces])
+        except UnknownStream as exc:
+            raise HTTPException(404, str(exc)) from None
+        except DialogueError as exc:
+            raise HTTPException(409 if exc.code == "no_frame" else 404, exc.message) from None
+        except VlmError as exc:
+            status = {"invalid_question": 422, "vlm_busy": 429}.get(vlm_error_code(exc), 503)
+            raise HTTPException(status, str(exc)) from None
+        info = vlm.info
+        return {
+            "stream_id": stream_id,
+            "frame_seq": result.seq,
+            "answer": text,
+            "model": {"name": info.name, "version": info.version, "backend": info.backend},
+            "objects": len(result.findings.objects),
+        }
+
     @router.get("/api/schema/events")
     async def events_schema() -> dict:
         """JSON Schema of every event sent on the data channel (findings and status)."""
@@ -84,7 +130,7 @@ def streaming_router(
             await websocket.send_text(ErrorMessage(code="too_many_sessions", message=str(exc)).model_dump_json())
             await websocket.close(code=1013)
             return
-        session = PeerSession(hub, metrics, video_codec)
+        session = PeerSession(hub, metrics, video_codec, vlm)
         try:
             await _serve_socket(websocket, session, hub, metrics, max_message_bytes)
         finally:

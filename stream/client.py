@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 import websockets
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 
@@ -29,7 +29,22 @@ class ClientSession:
     socket: websockets.ClientConnection
     stream_id: str
     track: MediaStreamTrack  # the annotated video coming back
+    channel: RTCDataChannel
     events: asyncio.Queue[dict] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+
+    def send(self, message: dict) -> None:
+        """Send a request (ask, cancel, ping) on the data channel."""
+        self.channel.send(json.dumps(message))
+
+    async def next_event(self, kind: str, timeout: float = 10.0, **match: object) -> dict:
+        """Wait for the next event of `kind` whose fields equal `match`; other events are dropped."""
+        async def wait() -> dict:
+            while True:
+                event = await self.events.get()
+                if event.get("type") == kind and all(event.get(k) == v for k, v in match.items()):
+                    return event
+
+        return await asyncio.wait_for(wait(), timeout)
 
     async def close(self) -> None:
         await self.pc.close()
@@ -85,4 +100,8 @@ async def _negotiate(url: str, request: dict, *, send_track: MediaStreamTrack | 
         await pc.close()
         await socket.close()
         raise
-    return ClientSession(pc, socket, reply["stream_id"], track, events)
+    if channel.readyState != "open":
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        await asyncio.wait_for(opened.wait(), 10)
+    return ClientSession(pc, socket, reply["stream_id"], track, channel, events)

@@ -61,8 +61,37 @@ class StatusEvent(_Event):
     time: float = Field(description="unix time (s) of the change")
 
 
-ServerEvent = Annotated[Union[FindingsEvent, StatusEvent], Field(discriminator="type")]
-SERVER_EVENT_ADAPTER: TypeAdapter[FindingsEvent | StatusEvent] = TypeAdapter(ServerEvent)
+class VlmRef(_Event):
+    name: str
+    version: str
+    backend: str
+
+
+class AnswerEvent(_Event):
+    """A piece of a streamed answer (`done` false), or the end of it with the whole text (`done` true)."""
+
+    type: Literal["answer"] = "answer"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    request_id: str
+    delta: str = ""
+    done: bool = False
+    text: str | None = Field(default=None, description="the whole answer, on the final event only")
+    frame_seq: int | None = Field(default=None, description="the frame the answer is about")
+    model: VlmRef | None = None
+
+
+class ErrorEvent(_Event):
+    """A request on the data channel was refused or failed; the video is unaffected."""
+
+    type: Literal["error"] = "error"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    code: str
+    message: str
+    request_id: str | None = None
+
+
+ServerEvent = Annotated[Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent], Field(discriminator="type")]
+SERVER_EVENT_ADAPTER: TypeAdapter[FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent] = TypeAdapter(ServerEvent)
 
 
 def findings_event(
@@ -90,7 +119,7 @@ def findings_event(
     )
 
 
-def parse_server_event(data: str | bytes) -> FindingsEvent | StatusEvent:
+def parse_server_event(data: str | bytes) -> FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent:
     """Parse and validate one event; raises pydantic.ValidationError naming the bad field."""
     return SERVER_EVENT_ADAPTER.validate_json(data)
 

@@ -80,7 +80,7 @@ class StreamHub:
             raise ValueError(f"stream {stream_id!r} already exists")
         loop = asyncio.get_running_loop()
         width, height, _fps = await loop.run_in_executor(None, probe_source, spec)
-        entry = self._new_entry(stream_id, "source", label or spec.location, model_name)
+        entry = self._new_entry(stream_id, "source", label or spec.display_name, model_name)
         entry.size = (width, height)
 
         def on_end(error: SourceError | None) -> None:

@@ -10,6 +10,7 @@ behind turns the overlay into "AI unavailable" while frames keep flowing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -29,6 +30,10 @@ from stream.metrics import StreamMetrics
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[str], None]  # receives one serialised event (JSON text)
+
+# Frames kept with their findings so a question can name a recent frame; each
+# holds a decoded frame, so keep few.
+RECENT_RESULTS = 8
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class StreamPipeline:
         self._inflight_since: float | None = None
         self._first_frame_at: float | None = None
         self._result: ModelResult | None = None
+        self._recent: collections.deque[ModelResult] = collections.deque(maxlen=RECENT_RESULTS)
         self._result_changed = asyncio.Event()
         self._status = AiStatus(False, "starting")
         self._status_json = self._status_event(self._status).model_dump_json()
@@ -110,6 +116,7 @@ class StreamPipeline:
         # A hung model call cannot be interrupted; its thread is released when it returns.
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._listeners.clear()
+        self._recent.clear()
         self._ended.set()
         self._metrics.forget_stream(self.stream_id)
 
@@ -135,6 +142,13 @@ class StreamPipeline:
     @property
     def latest_result(self) -> ModelResult | None:
         return self._result
+
+    def recent_result(self, frame_seq: int) -> ModelResult | None:
+        """The result of frame `frame_seq` if it is among the last few processed, else None."""
+        return next((r for r in self._recent if r.seq == frame_seq), None)
+
+    def recent_frame_seqs(self) -> list[int]:
+        return [r.seq for r in self._recent]
 
     @property
     def status(self) -> AiStatus:
@@ -220,6 +234,7 @@ class StreamPipeline:
             self._call_error = None
             self._metrics.inference_seconds.labels(self.stream_id, model_name).observe(findings.inference_ms / 1000)
             self._result = ModelResult(taken.seq, taken.item, findings)
+            self._recent.append(self._result)
             self._result_changed.set()
             self._result_changed = asyncio.Event()
             self._refresh_status()

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from perception.vlm.base import VlmBackend
+from stream.dialogue import SessionDialogue
 from stream.hub import StreamEntry, StreamHub
 from stream.metrics import StreamMetrics
 from stream.signaling import AnswerMessage, SignalingError, check_offer_sdp
@@ -24,7 +26,9 @@ _MAX_CHANNEL_BUFFER = 1 << 20
 class PeerSession:
     """Owns one RTCPeerConnection and everything it subscribed to; `close()` releases all of it."""
 
-    def __init__(self, hub: StreamHub, metrics: StreamMetrics, video_codec: str = "auto") -> None:
+    def __init__(
+        self, hub: StreamHub, metrics: StreamMetrics, video_codec: str = "auto", vlm: VlmBackend | None = None
+    ) -> None:
         self._hub = hub
         self._metrics = metrics
         self._video_codec = video_codec
@@ -36,6 +40,7 @@ class PeerSession:
         self._unsubscribe_events: Callable[[], None] | None = None
         self._closed = asyncio.Event()
         self._pending_tracks: list[MediaStreamTrack] = []
+        self._dialogue = SessionDialogue(vlm, hub, lambda: self.stream_id, self._send_event) if vlm is not None else None
 
         @self._pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -127,23 +132,19 @@ class PeerSession:
         channel.send(message)
 
     def _on_channel_message(self, message: str | bytes) -> None:
-        # Clients may only send known requests; anything else gets a clear error back.
-        try:
-            data = json.loads(message)
-            kind = data.get("type") if isinstance(data, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            kind = None
-        if kind == "ping":
-            self._send_event(json.dumps({"type": "pong"}))
+        if self._dialogue is not None:
+            self._dialogue.handle(message)
             return
         self._send_event(
-            json.dumps({"type": "error", "code": "unknown_type", "message": f"unsupported data-channel message type {kind!r}"})
+            json.dumps({"type": "error", "code": "no_vlm", "message": "questions are not enabled on this server"})
         )
 
     async def close(self) -> None:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._dialogue is not None:
+            await self._dialogue.close()
         if self._unsubscribe_events is not None:
             self._unsubscribe_events()
         if self._watched is not None:

@@ -41,6 +41,20 @@ class SourceSpec:
     def is_device(self) -> bool:
         return self.location.startswith("/dev/video")
 
+    @property
+    def display_name(self) -> str:
+        """A label safe to show to viewers: a file's name, or a URL without credentials or query."""
+        if self.is_live and "://" in self.location:
+            scheme, rest = self.location.split("://", 1)
+            host_and_path = rest.rsplit("@", 1)[-1].split("?", 1)[0]
+            return f"{scheme}://{host_and_path}"
+        return Path(self.location).name
+
+    @property
+    def loggable(self) -> str:
+        """The location for messages and logs: full paths for files, URLs without credentials."""
+        return self.display_name if self.is_live else self.location
+
     def open_container(self) -> av.container.InputContainer:
         """Open and check the source; raises SourceError with a clear reason."""
         if not self.is_live and not Path(self.location).is_file():
@@ -48,16 +62,16 @@ class SourceSpec:
         options: dict[str, str] = {}
         fmt: str | None = None
         if self.location.startswith(("rtsp://", "rtsps://")):
-            options = {"rtsp_transport": "tcp", "stimeout": "5000000"}
+            options = {"rtsp_transport": "tcp"}
         if self.is_device:
             fmt = "v4l2"
         try:
             container = av.open(self.location, format=fmt, options=options, timeout=10.0)
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open source {self.location}: {exc}") from exc
+            raise SourceError(f"cannot open source {self.loggable}: {exc}") from exc
         if not container.streams.video:
             container.close()
-            raise SourceError(f"source {self.location} has no video stream")
+            raise SourceError(f"source {self.loggable} has no video stream")
         return container
 
 
@@ -69,7 +83,7 @@ def probe_source(spec: SourceSpec) -> tuple[int, int, float]:
         try:
             frame = next(container.decode(stream))
         except (av.FFmpegError, StopIteration, ValueError) as exc:
-            raise SourceError(f"cannot decode video from {spec.location}: {exc or 'no frames'}") from exc
+            raise SourceError(f"cannot decode video from {spec.loggable}: {exc or 'no frames'}") from exc
         rate = float(stream.average_rate or stream.guessed_rate or 30)
         return frame.width, frame.height, rate
     finally:
@@ -95,7 +109,7 @@ class VideoSource:
         self._on_frame = on_frame
         self._on_end = on_end
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"source:{spec.location}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"source:{spec.display_name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -116,7 +130,7 @@ class VideoSource:
         except SourceError as exc:
             error = exc
         except Exception as exc:  # a decoder can fail in many ways mid-stream
-            error = SourceError(f"source {self._spec.location} failed: {exc}")
+            error = SourceError(f"source {self._spec.loggable} failed: {exc}")
         if not self._stop.is_set():
             try:
                 self._loop.call_soon_threadsafe(self._on_end, error)

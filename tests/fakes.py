@@ -68,6 +68,47 @@ class HangingModel(BoxModel):
         return super().predict(frame_rgb)
 
 
+class ScriptedVlm:
+    """A VLM double: answers 'I see N object(s): labels' word by word, `delay_s` between words."""
+
+    def __init__(self, delay_s: float = 0.0, words: int = 0) -> None:
+        from perception.vlm.base import VlmInfo
+
+        self.delay_s = delay_s
+        self.extra_words = words
+        self.requests: list = []
+        self.stopped_early = 0
+        self._info = VlmInfo("scripted", "test", "grounded")
+
+    @property
+    def info(self):
+        return self._info
+
+    async def answer(self, request):
+        import asyncio
+
+        self.requests.append(request)
+        objects = request.findings.objects if request.findings else ()
+        text = f"I see {len(objects)} object(s): {', '.join(o.label for o in objects) or 'none'}."
+        words = text.split() + ["more"] * self.extra_words
+        finished = False
+        try:
+            for i, word in enumerate(words):
+                yield word if i == 0 else " " + word
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+            finished = True
+        finally:
+            if not finished:
+                self.stopped_early += 1
+
+    async def draft_report(self, context):
+        raise NotImplementedError("not used by these tests")
+
+    async def aclose(self) -> None:
+        return None
+
+
 def registry_with(**models: object) -> ModelRegistry:
     """A registry whose factories return the given instances (so tests can inspect them)."""
     registry = ModelRegistry()

@@ -13,7 +13,7 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.framestamp import moving_pattern
 from tests.conftest import running_server
-from tests.fakes import BoxModel, registry_with
+from tests.fakes import BoxModel, ScriptedVlm, registry_with
 
 pytestmark = pytest.mark.browser
 
@@ -101,8 +101,10 @@ async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artif
         await monitor.close()
 
 
-async def test_monitor_plays_the_bundled_sample_with_findings(browser, artifacts_dir):
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()))
+async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_question(browser, artifacts_dir):
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=ScriptedVlm()
+    )
     async with running_server(app) as addr:
         page = await browser.new_page(viewport={"width": 1280, "height": 720})
         await page.goto(f"http://{addr}/monitor")
@@ -110,6 +112,10 @@ async def test_monitor_plays_the_bundled_sample_with_findings(browser, artifacts
         await page.wait_for_selector("#panel li.object", timeout=15_000)
         text = await page.inner_text("#panel")
         assert "box test" in text  # model name and version from findings events
+        await page.fill("#ask input", "what do you see?")
+        await page.click("#ask button[type=submit]")
+        await page.wait_for_selector("#ask .a.done", timeout=15_000)
+        assert await page.inner_text("#ask .a.done") == "I see 1 object(s): thing."
         await page.screenshot(path=str(artifacts_dir / "monitor-sample.png"))
 
 

@@ -23,6 +23,11 @@ def test_bundled_clips_probe():
     assert probe_source(SourceSpec(str(LAPAROSCOPY_CLIP)))[:2] == (1280, 720)
 
 
+def test_source_labels_never_show_credentials_or_server_paths():
+    assert SourceSpec("rtsp://nurse:secret@10.0.0.5:554/theatre2?token=abc").display_name == "rtsp://10.0.0.5:554/theatre2"
+    assert SourceSpec("/srv/cases/patient-1234/endo.mp4").display_name == "endo.mp4"
+
+
 def test_missing_and_undecodable_sources_are_named(tmp_path):
     with pytest.raises(SourceError, match="source file not found: /no/such/clip.mp4"):
         probe_source(SourceSpec("/no/such/clip.mp4"))
@@ -53,16 +58,35 @@ def test_settings_come_from_the_environment(monkeypatch):
         Settings()
 
 
-async def test_monitors_share_one_inference_per_source_and_endpoints_report_it():
+def write_clip(path, width: int = 320, height: int = 240, fps: int = 25, seconds: float = 2.0):
+    """A small H.264 file, so fan-out tests measure the server, not the cost of decoding 720p."""
+    import av
+
+    from stream.framestamp import moving_pattern
+
+    pattern = moving_pattern(width, height)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(int(fps * seconds)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pattern(i), format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(tmp_path):
     model = BoxModel()
-    app = create_app(Settings(sources=[f"lap={LAPAROSCOPY_CLIP}"], model="box"), registry_with(box=model))
+    clip = write_clip(tmp_path / "clip.mp4")
+    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model))
     async with running_server(app) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             ready = (await http.get("/readyz")).json()
             assert ready["ready"] is True and "lap" in ready["streams"]
             streams = (await http.get("/api/streams")).json()
-            assert [s["stream_id"] for s in streams] == ["lap"] and streams[0]["size"] == [1280, 720]
+            assert [s["stream_id"] for s in streams] == ["lap"] and streams[0]["size"] == [320, 240]
             assert (await http.get("/api/streams/nope")).status_code == 404
             schema = (await http.get("/api/schema/events")).json()
             assert "FindingsEvent" in str(schema)

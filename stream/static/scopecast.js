@@ -86,3 +86,47 @@ export class FindingsPanel {
     }
   }
 }
+
+// Ask the VLM about the frame on screen; the answer streams in as it is generated.
+export class AskPanel {
+  constructor(root, getSession) {
+    this.getSession = getSession;
+    this.counter = 0;
+    this.current = null;
+    root.innerHTML = `
+      <h3>Ask about this frame</h3>
+      <form data-role="form"><input data-role="question" maxlength="2000" placeholder="e.g. what do you see? where is it?" autocomplete="off">
+      <button type="submit">Ask</button> <button type="button" data-role="cancel">Stop</button></form>
+      <ol class="dialogue" data-role="log"></ol>
+      <p class="note">AI answers are drafts from the detections and the image; they are not a diagnosis.</p>`;
+    this.el = (role) => root.querySelector(`[data-role=${role}]`);
+    this.el("form").onsubmit = (ev) => { ev.preventDefault(); this.ask(this.el("question").value); };
+    this.el("cancel").onclick = () => {
+      const s = this.getSession();
+      if (s && this.current) s.channel.send(JSON.stringify({ type: "cancel", request_id: this.current.id }));
+    };
+  }
+  ask(question) {
+    const session = this.getSession();
+    if (!session || session.channel.readyState !== "open") return;
+    const id = `q${Date.now()}-${++this.counter}`;
+    const item = document.createElement("li");
+    item.innerHTML = `<div class="q"></div><div class="a" data-answer="${id}"></div>`;
+    item.querySelector(".q").textContent = question;
+    this.el("log").prepend(item);
+    this.current = { id, answer: item.querySelector(".a") };
+    session.channel.send(JSON.stringify({ type: "ask", request_id: id, question }));
+    this.el("question").value = "";
+  }
+  handle(event) {
+    if (!this.current || event.request_id !== this.current.id) return;
+    const box = this.current.answer;
+    if (event.type === "answer") {
+      if (event.done) { box.textContent = event.text; box.classList.add("done"); box.title = `${event.model.name} ${event.model.version}, frame ${event.frame_seq}`; }
+      else box.textContent += event.delta;
+    } else if (event.type === "error") {
+      box.textContent = `(${event.message})`;
+      box.classList.add("error");
+    }
+  }
+}
