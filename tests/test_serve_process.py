@@ -1,0 +1,55 @@
+"""The README's run command, for real: `scopecast serve` as a process on embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_scopecast_serve_starts_on_defaults_and_stops_cleanly():
+    port = _free_port()
+    env = {**os.environ, "SCOPECAST_PORT": str(port), "SCOPECAST_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scopecast", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        ready = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        assert ready is not None and ready.status_code == 200, f"server did not become ready: {proc.poll()}"
+        assert "sample" in ready.json()["streams"]
+        streams = httpx.get(f"http://127.0.0.1:{port}/api/streams", timeout=5).json()
+        assert streams[0]["label"] == "colonoscopy-sample.mp4" and streams[0]["model"] == "polyp"
+        time.sleep(1.5)
+        detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
+        assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
+        assert httpx.get(f"http://127.0.0.1:{port}/monitor", timeout=5).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert proc.returncode == 0, output[-2000:]
+    assert "monitor at http://127.0.0.1" in output
+    assert "Traceback" not in output
