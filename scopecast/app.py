@@ -23,7 +23,7 @@ from perception.model import FrameModel
 from perception.registry import ModelRegistry
 from perception.vlm.base import VlmBackend
 from scopecast.assets import SAMPLE_CLIP
-from scopecast.settings import Settings, split_source
+from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.api import STATIC_DIR, streaming_router
 from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
@@ -87,7 +87,12 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: V
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(
         streaming_router(
-            hub, metrics, max_message_bytes=settings.max_message_bytes, video_codec=settings.video_codec, vlm=vlm
+            hub,
+            metrics,
+            max_message_bytes=settings.max_message_bytes,
+            video_codec=settings.video_codec,
+            vlm=vlm,
+            ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
         )
     )
 

@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--video-codec", choices=["auto", "VP8", "H264"])
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--log-format", choices=["json", "text"])
+    serve.add_argument("--ice-server", action="append", dest="ice_servers", metavar="URL",
+                       help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable")
 
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -90,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
             "video_codec": args.video_codec,
             "max_sessions": args.max_sessions,
             "log_format": args.log_format,
+            "ice_servers": args.ice_servers,
         }.items()
         if v is not None
     }

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     sync_wait_ms: int = Field(0, ge=0, le=10_000, description="evaluation mode: wait this long for each frame's own findings")
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
     video_codec: Literal["auto", "VP8", "H264"] = "auto"
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN servers for peers behind NAT, as URLs: stun:host:3478 or turn:USER:PASSWORD@host:3478",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -40,6 +44,13 @@ class Settings(BaseSettings):
         for item in value:
             if not item.strip():
                 raise ValueError("a source may not be empty")
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parse_ice_server(url)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("fade_after_s")
@@ -57,3 +68,17 @@ def split_source(item: str, index: int) -> tuple[str, str]:
     if match:
         return match.group(1), match.group(2)
     return f"source{index}", item
+
+
+def parse_ice_server(url: str) -> dict[str, str]:
+    """'turn:alice:s3cret@turn.example.org:3478' -> {'urls': 'turn:turn.example.org:3478', 'username': ..., 'credential': ...}."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme not in ("stun", "stuns", "turn", "turns") or not rest:
+        raise ValueError(f"ICE server {url!r} must look like stun:host:port or turn:user:password@host:port")
+    if "@" not in rest:
+        return {"urls": url}
+    credentials, host = rest.rsplit("@", 1)
+    username, sep, password = credentials.partition(":")
+    if not sep or not username or not host:
+        raise ValueError(f"ICE server for {scheme}:{host} must give user:password before '@'")
+    return {"urls": f"{scheme}:{host}", "username": username, "credential": password}

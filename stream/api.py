@@ -44,8 +44,15 @@ def streaming_router(
     max_message_bytes: int,
     video_codec: str = "auto",
     vlm: VlmBackend | None = None,
+    ice_servers: list[dict[str, str]] | None = None,
 ) -> APIRouter:
+    """`ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends of each call."""
     router = APIRouter()
+
+    @router.get("/api/ice-servers")
+    async def ice_server_list() -> list[dict[str, str]]:
+        """STUN/TURN servers the browser should use; same as the server's own."""
+        return ice_servers or []
 
     @router.get("/monitor", include_in_schema=False)
     async def monitor_page() -> FileResponse:
@@ -130,7 +137,7 @@ def streaming_router(
             await websocket.send_text(ErrorMessage(code="too_many_sessions", message=str(exc)).model_dump_json())
             await websocket.close(code=1013)
             return
-        session = PeerSession(hub, metrics, video_codec, vlm)
+        session = PeerSession(hub, metrics, video_codec, vlm, ice_servers)
         try:
             await _serve_socket(websocket, session, hub, metrics, max_message_bytes)
         finally:

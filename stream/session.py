@@ -7,7 +7,14 @@ import json
 import logging
 from collections.abc import Callable
 
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 
 from perception.vlm.base import VlmBackend
@@ -27,12 +34,18 @@ class PeerSession:
     """Owns one RTCPeerConnection and everything it subscribed to; `close()` releases all of it."""
 
     def __init__(
-        self, hub: StreamHub, metrics: StreamMetrics, video_codec: str = "auto", vlm: VlmBackend | None = None
+        self,
+        hub: StreamHub,
+        metrics: StreamMetrics,
+        video_codec: str = "auto",
+        vlm: VlmBackend | None = None,
+        ice_servers: list[dict[str, str]] | None = None,
     ) -> None:
         self._hub = hub
         self._metrics = metrics
         self._video_codec = video_codec
-        self._pc = RTCPeerConnection()
+        servers = [RTCIceServer(**server) for server in ice_servers or []]
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
         self._role = "none"
         self._published: StreamEntry | None = None
         self._watched: tuple[str, MediaStreamTrack] | None = None

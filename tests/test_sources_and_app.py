@@ -48,6 +48,18 @@ def test_cli_refuses_bad_settings(capsys):
     assert "invalid setting port" in capsys.readouterr().err
 
 
+def test_ice_servers_are_parsed_and_bad_ones_named():
+    from scopecast.settings import parse_ice_server
+
+    assert parse_ice_server("stun:stun.example.org:3478") == {"urls": "stun:stun.example.org:3478"}
+    assert parse_ice_server("turn:alice:s3cret@turn.example.org:3478") == {
+        "urls": "turn:turn.example.org:3478", "username": "alice", "credential": "s3cret"}
+    with pytest.raises(Exception, match="'http://x' must look like"):
+        Settings(ice_servers=["http://x"])
+    with pytest.raises(Exception, match="user:password"):
+        Settings(ice_servers=["turn:nopassword@host:3478"])
+
+
 def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("SCOPECAST_MAX_SESSIONS", "5")
     monkeypatch.setenv("SCOPECAST_VIDEO_CODEC", "H264")
@@ -91,6 +103,7 @@ async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(t
             schema = (await http.get("/api/schema/events")).json()
             assert "FindingsEvent" in str(schema)
             assert (await http.get("/monitor")).status_code == 200
+            assert (await http.get("/api/ice-servers")).json() == []
 
             viewers = [await client.watch(f"ws://{addr}/ws", "lap") for _ in range(2)]
             try:

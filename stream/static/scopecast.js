@@ -2,7 +2,8 @@
 // One socket per peer connection; ICE is gathered fully before the offer (aiortc does not trickle).
 
 export async function connect({ mode, streamId = null, stream = null, label = null, onEvent, onError }) {
-  const pc = new RTCPeerConnection();
+  const iceServers = await fetch("/api/ice-servers").then((r) => r.json()).catch(() => []);
+  const pc = new RTCPeerConnection({ iceServers });
   const channel = pc.createDataChannel("events");
   channel.onmessage = (msg) => {
     try { onEvent && onEvent(JSON.parse(msg.data)); } catch (e) { console.warn("bad event", e); }
