@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from perception.model import FrameModel
 from perception.registry import ModelRegistry
 from perception.vlm.base import VlmBackend
+from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.api import STATIC_DIR, streaming_router
@@ -51,7 +53,9 @@ def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
 
 
 def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: VlmBackend | None = None) -> FastAPI:
+    """Build the server. `registry` and `vlm` default to the shipped models and the configured VLM."""
     registry = registry if registry is not None else default_registry(settings)
+    vlm = vlm if vlm is not None else create_vlm(settings.vlm)
     metrics = StreamMetrics()
     config = PipelineConfig(
         hang_timeout_s=settings.hang_timeout_s,
@@ -74,11 +78,15 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: V
         for stream_id, spec in source_specs(settings):
             await hub.add_source_stream(stream_id, spec)
         ready["sources"] = True
+        warm_up = getattr(vlm, "warm_up", None)
+        if warm_up is not None:  # in the background: serving starts at once
+            asyncio.get_running_loop().run_in_executor(None, warm_up)
         log.info("scopecast ready", extra={"streams": len(hub.streams()), "model": settings.model})
         try:
             yield
         finally:
             await hub.close()
+            await vlm.aclose()
 
     app = FastAPI(title="scopecast", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub

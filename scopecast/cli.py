@@ -16,6 +16,8 @@ _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
     ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
     ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
     ("bench", "perception"): ("perception.bench", "per-frame model latency and throughput"),
+    ("eval", "vlm"): ("perception.vlm.evaluate", "accuracy of a VLM backend on closed questions from ground-truth masks"),
+    ("bench", "vlm"): ("perception.vlm.bench", "time to first token and tokens/s of VLM backends"),
 }
 
 
@@ -57,12 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--video-codec", choices=["auto", "VP8", "H264"])
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--log-format", choices=["json", "text"])
+    serve.add_argument("--vlm-backend", choices=["grounded", "transformers", "openai"],
+                       help="who answers questions (default grounded: from the findings only)")
+    serve.add_argument("--vlm-model-path", help="transformers: local image-text-to-text checkpoint folder")
+    serve.add_argument("--vlm-base-url", help="openai: OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    serve.add_argument("--vlm-model", help="openai: model name the server expects")
     serve.add_argument("--ice-server", action="append", dest="ice_servers", metavar="URL",
                        help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable")
 
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
+    bench_sub.add_parser("vlm", help=_FORWARDED[("bench", "vlm")][1], add_help=False)
     from scopecast.bench_stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
@@ -96,6 +104,10 @@ def _serve(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
+    vlm = {k: v for k, v in {"backend": args.vlm_backend, "model_path": args.vlm_model_path,
+                             "base_url": args.vlm_base_url, "model": args.vlm_model}.items() if v is not None}
+    if vlm:
+        overrides["vlm"] = vlm
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

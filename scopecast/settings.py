@@ -8,11 +8,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from perception.vlm.factory import VlmConfig
+
 _SOURCE_WITH_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCOPECAST_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="SCOPECAST_", env_nested_delimiter="__", extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN servers for peers behind NAT, as URLs: stun:host:3478 or turn:USER:PASSWORD@host:3478",
+    )
+    vlm: VlmConfig = Field(
+        default_factory=VlmConfig,
+        description="who answers questions: grounded (findings only, default), transformers (local path) or openai (server); "
+        "env SCOPECAST_VLM__BACKEND, SCOPECAST_VLM__MODEL_PATH, SCOPECAST_VLM__BASE_URL, SCOPECAST_VLM__MODEL, ...",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -115,3 +115,10 @@ def registry_with(**models: object) -> ModelRegistry:
     for name, model in models.items():
         registry.register(name, lambda m=model: m)  # type: ignore[misc]
     return registry
+
+
+def keyword_vlm():
+    """The real grounded backend with keyword intent matching: no embedding model to load per test app."""
+    from perception.vlm.grounded import GroundedBackend
+
+    return GroundedBackend(use_embeddings=False)

@@ -13,7 +13,7 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.framestamp import moving_pattern
 from tests.conftest import running_server
-from tests.fakes import BoxModel, ScriptedVlm, registry_with
+from tests.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +73,7 @@ async def _wait_video_playing(page, selector: str) -> None:
 
 
 async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artifacts_dir):
-    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()))
+    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm())
     async with running_server(app) as addr:
         page = await browser.new_page(viewport={"width": 1280, "height": 720})
         await page.goto(f"http://{addr}/capture?auto=1")
@@ -120,7 +120,7 @@ async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_ques
 
 
 async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()))
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm())
     async with running_server(app) as addr:
         page = await browser.new_page()
         await page.goto(f"http://{addr}/monitor")

@@ -13,7 +13,7 @@ from stream import client
 from stream.framestamp import StampedVideoTrack
 from stream.signaling import SignalingError, parse_client_message
 from tests.conftest import running_server
-from tests.fakes import BoxModel, registry_with
+from tests.fakes import BoxModel, keyword_vlm, registry_with
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ async def _exchange(addr: str, payload: str) -> dict:
 
 @pytest.fixture
 def app():
-    return create_app(Settings(serve_sample=False, model="box", max_sessions=3), registry_with(box=BoxModel()))
+    return create_app(Settings(serve_sample=False, model="box", max_sessions=3), registry_with(box=BoxModel()), vlm=keyword_vlm())
 
 
 async def test_errors_on_the_socket_then_a_good_session_still_works(app):

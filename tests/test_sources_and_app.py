@@ -15,7 +15,7 @@ from scopecast.settings import Settings
 from stream import client
 from stream.sources import SourceError, SourceSpec, probe_source
 from tests.conftest import running_server
-from tests.fakes import BoxModel, registry_with
+from tests.fakes import BoxModel, keyword_vlm, registry_with
 
 
 def test_bundled_clips_probe():
@@ -91,7 +91,7 @@ def write_clip(path, width: int = 320, height: int = 240, fps: int = 25, seconds
 async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(tmp_path):
     model = BoxModel()
     clip = write_clip(tmp_path / "clip.mp4")
-    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model))
+    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model), vlm=keyword_vlm())
     async with running_server(app) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}

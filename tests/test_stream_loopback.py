@@ -15,7 +15,7 @@ from stream import client
 from stream.events import FindingsEvent, StatusEvent, parse_server_event
 from stream.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from tests.conftest import running_server
-from tests.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, registry_with
+from tests.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, keyword_vlm, registry_with
 
 W, H, FPS = 640, 480, 15
 
@@ -23,7 +23,7 @@ W, H, FPS = 640, 480, 15
 def _app(model_name: str, model: object, **settings: object):
     base = dict(serve_sample=False, model=model_name, hang_timeout_s=1.0, stale_after_s=0.8, fade_after_s=0.3)
     base.update(settings)
-    return create_app(Settings(**base), registry_with(**{model_name: model}))
+    return create_app(Settings(**base), registry_with(**{model_name: model}), vlm=keyword_vlm())
 
 
 async def _receive(track, seconds: float) -> list[tuple[float, np.ndarray]]:

@@ -1,0 +1,110 @@
+"""Prompt text shared by the LLM backends.
+
+Findings and measurements are given to the model as facts so that it grounds
+its answer in what perception measured rather than guessing from pixels. No
+patient identifiers ever go in: only frame-level facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from perception.findings import FrameFindings
+from perception.vlm.base import AskRequest, ReportContext
+from perception.vlm.geometry import describe_finding
+
+SYSTEM_PROMPT = (
+    "You assist clinicians watching a live surgical or telemedicine video. "
+    "You describe what is visible and what the detection model reported. "
+    "You draft; you do not diagnose, prescribe or identify anyone: a clinician reviews and signs everything. "
+    "Use the listed detections and measurements as facts; never invent a measurement that is not listed. "
+    "If the facts do not answer the question, say so plainly. Answer briefly."
+)
+
+REPORT_INSTRUCTIONS = (
+    "Draft a short report for a clinician to review and sign, using only the facts below. "
+    "Use exactly these headings, each on its own line followed by its text:\n"
+    "Findings:\nImpression:\nFollow-up:\nUncertainty:\n"
+    "Do not state a diagnosis as certain; flag anything that needs clinical confirmation."
+)
+
+# Keys that could identify a patient; stripped from measurements defensively in
+# case a caller passes a whole record.
+_IDENTIFYING_KEYS = {"name", "patient", "patient_name", "patient_id", "mrn", "dob", "birth_date", "address", "phone", "email"}
+
+
+def format_measurement_value(value: Any) -> str:
+    """Numbers rounded for reading; a mapping of shares (tissue mix) as percentages."""
+    if isinstance(value, Mapping):
+        parts = []
+        for k, v in value.items():
+            if isinstance(v, (int, float)) and 0 <= v <= 1:
+                parts.append(f"{k} {100 * v:.0f}%")
+            else:
+                parts.append(f"{k} {format_measurement_value(v)}")
+        return ", ".join(parts)
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def safe_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
+    """Measurements without keys that could identify a patient."""
+    return {k: v for k, v in measurements.items() if k.lower() not in _IDENTIFYING_KEYS}
+
+
+def findings_facts(findings: FrameFindings | None) -> list[str]:
+    """Detections as fact lines, or a line saying there are none / none were given."""
+    if findings is None:
+        return ["No detection results are available for this frame."]
+    w, h = findings.frame_size
+    head = f"Detection model {findings.model.name} {findings.model.version} on a {w}x{h} frame"
+    if not findings.objects:
+        return [f"{head}: nothing detected."]
+    lines = [f"{head}: {len(findings.objects)} object(s)."]
+    lines += [f"- {describe_finding(f, findings)}" for f in findings.objects]
+    return lines
+
+
+def measurement_facts(measurements: Mapping[str, Any]) -> list[str]:
+    safe = safe_measurements(measurements)
+    if not safe:
+        return []
+    return ["Measurements:"] + [f"- {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in safe.items()]
+
+
+def facts_text(findings: FrameFindings | None, measurements: Mapping[str, Any]) -> str:
+    return "\n".join(findings_facts(findings) + measurement_facts(measurements))
+
+
+def build_messages(request: AskRequest, *, with_image: bool) -> list[dict[str, Any]]:
+    """Chat messages in the OpenAI/transformers "content parts" shape.
+
+    The image part is a placeholder ``{"type": "image"}``; each backend swaps in
+    what its transport needs (a data URL, or the pixel array for a processor).
+    """
+    messages: list[dict[str, Any]] = [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}]
+    for turn in request.history:
+        messages.append({"role": "user", "content": [{"type": "text", "text": turn.question}]})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
+    content: list[dict[str, Any]] = []
+    if with_image:
+        content.append({"type": "image"})
+    content.append({"type": "text", "text": f"Facts:\n{facts_text(request.findings, request.measurements)}\n\nQuestion: {request.question}"})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def build_report_messages(context: ReportContext, *, with_image: bool) -> list[dict[str, Any]]:
+    facts = [facts_text(f, {}) for f in context.findings] or ["No detection results are available."]
+    meas = measurement_facts(context.measurements)
+    text = REPORT_INSTRUCTIONS + "\n\nFacts:\n" + "\n".join(facts + meas)
+    if context.notes.strip():
+        text += f"\n\nClinician notes: {context.notes.strip()}"
+    content: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
+    content.append({"type": "text", "text": text})
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {"role": "user", "content": content},
+    ]
