@@ -1,0 +1,59 @@
+"""Wound analysis of a patient's photo: segmentation, ArUco scale, size, tissue mix,
+periwound redness, infection-risk signals, evidence image and healing trend.
+
+Imports ``perception`` only (never ``stream``, ``overlay`` or ``scopecast``).
+See docs/wound-analysis.md.
+"""
+
+from telehealth.analysis.evidence import render_evidence
+from telehealth.analysis.geometry import PixelGeometry, measure, pixel_geometry
+from telehealth.analysis.marker import MarkerPolicy, detect_scale
+from telehealth.analysis.marker_page import marker_page_html, marker_page_svg
+from telehealth.analysis.models import (
+    CLINICAL_REVIEW_NOTE,
+    NOT_MEASURED_NO_MARKER,
+    NOT_MEASURED_NO_WOUND,
+    NOT_MEASURED_SMALL,
+    NOT_MEASURED_STEEP,
+    Evidence,
+    InfectionRisk,
+    MarkerObservation,
+    Measurement,
+    ModelRef,
+    PeriwoundRedness,
+    PreviousMeasurement,
+    RiskSignal,
+    Scale,
+    TissueComposition,
+    WoundAnalysis,
+)
+from telehealth.analysis.pipeline import analyse_wound_photo
+from telehealth.analysis.redness import RednessRings, periwound_redness
+from telehealth.analysis.risk import RiskThresholds, assess_infection_risk
+from telehealth.analysis.segmentation import (
+    OnnxWoundSegmenter,
+    Segmenter,
+    default_wound_model_path,
+    fixed_mask_segmenter,
+)
+from telehealth.analysis.tissue import TissueRules, tissue_composition
+from telehealth.analysis.trend import (
+    HealingTrend,
+    TissueFractions,
+    TrendInterval,
+    TrendPlots,
+    Visit,
+    healing_trend,
+    plot_healing_trend,
+)
+
+__all__ = [
+    "CLINICAL_REVIEW_NOTE", "NOT_MEASURED_NO_MARKER", "NOT_MEASURED_NO_WOUND", "NOT_MEASURED_SMALL",
+    "NOT_MEASURED_STEEP", "Evidence", "HealingTrend", "InfectionRisk", "MarkerObservation", "MarkerPolicy",
+    "Measurement", "ModelRef", "OnnxWoundSegmenter", "PeriwoundRedness", "PixelGeometry", "PreviousMeasurement",
+    "RednessRings", "RiskSignal", "RiskThresholds", "Scale", "Segmenter", "TissueComposition", "TissueFractions",
+    "TissueRules", "TrendInterval", "TrendPlots", "Visit", "WoundAnalysis", "analyse_wound_photo",
+    "assess_infection_risk", "default_wound_model_path", "detect_scale", "fixed_mask_segmenter", "healing_trend",
+    "marker_page_html", "marker_page_svg", "measure", "periwound_redness", "pixel_geometry", "plot_healing_trend",
+    "render_evidence", "tissue_composition",
+]
