@@ -125,3 +125,18 @@ def test_channel_messages_are_validated(raw, code):
     with pytest.raises(DialogueError) as info:
         parse_channel_message(raw)
     assert info.value.code == code
+
+
+async def test_real_grounded_backend_answers_from_live_findings():
+    from tests.fakes import keyword_vlm
+
+    async with running_server(_app(keyword_vlm())) as addr:
+        session = await _publish_with_findings(addr)
+        session.send({"type": "ask", "request_id": "where", "question": "where is the thing?"})
+        where = await session.next_event("answer", request_id="where", done=True)
+        session.send({"type": "ask", "request_id": "dx", "question": "is this cancer? what treatment?"})
+        declined = await session.next_event("answer", request_id="dx", done=True)
+        await session.close()
+    assert "centre" in where["text"].lower() or "center" in where["text"].lower(), where["text"]
+    assert where["model"]["backend"] == "grounded"
+    assert "can't" in declined["text"].lower() or "cannot" in declined["text"].lower(), declined["text"]
