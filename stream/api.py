@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from perception.vlm.base import Turn, VlmBackend, VlmError
-from stream.dialogue import DialogueError, ask_backend, snapshot, vlm_error_code
+from stream.dialogue import ask_backend, snapshot, vlm_error_code
 from stream.events import server_event_schema
 from stream.hub import StreamHub, TooManySessions, UnknownStream
 from stream.metrics import StreamMetrics
@@ -108,7 +108,7 @@ def streaming_router(
             text = "".join([piece async for piece in pieces])
         except UnknownStream as exc:
             raise HTTPException(404, str(exc)) from None
-        except DialogueError as exc:
+        except SignalingError as exc:
             raise HTTPException(409 if exc.code == "no_frame" else 404, exc.message) from None
         except VlmError as exc:
             status = {"invalid_question": 422, "vlm_busy": 429}.get(vlm_error_code(exc), 503)

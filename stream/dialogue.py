@@ -16,14 +16,14 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from perception.vlm.base import AskRequest, InvalidImage, InvalidQuestion, Turn, VlmBackend, VlmBusy, VlmError, VlmUnavailable
 from stream.events import AnswerEvent, ErrorEvent, VlmRef
 from stream.frames import frame_to_array
 from stream.hub import StreamHub, UnknownStream
 from stream.pipeline import ModelResult
-from stream.signaling import STREAM_ID_PATTERN
+from stream.signaling import STREAM_ID_PATTERN, SignalingError, parse_tagged_message
 
 log = logging.getLogger(__name__)
 
@@ -57,46 +57,24 @@ _CHANNEL_ADAPTER: TypeAdapter[AskMessage | CancelMessage | PingMessage] = TypeAd
 CHANNEL_MESSAGE_TYPES = ("ask", "cancel", "ping")
 
 
-class DialogueError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def parse_channel_message(raw: str | bytes, max_bytes: int = 16 * 1024) -> AskMessage | CancelMessage | PingMessage:
-    if len(raw) > max_bytes:
-        raise DialogueError("message_too_large", f"message is {len(raw)} bytes; the limit is {max_bytes} bytes")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DialogueError("malformed_json", f"message is not valid JSON: {exc}") from None
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in CHANNEL_MESSAGE_TYPES:
-        raise DialogueError(
-            "unknown_type", f"unsupported data-channel message type {kind!r}; expected one of: {', '.join(CHANNEL_MESSAGE_TYPES)}"
-        )
-    try:
-        return _CHANNEL_ADAPTER.validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DialogueError("invalid_message", f"invalid {kind} message: {where}: {first['msg']}") from None
+    """Validate one data-channel request; raises SignalingError naming the problem."""
+    return parse_tagged_message(raw, _CHANNEL_ADAPTER, CHANNEL_MESSAGE_TYPES, max_bytes)
 
 
 async def snapshot(hub: StreamHub, stream_id: str, frame_seq: int | None) -> ModelResult:
-    """The frame (with its findings) a question is about. Raises DialogueError or UnknownStream."""
+    """The frame (with its findings) a question is about. Raises SignalingError or UnknownStream."""
     pipeline = hub.get(stream_id).pipeline
     if frame_seq is None:
         result = pipeline.latest_result
         if result is None:
-            raise DialogueError("no_frame", f"stream {stream_id!r} has no analysed frame yet")
+            raise SignalingError("no_frame", f"stream {stream_id!r} has no analysed frame yet")
         return result
     result = pipeline.recent_result(frame_seq)
     if result is None:
         held = pipeline.recent_frame_seqs()
         span = f"{held[0]}..{held[-1]}" if held else "none"
-        raise DialogueError("unknown_frame", f"frame {frame_seq} is not held any more (recent frames: {span}); ask about the live frame")
+        raise SignalingError("unknown_frame", f"frame {frame_seq} is not held any more (recent frames: {span}); ask about the live frame")
     return result
 
 
@@ -135,7 +113,7 @@ class SessionDialogue:
     def handle(self, raw: str | bytes) -> None:
         try:
             message = parse_channel_message(raw)
-        except DialogueError as exc:
+        except SignalingError as exc:
             self._error(exc.code, exc.message, None)
             return
         if isinstance(message, PingMessage):
@@ -154,7 +132,7 @@ class SessionDialogue:
         rid = message.request_id
         try:
             if stream_id is None:
-                raise DialogueError("no_stream", "this session has no stream; name one with stream_id")
+                raise SignalingError("no_stream", "this session has no stream; name one with stream_id")
             result = await snapshot(self._hub, stream_id, message.frame_seq)
             _request, pieces = await ask_backend(self._backend, result, message.question, tuple(self._history))
             text = []
@@ -176,7 +154,7 @@ class SessionDialogue:
         except asyncio.CancelledError:
             self._error("cancelled", "the answer was cancelled", rid)
             raise
-        except DialogueError as exc:
+        except SignalingError as exc:
             self._error(exc.code, exc.message, rid)
         except UnknownStream as exc:
             self._error("unknown_stream", str(exc), rid)

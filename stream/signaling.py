@@ -8,9 +8,11 @@ ICE is not trickled: offers and answers carry all candidates, as aiortc expects.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 64 * 1024
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -59,7 +61,12 @@ class ErrorMessage(_Message):
 
 
 def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PublishRequest | WatchRequest:
-    """Validate one client message; raises SignalingError saying exactly what was wrong."""
+    """Validate one signaling message; raises SignalingError saying exactly what was wrong."""
+    return parse_tagged_message(raw, _CLIENT_ADAPTER, CLIENT_MESSAGE_TYPES, max_bytes)
+
+
+def parse_tagged_message(raw: str | bytes, adapter: TypeAdapter[T], types: tuple[str, ...], max_bytes: int) -> T:
+    """Size, JSON, known `type`, then the model's own validation: each failure named precisely."""
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > max_bytes:
         raise SignalingError("message_too_large", f"message is {size} bytes; the limit is {max_bytes} bytes")
@@ -70,12 +77,10 @@ def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -
     if not isinstance(data, dict):
         raise SignalingError("malformed_message", "message must be a JSON object")
     kind = data.get("type")
-    if kind not in CLIENT_MESSAGE_TYPES:
-        raise SignalingError(
-            "unknown_type", f"unknown message type {kind!r}; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}"
-        )
+    if kind not in types:
+        raise SignalingError("unknown_type", f"unknown message type {kind!r}; expected one of: {', '.join(types)}")
     try:
-        return _CLIENT_ADAPTER.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         raise SignalingError("invalid_message", f"invalid {kind} message: {_describe(exc)}") from None
 

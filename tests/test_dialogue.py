@@ -11,7 +11,8 @@ import pytest
 from scopecast.app import create_app
 from scopecast.settings import Settings
 from stream import client
-from stream.dialogue import DialogueError, parse_channel_message
+from stream.dialogue import parse_channel_message
+from stream.signaling import SignalingError
 from stream.framestamp import StampedVideoTrack
 from tests.conftest import running_server
 from tests.fakes import BoxModel, ScriptedVlm, registry_with
@@ -122,7 +123,7 @@ async def test_rest_ask_and_its_errors():
     ],
 )
 def test_channel_messages_are_validated(raw, code):
-    with pytest.raises(DialogueError) as info:
+    with pytest.raises(SignalingError) as info:
         parse_channel_message(raw)
     assert info.value.code == code
 
