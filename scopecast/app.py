@@ -31,6 +31,7 @@ from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
 from stream.sources import SourceSpec
+from telehealth.api import TelehealthServices
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,14 @@ def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
     return [(sid, SourceSpec(loc, loop=True)) for sid, loc in (split_source(s, i + 1) for i, s in enumerate(settings.sources))]
 
 
-def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: VlmBackend | None = None) -> FastAPI:
-    """Build the server. `registry` and `vlm` default to the shipped models and the configured VLM."""
+def create_app(
+    settings: Settings,
+    registry: ModelRegistry | None = None,
+    vlm: VlmBackend | None = None,
+    telehealth: TelehealthServices | None = None,
+) -> FastAPI:
+    """Build the server. `registry` and `vlm` default to the shipped models and the configured VLM;
+    telehealth (accounts, cases, photos) is mounted when given."""
     registry = registry if registry is not None else default_registry(settings)
     vlm = vlm if vlm is not None else create_vlm(settings.vlm)
     metrics = StreamMetrics()
@@ -87,6 +94,8 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: V
         finally:
             await hub.close()
             await vlm.aclose()
+            if telehealth is not None:
+                await telehealth.close()
 
     app = FastAPI(title="scopecast", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub
@@ -103,6 +112,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, vlm: V
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
         )
     )
+
+    if telehealth is not None:
+        app.include_router(telehealth.router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -132,5 +144,6 @@ _INDEX_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <ul>
 <li><a href="/monitor">Surgeon monitor</a>: watch an annotated stream</li>
 <li><a href="/capture">Camera publish</a>: send this device's camera, get the annotated stream back</li>
+<li><a href="/patient">Patient</a>: send a wound photo (sign in with the account your GP created)</li>
 <li><a href="/docs">API</a> · <a href="/api/schema/events">event schema</a> · <a href="/metrics">metrics</a></li>
 </ul></body></html>"""

@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--ice-server", action="append", dest="ice_servers", metavar="URL",
                        help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable")
 
+    user = sub.add_parser("user", help="manage telehealth accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="create an account (the first admin or GP, for example)")
+    user_add.add_argument("--email", required=True)
+    user_add.add_argument("--role", required=True, choices=["admin", "gp", "surgeon", "patient"])
+    user_add.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable "
+                          "instead of prompting (for scripts)")
+
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
@@ -78,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "user":
+        return _user_add(args)
     if args.command == "bench" and args.bench_command == "stream":
         from scopecast.bench_stream import run as run_stream_bench
 
@@ -131,13 +141,50 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"scopecast: source {stream_id!r}: {exc}", file=sys.stderr)
             return 2
         print(f"scopecast: stream {stream_id!r}: {spec.loggable} ({width}x{height} @ {fps:.0f} fps)", file=sys.stderr)
+    from scopecast.telehealth_setup import telehealth_settings
+    from telehealth.api import create_telehealth
+
     try:
-        app = create_app(settings)
-    except Exception as exc:  # model registry problems: say which, do not dump a traceback
+        telehealth = create_telehealth(telehealth_settings())
+        app = create_app(settings, telehealth=telehealth)
+    except (ValidationError, ValueError, OSError, RuntimeError) as exc:  # say what is wrong, no traceback
         print(f"scopecast: cannot start: {exc}", file=sys.stderr)
         return 2
     print(f"scopecast: monitor at http://{settings.host}:{settings.port}/monitor", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20)
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from scopecast.telehealth_setup import telehealth_settings
+    from telehealth.accounts import add_user
+    from telehealth.api import create_telehealth
+    from telehealth.errors import AccountError
+
+    if args.password_env:
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            print(f"scopecast: environment variable {args.password_env} is empty or unset", file=sys.stderr)
+            return 2
+    else:
+        password = getpass.getpass(f"password for {args.email}: ")
+        if password != getpass.getpass("again: "):
+            print("scopecast: the passwords differ", file=sys.stderr)
+            return 2
+    services = create_telehealth(telehealth_settings())
+    try:
+        user = add_user(services.store, args.email, password, args.role)
+    except AccountError as exc:
+        print(f"scopecast: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        import asyncio
+
+        asyncio.run(services.close())
+    print(f"created {args.role} account #{user.id}")
     return 0
 
 

@@ -18,9 +18,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_scopecast_serve_starts_on_defaults_and_stops_cleanly():
+def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path):
+    env = {**os.environ, "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path), "NEW_PASSWORD": "correct horse battery staple"}
+    cmd = [sys.executable, "-m", "scopecast", "user", "add", "--email", "gp@example.org", "--role", "gp", "--password-env", "NEW_PASSWORD"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "created gp account" in first.stdout, first.stderr
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "gp@example.org" not in again.stdout
+    assert "already" in again.stderr.lower() or "exists" in again.stderr.lower(), again.stderr
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0, "the generated secret must be owner-only"
+
+
+def test_scopecast_serve_starts_on_defaults_and_stops_cleanly(tmp_path):
     port = _free_port()
-    env = {**os.environ, "SCOPECAST_PORT": str(port), "SCOPECAST_LOG_FORMAT": "json"}
+    env = {**os.environ, "SCOPECAST_PORT": str(port), "SCOPECAST_LOG_FORMAT": "json",
+           "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scopecast", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -43,6 +55,9 @@ def test_scopecast_serve_starts_on_defaults_and_stops_cleanly():
         detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
         assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
         assert httpx.get(f"http://127.0.0.1:{port}/monitor", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/patient", timeout=5).status_code == 200
+        login = httpx.post(f"http://127.0.0.1:{port}/api/login", json={"email": "x@example.org", "password": "wrong"}, timeout=5)
+        assert login.status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         try:

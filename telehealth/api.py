@@ -1,0 +1,234 @@
+"""The telehealth HTTP API: telehealth_router builds the routes; create_telehealth is the composition root's entry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+
+from telehealth.accounts import authenticate
+from telehealth.auth import Authenticator
+from telehealth.body_limits import (
+    declared_length,
+    limited_receive,
+    telehealth_route_class,
+)
+from telehealth.case_store import CaseStore
+from telehealth.database import Database
+from telehealth.errors import NotFound, PhotoRejected
+from telehealth.invites import accept_invite, create_invite
+from telehealth.migrate import upgrade_to_head
+from telehealth.passwords import PasswordPolicy
+from telehealth.photo_files import PhotoFiles
+from telehealth.photo_intake import (
+    IntakeLimits,
+    check_size,
+    clean_photo,
+    thumbnail_jpeg,
+)
+from telehealth.reconcile import ReconcileReport, reconcile
+from telehealth.records import Actor, UserRecord
+from telehealth.schemas import (
+    CaseCreate,
+    CaseDetail,
+    CaseOut,
+    InviteAccept,
+    InviteCreate,
+    InviteOut,
+    LoginRequest,
+    PhotoReceipt,
+    SessionOut,
+    UserOut,
+)
+from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
+from telehealth.settings import TelehealthSettings
+from telehealth.tables import Role
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+_MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the photo
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Photos are patient data: no shared cache may keep them, and browsers must not sniff them as anything else.
+_PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def intake_limits(settings: TelehealthSettings) -> IntakeLimits:
+    return IntakeLimits(
+        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels, min_brightness=settings.min_brightness,
+        min_sharpness=settings.min_sharpness, jpeg_quality=settings.stored_jpeg_quality,
+    )
+
+
+async def read_photo_field(request: Request, max_bytes: int) -> bytes:
+    """The one file part of a multipart body, read under a byte limit so an oversize upload is cut off early."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise PhotoRejected(415, "send the photo as multipart/form-data with a file field named 'photo'")
+    declared = declared_length(request)
+    if declared is not None and declared > max_bytes + _MULTIPART_OVERHEAD:
+        check_size(declared, max_bytes)
+    limited = Request(request.scope, limited_receive(request.receive, max_bytes + _MULTIPART_OVERHEAD, "photo"))
+    try:
+        form = await limited.form(max_files=1, max_fields=8)
+    except StarletteHTTPException as exc:  # our byte limit, or starlette's report of a malformed body
+        if exc.status_code == 413:
+            raise PhotoRejected(413, f"too large: over {max_bytes / 1_000_000:g} MB") from None
+        raise PhotoRejected(400, f"malformed multipart body: {exc.detail}") from None
+    except MultiPartException as exc:
+        raise PhotoRejected(400, f"malformed multipart body: {exc.message}") from None
+    try:
+        upload = form.get("photo")
+        if not isinstance(upload, UploadFile):
+            raise PhotoRejected(422, "no photo: send the image in a file field named 'photo'")
+        data = await upload.read()  # bounded: the body as a whole was capped above
+        check_size(len(data), max_bytes)
+        return data
+    finally:
+        await form.close()
+
+
+def telehealth_router(store: CaseStore, auth: Authenticator, settings: TelehealthSettings) -> APIRouter:
+    router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
+    limits = intake_limits(settings)
+    patient_page = (STATIC_DIR / "patient.html").read_bytes()
+    static_files = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir() if p.suffix in _STATIC_TYPES}
+    anyone = auth.require()
+    clinicians_and_patients = auth.require(Role.patient, Role.gp, Role.admin)
+
+    def session_response(user: UserRecord, response: Response) -> SessionOut:
+        token, expires_at = auth.tokens.issue(user.id)
+        response.set_cookie(
+            SESSION_COOKIE, token, max_age=settings.session_ttl_s, httponly=True, secure=settings.cookie_secure,
+            samesite="strict", path="/",
+        )
+        return SessionOut(token=token, expires_at=expires_at, user=UserOut.of(user))
+
+    @router.post("/api/login", response_model=SessionOut, tags=["telehealth"])
+    def login(body: LoginRequest, response: Response) -> SessionOut:
+        return session_response(authenticate(store, body.email, body.password), response)
+
+    @router.post("/api/logout", status_code=204, tags=["telehealth"])
+    def logout(response: Response) -> Response:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.status_code = 204
+        return response
+
+    @router.get("/api/me", response_model=UserOut, tags=["telehealth"])
+    def me(actor: Actor = Depends(anyone)) -> UserOut:
+        return UserOut.of(store.user_record(actor))
+
+    @router.post("/api/invites", response_model=InviteOut, status_code=201, tags=["telehealth"])
+    def invite(body: InviteCreate, actor: Actor = Depends(auth.require(Role.gp, Role.admin))) -> InviteOut:
+        made = create_invite(store, actor, body.email, settings.invite_ttl_s)
+        # The token rides in the fragment: browsers never send it to the server, so it stays out of access logs.
+        url = f"{settings.public_base_url.rstrip('/')}/patient#invite={made.token}"
+        return InviteOut(invite_url=url, expires_at=made.expires_at, patient_id=made.patient_id)
+
+    @router.post("/api/invites/{token}/accept", response_model=SessionOut, status_code=201, tags=["telehealth"])
+    def accept(token: str, body: InviteAccept, response: Response) -> SessionOut:
+        return session_response(accept_invite(store, token, body.password), response)
+
+    @router.get("/api/cases", response_model=list[CaseOut], tags=["telehealth"])
+    def list_cases(actor: Actor = Depends(anyone)) -> list[CaseOut]:
+        return [CaseOut.of(c) for c in store.list_cases(actor)]
+
+    @router.post("/api/cases", response_model=CaseOut, status_code=201, tags=["telehealth"])
+    def open_case(body: CaseCreate, actor: Actor = Depends(clinicians_and_patients)) -> CaseOut:
+        return CaseOut.of(store.create_case(actor, body.patient_id, body.label))
+
+    @router.get("/api/cases/{case_id}", response_model=CaseDetail, tags=["telehealth"])
+    def get_case(case_id: int, actor: Actor = Depends(anyone)) -> CaseDetail:
+        case, photos = store.case_with_photos(actor, case_id)
+        return CaseDetail(**CaseOut.of(case).model_dump(), photos=[PhotoReceipt.of(p) for p in photos])
+
+    @router.post(
+        "/api/cases/{case_id}/photos",
+        response_model=PhotoReceipt,
+        status_code=201,
+        tags=["telehealth"],
+        responses={200: {"description": "a retry with the same Idempotency-Key: the original receipt"}},
+    )
+    async def submit_photo(
+        case_id: int,
+        request: Request,
+        response: Response,
+        actor: Actor = Depends(auth.require(Role.patient, Role.gp)),
+        idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    ) -> PhotoReceipt:
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise PhotoRejected(400, "Idempotency-Key must be 1-128 letters, digits or ._:-")
+        # Refuse before reading the body: a case the caller may not use, or a retry that already succeeded.
+        await run_in_threadpool(store.require_case, actor, case_id)
+        if idempotency_key is not None:
+            prior = await run_in_threadpool(store.photo_for_idempotency_key, actor, idempotency_key)
+            if prior is not None:
+                if prior.case_id != case_id:
+                    raise PhotoRejected(409, "Idempotency-Key already used for another case")
+                response.status_code = 200
+                return PhotoReceipt.of(prior)
+        data = await read_photo_field(request, settings.max_upload_bytes)
+        photo = await run_in_threadpool(clean_photo, data, limits)
+        record, created = await run_in_threadpool(store.add_photo, actor, case_id, photo, idempotency_key)
+        response.status_code = 201 if created else 200
+        return PhotoReceipt.of(record)
+
+    @router.get("/api/photos/{photo_id}", tags=["telehealth"], response_class=Response)
+    def get_photo(photo_id: int, actor: Actor = Depends(anyone)) -> Response:
+        record, data = store.read_photo(actor, photo_id, "photo")
+        return Response(data, media_type=record.media_type, headers=_PRIVATE)
+
+    @router.get("/api/photos/{photo_id}/thumbnail", tags=["telehealth"], response_class=Response)
+    def get_thumbnail(photo_id: int, actor: Actor = Depends(anyone)) -> Response:
+        _record, data = store.read_photo(actor, photo_id, "thumbnail")
+        return Response(thumbnail_jpeg(data, settings.thumbnail_px), media_type="image/jpeg", headers=_PRIVATE)
+
+    @router.get("/patient", response_class=HTMLResponse, include_in_schema=False)
+    async def patient() -> HTMLResponse:
+        return HTMLResponse(patient_page, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/telehealth/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        data = static_files.get(name)
+        if data is None:
+            raise NotFound("no such file")
+        return Response(data, media_type=_STATIC_TYPES[Path(name).suffix], headers={"Cache-Control": "no-cache"})
+
+    return router
+
+
+@dataclass
+class TelehealthServices:
+    """Everything telehealth runs on, built by create_telehealth; the app mounts `router` and awaits close()."""
+
+    settings: TelehealthSettings
+    store: CaseStore
+    auth: Authenticator
+    router: APIRouter
+    reconciled: ReconcileReport
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.store.db.dispose)
+
+
+def create_telehealth(settings: TelehealthSettings) -> TelehealthServices:
+    """Migrate the database to head, reconcile photo files with rows, and build the router.
+
+    Blocking (migrations and a directory walk): call it before the server starts serving, or via asyncio.to_thread.
+    """
+    db = Database(settings.resolved_database_url())
+    upgrade_to_head(db.engine)
+    files = PhotoFiles(settings.photos_dir, settings.quarantine_dir)
+    store = CaseStore(db, files, PasswordPolicy.from_settings(settings))
+    report = reconcile(store)
+    auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
+    return TelehealthServices(settings, store, auth, telehealth_router(store, auth, settings), report)

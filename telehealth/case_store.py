@@ -1,0 +1,188 @@
+"""CaseStore: the database and the photo files behind one object, with access checks and audit on every call.
+
+Every method is synchronous (database and disk I/O): async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from telehealth.access import (
+    visible_case,
+    visible_cases,
+    visible_patient,
+    visible_photo,
+)
+from telehealth.audit import AuditAction, record_audit
+from telehealth.database import Database
+from telehealth.errors import Conflict, Forbidden, NotFound
+from telehealth.passwords import PasswordPolicy
+from telehealth.photo_files import PhotoFiles
+from telehealth.photo_intake import CleanPhoto
+from telehealth.records import Actor, CaseRecord, PhotoRecord, UserRecord
+from telehealth.tables import (
+    Base,
+    FileState,
+    PatientRow,
+    PhotoSubmissionRow,
+    Role,
+    UserRow,
+    WoundCaseRow,
+    as_utc,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+
+def case_record(row: WoundCaseRow) -> CaseRecord:
+    return CaseRecord(row.id, row.patient_id, row.status, row.label, as_utc(row.created_at))
+
+
+def photo_record(row: PhotoSubmissionRow) -> PhotoRecord:
+    return PhotoRecord(
+        row.id, row.case_id, as_utc(row.received_at), row.sha256, row.width, row.height, row.byte_size, row.media_type,
+        row.file_state,
+    )
+
+
+class CaseStore:
+    def __init__(self, db: Database, files: PhotoFiles, passwords: PasswordPolicy) -> None:
+        self.db = db
+        self.files = files
+        # The password policy lives here so that add_user(store, ...) applies the same rules as the API.
+        self.passwords = passwords
+
+    # -- callers ---------------------------------------------------------------------------------------------
+
+    def active_actor(self, user_id: int) -> Actor | None:
+        with self.db.session() as s:
+            user = s.get(UserRow, user_id)
+            return None if user is None or user.disabled else Actor(user.id, Role(user.role))
+
+    def user_record(self, actor: Actor) -> UserRecord:
+        with self.db.session() as s:
+            user = s.get(UserRow, actor.user_id)
+            if user is None:
+                raise NotFound("no such user")
+            return UserRecord(user.id, user.email, Role(user.role))
+
+    # -- cases -----------------------------------------------------------------------------------------------
+
+    def list_cases(self, actor: Actor) -> list[CaseRecord]:
+        with self.db.session() as s:
+            rows = s.scalars(visible_cases(actor).order_by(WoundCaseRow.id)).all()
+            for row in rows:
+                record_audit(s, actor.user_id, AuditAction.view, "wound_case", row.id)
+            return [case_record(r) for r in rows]
+
+    def create_case(self, actor: Actor, patient_id: int | None, label: str | None) -> CaseRecord:
+        with self.db.session() as s:
+            if actor.role is Role.patient:
+                own = s.scalars(select(PatientRow).where(PatientRow.user_id == actor.user_id)).first()
+                if own is None or (patient_id is not None and patient_id != own.id):
+                    raise NotFound(f"no patient {patient_id}")
+                patient = own
+            elif actor.role in (Role.gp, Role.admin):
+                if patient_id is None:
+                    raise Conflict("patient_id is required")
+                patient = visible_patient(s, actor, patient_id)
+            else:
+                raise Forbidden(f"role {actor.role.value} may not open cases")
+            row = WoundCaseRow(patient_id=patient.id, created_by=actor.user_id, created_at=utc_now(), status="open", label=label)
+            s.add(row)
+            s.flush()
+            record_audit(s, actor.user_id, AuditAction.create, "wound_case", row.id)
+            return case_record(row)
+
+    def require_case(self, actor: Actor, case_id: int) -> CaseRecord:
+        """The case if the actor may see it (NotFound otherwise); not audited: used to refuse early, not to show."""
+        with self.db.session() as s:
+            return case_record(visible_case(s, actor, case_id))
+
+    def case_with_photos(self, actor: Actor, case_id: int) -> tuple[CaseRecord, list[PhotoRecord]]:
+        with self.db.session() as s:
+            case = visible_case(s, actor, case_id)
+            photos = s.scalars(
+                select(PhotoSubmissionRow).where(PhotoSubmissionRow.case_id == case_id).order_by(PhotoSubmissionRow.id)
+            ).all()
+            record_audit(s, actor.user_id, AuditAction.view, "wound_case", case_id)
+            return case_record(case), [photo_record(p) for p in photos]
+
+    # -- photos ----------------------------------------------------------------------------------------------
+
+    def photo_for_idempotency_key(self, actor: Actor, key: str) -> PhotoRecord | None:
+        with self.db.session() as s:
+            row = s.scalars(
+                select(PhotoSubmissionRow).where(
+                    PhotoSubmissionRow.uploaded_by == actor.user_id, PhotoSubmissionRow.idempotency_key == key
+                )
+            ).first()
+            return None if row is None else photo_record(row)
+
+    def add_photo(self, actor: Actor, case_id: int, photo: CleanPhoto, idempotency_key: str | None) -> tuple[PhotoRecord, bool]:
+        """Store the file durably, then commit its row; returns (receipt, created). created is False when the
+        Idempotency-Key was already used for this case (the original receipt comes back)."""
+        self.require_case(actor, case_id)
+        # The file is on disk before the row exists, so a committed row always has its file. A crash in between
+        # leaves only an unreferenced file, which start-up reconciliation quarantines.
+        self.files.put(photo.sha256, photo.data)
+        try:
+            with self.db.session() as s:
+                visible_case(s, actor, case_id)
+                if idempotency_key is not None:
+                    prior = self._by_key(s, actor, idempotency_key)
+                    if prior is not None:
+                        return self._replay(prior, case_id), False
+                row = PhotoSubmissionRow(
+                    case_id=case_id, uploaded_by=actor.user_id, received_at=utc_now(), sha256=photo.sha256,
+                    width=photo.width, height=photo.height, byte_size=len(photo.data), media_type=photo.media_type,
+                    idempotency_key=idempotency_key, file_state=FileState.stored.value,
+                )
+                s.add(row)
+                s.flush()
+                record_audit(s, actor.user_id, AuditAction.create, "photo", row.id)
+                record = photo_record(row)
+        except IntegrityError:
+            # Two retries with one key racing (possible on PostgreSQL): the loser returns the winner's receipt.
+            if idempotency_key is None:
+                raise
+            prior_record = self.photo_for_idempotency_key(actor, idempotency_key)
+            if prior_record is None:
+                raise
+            if prior_record.case_id != case_id:
+                raise Conflict("Idempotency-Key already used for another case") from None
+            return prior_record, False
+        log.info("photo stored", extra={"photo_id": record.id, "case_id": case_id})
+        return record, True
+
+    def read_photo(self, actor: Actor, photo_id: int, what: str = "photo") -> tuple[PhotoRecord, bytes]:
+        with self.db.session() as s:
+            row = visible_photo(s, actor, photo_id)
+            if row.file_state != FileState.stored.value or not self.files.exists(row.sha256):
+                raise NotFound(f"photo {photo_id} file is missing; please submit it again")
+            record_audit(s, actor.user_id, AuditAction.view, what, photo_id)
+            record = photo_record(row)
+        return record, self.files.read(record.sha256)
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (operations and tests: proves a refused request changed nothing)."""
+        with self.db.session() as s:
+            return {t.name: s.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
+
+    @staticmethod
+    def _by_key(s, actor: Actor, key: str) -> PhotoSubmissionRow | None:
+        return s.scalars(
+            select(PhotoSubmissionRow).where(
+                PhotoSubmissionRow.uploaded_by == actor.user_id, PhotoSubmissionRow.idempotency_key == key
+            )
+        ).first()
+
+    @staticmethod
+    def _replay(prior: PhotoSubmissionRow, case_id: int) -> PhotoRecord:
+        if prior.case_id != case_id:
+            raise Conflict("Idempotency-Key already used for another case")
+        return photo_record(prior)

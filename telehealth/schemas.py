@@ -1,0 +1,93 @@
+"""Request and response bodies of the telehealth API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from telehealth.records import CaseRecord, PhotoRecord, UserRecord
+
+
+class _Body(BaseModel):
+    # Unknown fields are refused, so a typo in a client is a clear 422 and not a silently ignored value.
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(_Body):
+    email: str = Field(..., max_length=320)
+    password: str = Field(..., max_length=1024)
+
+
+class InviteCreate(_Body):
+    email: str = Field(..., max_length=320)
+
+
+class InviteAccept(_Body):
+    password: str = Field(..., max_length=1024)
+
+
+class CaseCreate(_Body):
+    patient_id: int | None = Field(None, description="required for GPs and admins; patients open cases for themselves")
+    label: str | None = Field(None, max_length=120, description="where the wound is, e.g. 'left heel'")
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    role: str
+
+    @classmethod
+    def of(cls, user: UserRecord) -> UserOut:
+        return cls(id=user.id, email=user.email, role=user.role.value)
+
+
+class SessionOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    user: UserOut
+
+
+class InviteOut(BaseModel):
+    invite_url: str
+    expires_at: datetime
+    patient_id: int
+
+
+class CaseOut(BaseModel):
+    id: int
+    patient_id: int
+    status: str
+    label: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, case: CaseRecord) -> CaseOut:
+        return cls(id=case.id, patient_id=case.patient_id, status=case.status, label=case.label, created_at=case.created_at)
+
+
+class PhotoReceipt(BaseModel):
+    id: int
+    case_id: int
+    received_at: datetime
+    sha256: str
+    width: int
+    height: int
+    byte_size: int
+    media_type: str
+    file_state: str
+    photo_url: str
+    thumbnail_url: str
+
+    @classmethod
+    def of(cls, photo: PhotoRecord) -> PhotoReceipt:
+        return cls(
+            id=photo.id, case_id=photo.case_id, received_at=photo.received_at, sha256=photo.sha256, width=photo.width,
+            height=photo.height, byte_size=photo.byte_size, media_type=photo.media_type, file_state=photo.file_state,
+            photo_url=f"/api/photos/{photo.id}", thumbnail_url=f"/api/photos/{photo.id}/thumbnail",
+        )
+
+
+class CaseDetail(CaseOut):
+    photos: list[PhotoReceipt]

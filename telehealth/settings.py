@@ -1,0 +1,52 @@
+"""Telehealth settings from SCOPECAST_TELEHEALTH_* environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TelehealthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCOPECAST_TELEHEALTH_", extra="forbid")
+
+    data_dir: Path = Field(Path("var/telehealth"), description="photo files, quarantine and the default SQLite database")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (postgresql+psycopg://...); empty: SQLite with WAL at DATA_DIR/telehealth.db"
+    )
+    # Required with no default: a made-up secret would silently log everyone out on every restart.
+    secret_key: SecretStr = Field(..., min_length=32, description="signs session tokens; keep it out of the repository")
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    invite_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 24 * 3600)
+    public_base_url: str = Field("", description="prefix for invite links sent to patients, e.g. https://clinic.example")
+    cookie_secure: bool = Field(True, description="mark the session cookie Secure (turn off only for plain-http tests)")
+
+    password_min_length: int = Field(10, ge=8, le=128)
+    # Argon2id cost: the defaults follow RFC 9106's second recommended option; tests lower them to stay fast.
+    argon2_time_cost: int = Field(3, ge=1, le=20)
+    argon2_memory_kib: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(1, ge=1, le=16)
+
+    max_upload_bytes: int = Field(20_000_000, ge=1024, le=500_000_000, description="largest accepted photo file")
+    max_json_bytes: int = Field(64 * 1024, ge=1024, le=10_000_000, description="largest accepted JSON body")
+    max_image_pixels: int = Field(40_000_000, ge=10_000, le=500_000_000, description="decompression-bomb guard")
+    min_brightness: float = Field(35.0, ge=0, le=255, description="mean luminance (0-255) below which a photo is too dark")
+    min_sharpness: float = Field(
+        20.0, ge=0, description="variance of the Laplacian at 512 px long side below which a photo is too blurred"
+    )
+    stored_jpeg_quality: int = Field(92, ge=50, le=100)
+    thumbnail_px: int = Field(320, ge=32, le=2048)
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.data_dir / "photos"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'telehealth.db').resolve()}"

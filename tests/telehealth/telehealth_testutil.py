@@ -1,0 +1,71 @@
+"""Shared builders for telehealth tests: settings, images, accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI
+from PIL import Image
+
+from telehealth.settings import TelehealthSettings
+
+SECRET = "test-secret-" + "x" * 40
+PASSWORD = "correct horse battery"
+FUSEG_IMAGES = Path("/work/shared/data/fuseg/unlabeled/images")
+
+
+def fast_settings(data_dir: Path, **overrides: object) -> TelehealthSettings:
+    """Real settings with cheap Argon2 so the suite stays fast on a busy two-core box."""
+    values: dict[str, object] = {
+        "data_dir": data_dir, "secret_key": SECRET, "cookie_secure": False, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+    }
+    values.update(overrides)
+    return TelehealthSettings(**values)  # type: ignore[arg-type]
+
+
+def textured_image(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A bright, sharp random texture: passes the darkness and blur checks, and every seed hashes differently."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(60, 255, size=(size[1] // 8 + 1, size[0] // 8 + 1, 3), dtype=np.uint8)
+    pixels = np.kron(cells, np.ones((8, 8, 1), dtype=np.uint8))[: size[1], : size[0]]
+    return Image.fromarray(pixels, "RGB")
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **params)
+    return out.getvalue()
+
+
+def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:
+    return encode(textured_image(seed, size), "JPEG", quality=90)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port inside the test's event loop; yields "127.0.0.1:PORT".
+
+    Kept here rather than imported from tests/conftest.py so these tests also run under a bare `pytest`, where the
+    repository root is not on sys.path.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if task.done():
+        task.result()  # re-raise a start-up failure
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+        sock.close()

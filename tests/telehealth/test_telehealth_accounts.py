@@ -1,0 +1,124 @@
+"""Accounts, login, session tokens and one-time invite links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from telehealth_testutil import PASSWORD, SECRET
+
+from telehealth.accounts import add_user
+from telehealth.errors import DuplicateEmail, InvalidEmail, UnknownRole, WeakPassword
+from telehealth.session_tokens import SessionTokens
+from telehealth.tables import InviteRow, Role, UserRow, utc_now
+
+
+def test_add_user_and_its_errors(services) -> None:
+    store = services.store
+    user = add_user(store, "  Dr.Who@Clinic.TEST ", PASSWORD, "gp")
+    assert (user.email, user.role) == ("dr.who@clinic.test", Role.gp)
+    with store.db.session() as s:
+        stored = s.get(UserRow, user.id).password_hash
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    with pytest.raises(DuplicateEmail):
+        add_user(store, "dr.who@clinic.test", PASSWORD, "gp")
+    with pytest.raises(InvalidEmail):
+        add_user(store, "not-an-email", PASSWORD, "gp")
+    with pytest.raises(WeakPassword, match="at least 10"):
+        add_user(store, "x@clinic.test", "short", "gp")
+    with pytest.raises(UnknownRole, match="patient, gp, surgeon, admin"):
+        add_user(store, "x@clinic.test", PASSWORD, "nurse")
+
+
+async def test_login_and_me(services, client) -> None:
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    r = await client.post("/api/login", json={"email": "GP@clinic.test", "password": PASSWORD})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["user"]["role"] == "gp"
+    assert "scopecast_session" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+    me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.json() == {"id": body["user"]["id"], "email": "gp@clinic.test", "role": "gp"}
+    for email, password in (("gp@clinic.test", "wrong password!"), ("nobody@clinic.test", PASSWORD)):
+        r = await client.post("/api/login", json={"email": email, "password": password})
+        assert (r.status_code, r.json()["detail"]) == (401, "wrong email or password")
+
+
+def test_session_tokens_expire_and_resist_tampering() -> None:
+    tokens = SessionTokens(SECRET, ttl_s=60)
+    token, _ = tokens.issue(7)
+    assert tokens.verify(token) == 7
+    from telehealth.errors import InvalidSession
+
+    with pytest.raises(InvalidSession, match="invalid"):
+        tokens.verify(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
+    with pytest.raises(InvalidSession, match="invalid"):
+        SessionTokens("another-secret-" + "y" * 40, 60).verify(token)
+    with pytest.raises(InvalidSession, match="expired"):
+        SessionTokens(SECRET, ttl_s=-1).verify(token)
+
+
+async def test_invite_flow_replay_and_expiry(services, client) -> None:
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    gp = {"Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"}
+    r = await client.post("/api/invites", json={"email": "pat@mail.test"}, headers=gp)
+    assert r.status_code == 201
+    url = r.json()["invite_url"]
+    assert url.startswith("/patient#invite=")
+    token = url.split("invite=")[1]
+    r = await client.post(f"/api/invites/{token}/accept", json={"password": "short"})
+    assert (r.status_code, r.json()["detail"]) == (422, "password too short: at least 10 characters")
+    r = await client.post(f"/api/invites/{token}/accept", json={"password": PASSWORD})
+    assert r.status_code == 201 and r.json()["user"]["role"] == "patient"
+    replay = await client.post(f"/api/invites/{token}/accept", json={"password": PASSWORD})
+    assert replay.status_code == 410 and "already used" in replay.json()["detail"]
+
+    r = await client.post("/api/invites", json={"email": "late@mail.test"}, headers=gp)
+    late = r.json()["invite_url"].split("invite=")[1]
+    with services.store.db.session() as s:
+        s.execute(update(InviteRow).where(InviteRow.email == "late@mail.test").values(expires_at=utc_now() - timedelta(seconds=1)))
+    expired = await client.post(f"/api/invites/{late}/accept", json={"password": PASSWORD})
+    assert expired.status_code == 410 and "expired" in expired.json()["detail"]
+    unknown = await client.post("/api/invites/not-a-token/accept", json={"password": PASSWORD})
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "unknown invite link")
+    # Inviting an email that already has an account is refused, not silently duplicated.
+    dup = await client.post("/api/invites", json={"email": "pat@mail.test"}, headers=gp)
+    assert dup.status_code == 409
+
+
+async def test_visibility_by_role(world) -> None:
+    c = world.client
+    ids = lambda who: [case["id"] for case in c_json[who]]
+    c_json = {who: (await c.get("/api/cases", headers=h)).json() for who, h in world.headers.items()}
+    assert ids("pat_a") == [world.case_ids["pat_a"]]
+    assert ids("gp_a") == [world.case_ids["pat_a"]]
+    assert ids("gp_b") == [world.case_ids["pat_b"]]
+    assert ids("surgeon") == []
+    assert sorted(ids("admin")) == sorted(world.case_ids.values())
+    # Another patient's case id reads exactly like an id that does not exist.
+    other = await c.get(f"/api/cases/{world.case_ids['pat_b']}", headers=world.headers["pat_a"])
+    missing = await c.get("/api/cases/999999", headers=world.headers["pat_a"])
+    assert other.status_code == missing.status_code == 404
+    assert other.json()["detail"].replace(str(world.case_ids["pat_b"]), "N") == missing.json()["detail"].replace("999999", "N")
+
+
+async def test_logs_hold_no_patient_data(services, client, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    gp = {"Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"}
+    token = (await client.post("/api/invites", json={"email": "secret.patient@mail.test"}, headers=gp)).json()["invite_url"].split("invite=")[1]
+    pat = {"Authorization": f"Bearer {(await client.post(f'/api/invites/{token}/accept', json={'password': PASSWORD})).json()['token']}"}
+    case = (await client.post("/api/cases", json={"label": "left heel ulcer"}, headers=pat)).json()
+    from telehealth_testutil import jpeg_bytes
+
+    r = await client.post(f"/api/cases/{case['id']}/photos", files={"photo": ("w.jpg", jpeg_bytes(1), "image/jpeg")}, headers=pat)
+    assert r.status_code == 201
+    # The test client's own request log (httpx) is not the server's: leave it out.
+    server_records = [rec for rec in caplog.records if not rec.name.startswith(("httpx", "httpcore"))]
+    assert any(rec.name.startswith("telehealth") for rec in server_records)
+    logged = " ".join(f"{rec.getMessage()} {rec.__dict__}" for rec in server_records)
+    for secret in ("secret.patient", "left heel", token, PASSWORD, r.json()["sha256"]):
+        assert secret not in logged

@@ -1,0 +1,92 @@
+"""clean_photo: every acceptance and refusal rule, on bytes, without the HTTP layer."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image, ImageFilter
+from telehealth_testutil import FUSEG_IMAGES, encode, jpeg_bytes, textured_image
+
+from telehealth.errors import PhotoRejected
+from telehealth.photo_intake import IntakeLimits, clean_photo, thumbnail_jpeg
+
+LIMITS = IntakeLimits(max_bytes=2_000_000, max_pixels=4_000_000, min_brightness=35.0, min_sharpness=20.0)
+
+
+def rejected(data: bytes, limits: IntakeLimits = LIMITS) -> tuple[int, str]:
+    with pytest.raises(PhotoRejected) as info:
+        clean_photo(data, limits)
+    return info.value.status_code, info.value.reason
+
+
+def test_jpeg_gps_and_orientation_are_applied_then_stripped() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (51.0, 30.0, 0.0), "W", (0.0, 7.0, 0.0)
+    data = encode(textured_image(1, (320, 200)), "JPEG", exif=exif.tobytes(), quality=90)
+    assert b"PhoneMaker" in data
+    photo = clean_photo(data, LIMITS)
+    assert (photo.width, photo.height) == (200, 320)  # turned upright
+    assert photo.sha256 == hashlib.sha256(photo.data).hexdigest()
+    stored = Image.open(io.BytesIO(photo.data))
+    assert not stored.getexif() and "exif" not in stored.info and "icc_profile" not in stored.info
+    assert b"PhoneMaker" not in photo.data and b"GPS" not in photo.data
+
+
+def test_png_with_alpha_and_heic_are_accepted() -> None:
+    rgba = textured_image(2).convert("RGBA")
+    png = clean_photo(encode(rgba, "PNG"), LIMITS)
+    heic = clean_photo(encode(textured_image(3), "HEIF", quality=90), LIMITS)
+    for photo in (png, heic):
+        assert photo.media_type == "image/jpeg" and (photo.width, photo.height) == (320, 240)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "reason"),
+    [
+        (b"", 415, "not an image: the file is empty"),
+        (b"%PDF-1.4 definitely a pdf" * 10, 415, "not an image: the file is not a JPEG, PNG or HEIC picture"),
+        (b"\xff\xd8\xff\xe0" + b"\0" * 200, 415, "not an image"),
+        (jpeg_bytes(4)[:1500], 415, "not an image: the JPEG data is truncated or corrupt"),
+        (encode(textured_image(5), "GIF"), 415, "not an image: the file is not a JPEG, PNG or HEIC picture"),
+    ],
+    ids=["empty", "pdf", "jpeg-magic-only", "truncated", "gif"],
+)
+def test_files_that_are_not_accepted_images(data: bytes, status: int, reason: str) -> None:
+    got_status, got_reason = rejected(data)
+    assert got_status == status and got_reason.startswith(reason)
+
+
+def test_quality_checks() -> None:
+    dark = Image.eval(textured_image(6), lambda v: v // 10)
+    assert rejected(encode(dark)) == (422, "too dark, please retake")
+    blurred = textured_image(7).filter(ImageFilter.GaussianBlur(6))
+    assert rejected(encode(blurred)) == (422, "too blurred, please retake")
+
+
+def test_size_and_pixel_limits() -> None:
+    assert rejected(b"\0" * 3_100_000) == (413, "too large: 3.1 MB over 2 MB")
+    # A tiny PNG that claims 3000x3000 pixels: refused from the header, before the pixels are decoded.
+    bomb = encode(Image.new("L", (3000, 3000)), "PNG", optimize=True)
+    assert len(bomb) < 100_000
+    status, reason = rejected(bomb)
+    assert status == 413 and reason == "image has too many pixels: 9.0 MP over 4 MP"
+
+
+def test_thumbnail_is_small_jpeg() -> None:
+    photo = clean_photo(jpeg_bytes(8, (1200, 900)), LIMITS)
+    thumb = Image.open(io.BytesIO(thumbnail_jpeg(photo.data, 320)))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 320
+
+
+@pytest.mark.data
+def test_real_wound_photos_pass() -> None:
+    if not FUSEG_IMAGES.is_dir():
+        pytest.skip(f"{FUSEG_IMAGES} is absent: real wound photos not available on this machine")
+    for path in sorted(FUSEG_IMAGES.glob("*.jpg"))[:5]:
+        photo = clean_photo(path.read_bytes(), LIMITS)
+        assert (photo.width, photo.height) == Image.open(path).size
