@@ -88,11 +88,10 @@ def _blend_fill(
     roi = frame[y0:y1, x0:x1]
     mask = np.zeros(roi.shape[:2], dtype=np.uint8)
     cv2.fillPoly(mask, [p - (x0, y0) for p in polygons], 255)
-    inside = mask.astype(bool)
-    if not inside.any():
-        return
-    tint = np.asarray(colour, dtype=np.float32)
-    roi[inside] = (roi[inside] * (1.0 - alpha) + tint * alpha).astype(np.uint8)
+    # Blend the whole box in C, then copy back only the pixels inside the outline:
+    # boolean-mask indexing in numpy cost several ms per object at 720p.
+    tinted = cv2.addWeighted(roi, 1.0 - alpha, np.full_like(roi, colour), alpha, 0.0)
+    cv2.copyTo(tinted, mask, roi)
 
 
 def _fade(colour: tuple[int, int, int], opacity: float) -> tuple[int, int, int]:

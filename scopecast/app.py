@@ -70,6 +70,7 @@ def create_app(
         fade_after_s=settings.fade_after_s,
         sync_wait_ms=settings.sync_wait_ms,
         annotate=settings.model != PASS_THROUGH,
+        max_inference_fps=settings.max_inference_fps,
     )
 
     def model_factory(name: str) -> Callable[[], FrameModel] | None:

@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codecs", default="VP8,H264", help="comma list of VP8, H264")
     parser.add_argument("--model", default="polyp", help="registered model for the full pipeline")
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--model-fps", type=float, default=0.0, help="cap on model runs per second (0: no cap)")
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded at the start of each run")
     parser.add_argument("--content", choices=["laparoscopy", "synthetic"], default="laparoscopy",
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": _machine(),
         "fps": args.fps,
         "content": args.content,
+        "model_fps_cap": args.model_fps,
         "runs": [asdict(r) for r in results],
     }
     (args.out / "bench-stream.json").write_text(json.dumps(report, indent=2))
@@ -100,7 +102,8 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     from stream import client
     from stream.framestamp import StampedVideoTrack, read_stamp
 
-    app = create_app(Settings(serve_sample=False, model=model, video_codec=codec, log_level="WARNING"))
+    app = create_app(Settings(serve_sample=False, model=model, video_codec=codec, log_level="WARNING",
+                              max_inference_fps=args.model_fps))
     async with _serve(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
         session = await client.publish(f"ws://{addr}/ws", camera, codec=codec)

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--model", help="registered model to run on every stream (default polyp)")
     serve.add_argument("--sync-wait-ms", type=int, help="evaluation mode: wait up to N ms for each frame's own findings")
     serve.add_argument("--video-codec", choices=["auto", "VP8", "H264"])
+    serve.add_argument("--max-inference-fps", type=float, help="run the model at most N times a second per stream")
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--log-format", choices=["json", "text"])
     serve.add_argument("--vlm-backend", choices=["grounded", "transformers", "openai"],
@@ -108,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
             "model": args.model,
             "sync_wait_ms": args.sync_wait_ms,
             "video_codec": args.video_codec,
+            "max_inference_fps": args.max_inference_fps,
             "max_sessions": args.max_sessions,
             "log_format": args.log_format,
             "ice_servers": args.ice_servers,

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     serve_sample: bool = Field(True, description="serve the bundled sample clip when no source is given")
     model: str = Field("polyp", description="registered model run on every stream; 'none' relays video without AI")
     model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
+    max_inference_fps: float = Field(
+        0.0, ge=0, le=240, description="run each stream's model at most this often (0: as often as it can); "
+        "on small CPUs this leaves room for video encoding"
+    )
     max_sessions: int = Field(16, ge=1, le=1000)
     hang_timeout_s: float = Field(2.0, gt=0, le=60)
     stale_after_s: float = Field(1.0, gt=0, le=60)

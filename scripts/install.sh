@@ -22,5 +22,9 @@ PYTHON="${PYTHON:-python3}"
 # Pin torch: an unpinned torch pulls a multi-GB CUDA build. On a GPU machine set
 # TORCH_SPEC to the CUDA build you want.
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[train,vlm,test]"
+.venv/bin/python -m pip install -q -e ".[train,vlm,triton,gpu-telemetry,test]"
+# The Triton server used by the remote-runtime tests ships in nvidia-pytriton, whose
+# numpy<2 pin would downgrade the whole environment: take the wheel without it.
+.venv/bin/python -m pip install -q --no-deps "nvidia-pytriton==0.7.0"
+.venv/bin/python -m pip install -q grpcio pyzmq sh typer typing_inspect wrapt importlib_metadata
 echo "scopecast installed in .venv ($(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -33,9 +34,13 @@ def array_to_frame(image: np.ndarray) -> av.VideoFrame:
     aiortc's relay hands the same frame to every viewer's encoder, and an
     encoder given another pixel format converts it with the frame's own shared
     scaler, from several threads at once. Sending yuv420p avoids that path, and
-    the conversion is paid once instead of once per viewer.
+    the conversion is paid once instead of once per viewer. OpenCV's converter
+    is about three times faster than swscale's here.
     """
-    return _reformatter().reformat(av.VideoFrame.from_ndarray(image, format="bgr24"), format="yuv420p")
+    height, width = image.shape[:2]
+    if height % 2 or width % 2:  # I420 needs even sizes; let swscale handle odd ones
+        return _reformatter().reformat(av.VideoFrame.from_ndarray(image, format="bgr24"), format="yuv420p")
+    return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
 
 
 def ensure_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:

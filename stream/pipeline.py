@@ -44,6 +44,7 @@ class PipelineConfig:
     sync_wait_ms: int = 0  # >0: evaluation mode, each output frame waits this long for its own findings
     error_backoff_s: float = 0.5  # pause after a failed model call, so a broken model does not spin
     annotate: bool = True  # False: plain relay (no model, no overlay), the baseline of the stream benchmark
+    max_inference_fps: float = 0.0  # >0: run the model at most this often, leaving CPU to decode/encode
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,8 @@ class StreamPipeline:
             seen = taken.seq
             if taken.skipped:
                 self._metrics.frames_dropped.labels(self.stream_id, "model").inc(taken.skipped)
-            self._inflight_since = time.monotonic()
+            started = time.monotonic()
+            self._inflight_since = started
             try:
                 findings = await loop.run_in_executor(self._executor, _run_model, model, taken.item.frame)
             except Exception as exc:
@@ -242,6 +244,9 @@ class StreamPipeline:
                 self.stream_id, taken.seq, taken.item.frame.pts, taken.item.capture_time, findings
             )
             self._broadcast(event.model_dump_json())
+            if self.config.max_inference_fps > 0:
+                # Pace the model; the newest frame is taken when it is next free, so pacing never adds lag.
+                await asyncio.sleep(max(0.0, started + 1.0 / self.config.max_inference_fps - time.monotonic()))
 
     async def _watchdog_loop(self) -> None:
         while True:

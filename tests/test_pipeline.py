@@ -85,3 +85,24 @@ async def test_model_that_fails_to_load_reports_why_and_frames_still_flow():
     image = frames[-1].to_ndarray(format="bgr24")
     assert image[3, 160, 2] > 150 and image[3, 160, 0] < 80, "red banner on the frame"
     await pipeline.close()
+
+
+async def test_inference_rate_cap_paces_the_model_but_not_the_video():
+    model = BoxModel()
+    metrics = StreamMetrics()
+    pipeline = StreamPipeline("s", lambda: model, PipelineConfig(max_inference_fps=5), metrics)
+    pipeline.viewers = 1
+    pipeline.start()
+    with ThreadPoolExecutor(1) as pool:
+        track = AnnotatedTrack(pipeline, metrics, pool)
+        feeder = asyncio.create_task(_feed(pipeline, fps=30, count=45))
+        frames = 0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 1.0:
+            await asyncio.wait_for(track.recv(), 2)
+            frames += 1
+        feeder.cancel()
+    await pipeline.close()
+    assert model.calls <= 7, f"{model.calls} model calls in 1 s with a cap of 5/s"
+    assert frames >= 20, f"only {frames} frames out in 1 s at 30 fps in"
