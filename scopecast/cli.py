@@ -15,7 +15,7 @@ _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("perception.training", "train a segmentation model (progress bar, plots, resumable)"),
     ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
     ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
-    ("bench", "perception"): ("perception.bench", "per-frame model latency and throughput"),
+    ("bench", "perception"): ("perception.runtimes.bench", "model latency, throughput and memory per runtime, batch and frame size"),
     ("eval", "vlm"): ("perception.vlm.evaluate", "accuracy of a VLM backend on closed questions from ground-truth masks"),
     ("bench", "vlm"): ("perception.vlm.bench", "time to first token and tokens/s of VLM backends"),
 }

@@ -1,0 +1,297 @@
+"""Export a training checkpoint to ONNX, check parity with torch, write metadata.
+
+    python -m perception.export --checkpoint runs/polyp/best.pt --name polyp
+
+Writes ``perception/weights/<name>.onnx`` (opset 17, dynamic batch axis, fixed
+H x W, input ``image`` N x 3 x H x W float32 normalised RGB, output ``logits``
+N x 1 x H x W) and ``perception/weights/<name>.json`` (name, version, labels,
+input size, normalisation, threshold, parameters, size, checksum, parity, and
+the validation metrics measured on the exported ONNX by ``perception.evaluate``
+when the data is present). The same metadata is embedded in the ONNX under the
+``scopecast`` metadata key, so the ONNX alone is enough to run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+TASK_INFO = {
+    "polyp": {
+        "labels": ["polyp"],
+        "data": ["Kvasir-SEG (Jha et al., MMM 2020)", "CVC-ClinicDB sequences 1-23 (Bernal et al., CMIG 2015)"],
+        "domain": "colonoscopy / endoscopy",
+    },
+    "wound": {
+        "labels": ["wound"],
+        "data": ["FUSeg 2021 train (Wang et al., Sci Rep 2020)"],
+        "domain": "foot ulcer photographs",
+    },
+}
+
+
+def load_checkpoint_net(checkpoint: str | Path):
+    """(net in eval mode, checkpoint dict) from a training checkpoint (best.pt or last.pt)."""
+    import torch
+
+    from perception.nets import build_net
+
+    ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
+    arch = dict(ckpt["arch"])
+    kind = arch.pop("arch")
+    net = build_net(kind, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    return net, ckpt
+
+
+def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
+    """torch -> ONNX with a dynamic batch axis (TorchScript exporter: no onnxscript needed)."""
+    import torch
+
+    w, h = input_size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 3, h, w)
+    with torch.no_grad():
+        torch.onnx.export(
+            net,
+            (dummy,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            do_constant_folding=True,
+        )
+
+
+def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
+    """Max |torch - onnxruntime| over the logits of ``inputs`` (N x 3 x H x W float32)."""
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: inputs})[0]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(inputs)).numpy()
+    return float(np.max(np.abs(got - ref)))
+
+
+def _embed_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "scopecast", json.dumps(meta, sort_keys=True)
+    model.producer_name = "scopecast"
+    onnx.save(model, str(onnx_path))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export(
+    checkpoint: str | Path,
+    name: str,
+    *,
+    out_dir: str | Path = WEIGHTS_DIR,
+    version: str = "1.0",
+    threshold: float = 0.5,
+    min_area_frac: float = 0.001,
+    opset: int = 17,
+    tolerance: float = 1e-3,
+    evaluate_val: bool = True,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Export ``checkpoint`` as ``<out_dir>/<name>.onnx`` + ``.json``; returns the metadata written.
+
+    Raises ``RuntimeError`` when onnxruntime and torch disagree by more than ``tolerance``.
+    """
+    import torch
+
+    from perception import datasets
+    from perception.nets import count_params
+
+    torch.set_num_threads(max(1, threads))
+    out_dir = Path(out_dir)
+    onnx_path = out_dir / f"{name}.onnx"
+    net, ckpt = load_checkpoint_net(checkpoint)
+    cfg = ckpt["config"]
+    task = cfg["task"]
+    size = int(cfg["input_size"])
+    mean, std = list(ckpt.get("mean", (0.485, 0.456, 0.406))), list(ckpt.get("std", (0.229, 0.224, 0.225)))
+    export_onnx(net, onnx_path, (size, size), opset=opset)
+
+    # parity on random inputs (batch 3, exercises the dynamic axis) and on real validation frames
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=(3, 3, size, size)).astype(np.float32)
+    diff = parity(net, onnx_path, probe)
+    try:
+        _, val = datasets.task_split(task, seed=cfg.get("split_seed", datasets.DEFAULT_SEED))
+        from perception.training import normalise_batch
+
+        imgs, _ = datasets.load_resized(val[:4], size)
+        diff = max(diff, parity(net, onnx_path, normalise_batch(imgs)))
+    except (FileNotFoundError, ValueError):
+        pass
+    if diff > tolerance:
+        raise RuntimeError(f"onnxruntime and torch disagree: max |diff| {diff:.2e} > {tolerance:.0e}")
+
+    info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": ""})
+    meta: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "task": "segmentation",
+        "labels": info["labels"],
+        "domain": info["domain"],
+        "input_name": "image",
+        "output_name": "logits",
+        "input_size": [size, size],
+        "layout": "NCHW",
+        "color": "RGB",
+        "normalisation": "(x / 255 - mean) / std",
+        "mean": mean,
+        "std": std,
+        "output": "logits (sigmoid -> foreground probability)",
+        "threshold": threshold,
+        "min_area_frac": min_area_frac,
+        "arch": ckpt["arch"],
+        "params": count_params(net),
+        "opset": opset,
+        "training": {
+            "task": task,
+            "data": info["data"],
+            "split_seed": cfg.get("split_seed"),
+            "epochs": cfg.get("epochs"),
+            "best_epoch": ckpt.get("epoch"),
+            "batch_size": cfg.get("batch_size"),
+            "lr": cfg.get("lr"),
+            "val_at_input_size": ckpt.get("val"),
+        },
+        "parity_max_abs_diff": diff,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _embed_metadata(onnx_path, meta)
+    meta["onnx_bytes"] = onnx_path.stat().st_size
+    meta["sha256"] = _sha256(onnx_path)
+    json_path = onnx_path.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=2) + "\n")
+
+    if evaluate_val:
+        try:
+            from perception.evaluate import evaluate_split
+
+            res = evaluate_split(onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val",
+                                 threads=threads)
+        except FileNotFoundError as e:
+            print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
+        else:
+            meta["val_metrics"] = {k: res[k] for k in ("dice", "iou", "precision", "recall", "ap50", "n_images")}
+            meta["val_metrics"]["per_source"] = {
+                src: {k: r[k] for k in ("dice", "iou", "precision", "recall", "ap50", "n_images")}
+                for src, r in res.get("per_source", {}).items()
+            }
+            json_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m perception.export", description="Export a checkpoint to ONNX.")
+    p.add_argument("--checkpoint", type=Path, required=True, help="runs/<name>/best.pt")
+    p.add_argument("--name", required=True, help="model name: writes perception/weights/<name>.onnx/.json")
+    p.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
+    p.add_argument("--version", default="1.0")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--min-area-frac", type=float, default=0.001)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-eval", action="store_true", help="skip the validation-split evaluation")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--triton", type=Path, default=None, metavar="DIR",
+                   help="also write a Triton model repository DIR/<name>/ (config.pbtxt + 1/model.onnx)")
+    p.add_argument("--triton-max-batch", type=int, default=8)
+    args = p.parse_args(argv)
+    if not args.checkpoint.is_file():
+        print(f"checkpoint not found: {args.checkpoint}", file=sys.stderr)
+        return 2
+    meta = export(args.checkpoint, args.name, out_dir=args.out_dir, version=args.version, threshold=args.threshold,
+                  min_area_frac=args.min_area_frac, opset=args.opset, evaluate_val=not args.no_eval,
+                  threads=args.threads)
+    print(json.dumps({k: meta[k] for k in ("name", "params", "onnx_bytes", "parity_max_abs_diff")}
+                     | {"val_metrics": meta.get("val_metrics")}, indent=1))
+    if args.triton is not None:
+        from perception.runtimes.triton_repo import write_model_repository
+
+        model_dir = write_model_repository(Path(args.out_dir) / f"{args.name}.onnx", args.triton, args.name,
+                                           max_batch=args.triton_max_batch)
+        print(f"Triton model repository: {model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def net_from_onnx(onnx_path: str | Path):
+    """Rebuild the torch network from an exported ONNX (for parity checks without a checkpoint).
+
+    The exporter folds each BatchNorm into the preceding convolution, so the
+    rebuilt net has biased convolutions and identity normalisation; the graph's
+    Conv nodes are taken in order and must match the net's Conv2d modules
+    one-to-one in shape, or ``ValueError`` is raised.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    from perception.nets import build_net
+
+    onnx_path = Path(onnx_path)
+    meta_path = onnx_path.with_suffix(".json")
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+    else:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+        meta = json.loads({p.key: p.value for p in model.metadata_props}["scopecast"])
+    arch = dict(meta["arch"])
+    net = build_net(arch.pop("arch"), **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
+    model = onnx.load(str(onnx_path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    # the exporter de-duplicates identical initializers (e.g. equal folded biases) behind Identity nodes
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits.setdefault(node.output[0], inits[node.input[0]])
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    modules = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if len(convs) != len(modules):
+        raise ValueError(f"{onnx_path.name}: {len(convs)} Conv nodes but the net has {len(modules)} convolutions")
+    for node, conv in zip(convs, modules):
+        w = inits[node.input[1]]
+        if tuple(w.shape) != tuple(conv.weight.shape):
+            raise ValueError(f"{onnx_path.name}: Conv {node.name} weight {w.shape} vs {tuple(conv.weight.shape)}")
+        conv.weight = nn.Parameter(torch.from_numpy(w.copy()))
+        b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+        conv.bias = nn.Parameter(torch.from_numpy(b.copy()))
+
+    def strip_bn(mod: nn.Module) -> None:
+        for child_name, child in mod.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(mod, child_name, nn.Identity())
+            else:
+                strip_bn(child)
+
+    strip_bn(net)
+    return net.eval()

@@ -1,0 +1,133 @@
+"""Small segmentation networks for CPU real-time inference (PyTorch).
+
+Imported only by training / export code (and tests that check parity); the
+runtime path uses the exported ONNX and never imports torch.
+
+``LiteUNet``: a U-Net whose encoder is built from MobileNetV2-style inverted
+residual blocks (1x1 expand -> 3x3 depthwise -> 1x1 project, residual when the
+shape allows) and whose decoder uses depthwise-separable convolutions. A global
+context branch (global average pool -> 1x1 conv, added back) at the 1/32 level
+widens the receptive field cheaply, which helps with large polyps and wounds.
+The output is one logit channel at the input resolution. Input sides must be
+multiples of 32. About 1 M parameters with the default widths.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: expand (1x1) -> depthwise (3x3) -> project (1x1, linear)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, expand: int = 4, dilation: int = 1) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(_conv_bn(cin, hidden, 1))
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, dilation, dilation=dilation, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            _conv_bn(hidden, cout, 1, act=False),
+        ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.use_res else y
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3x3 + pointwise 1x1, twice: the decoder's fusion block."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn(cin, cin, 3, groups=cin),
+            _conv_bn(cin, cout, 1),
+            _conv_bn(cout, cout, 3, groups=cout),
+            _conv_bn(cout, cout, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class LiteUNet(nn.Module):
+    """Lightweight U-Net: inverted-residual encoder, separable decoder, 1 logit channel out."""
+
+    def __init__(
+        self,
+        enc: tuple[int, int, int, int, int] = (16, 24, 40, 80, 128),
+        dec: tuple[int, int, int, int] = (80, 48, 32, 24),
+        expand: int = 4,
+        depth: tuple[int, int, int, int] = (2, 2, 3, 2),
+    ) -> None:
+        super().__init__()
+        c1, c2, c3, c4, c5 = enc
+        self.config = {"enc": list(enc), "dec": list(dec), "expand": expand, "depth": list(depth)}
+        # 1/2
+        self.stem = nn.Sequential(_conv_bn(3, c1, 3, 2), InvertedResidual(c1, c1, 1, expand=1))
+
+        def stage(cin: int, cout: int, n: int) -> nn.Sequential:
+            blocks = [InvertedResidual(cin, cout, 2, expand)]
+            blocks += [InvertedResidual(cout, cout, 1, expand) for _ in range(n - 1)]
+            return nn.Sequential(*blocks)
+
+        self.enc2 = stage(c1, c2, depth[0])  # 1/4
+        self.enc3 = stage(c2, c3, depth[1])  # 1/8
+        self.enc4 = stage(c3, c4, depth[2])  # 1/16
+        self.enc5 = stage(c4, c5, depth[3])  # 1/32
+        self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c5, c5, 1), nn.ReLU(inplace=True))
+        d4, d3, d2, d1 = dec
+        self.dec4 = SeparableBlock(c5 + c4, d4)
+        self.dec3 = SeparableBlock(d4 + c3, d3)
+        self.dec2 = SeparableBlock(d3 + c2, d2)
+        self.dec1 = SeparableBlock(d2 + c1, d1)
+        self.head = nn.Conv2d(d1, 1, 1)
+        nn.init.constant_(self.head.bias, -2.0)  # start predicting mostly background
+
+    @staticmethod
+    def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return torch.cat([x, skip], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.stem(x)
+        s2 = self.enc2(s1)
+        s3 = self.enc3(s2)
+        s4 = self.enc4(s3)
+        s5 = self.enc5(s4)
+        s5 = s5 + self.context(s5)
+        y = self.dec4(self._up_cat(s5, s4))
+        y = self.dec3(self._up_cat(y, s3))
+        y = self.dec2(self._up_cat(y, s2))
+        y = self.dec1(self._up_cat(y, s1))
+        y = self.head(y)
+        return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def build_net(arch: str = "liteunet", **kwargs) -> nn.Module:
+    """Build a network by architecture name (only ``liteunet`` for now)."""
+    if arch == "liteunet":
+        return LiteUNet(**kwargs)
+    raise ValueError(f"unknown architecture {arch!r}")
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,368 @@
+"""Train a project segmentation model from scratch (PyTorch, CPU-friendly).
+
+    python -m perception.training --task polyp --epochs 30
+    python -m perception.training --task polyp --resume          # continue runs/polyp/last.pt
+
+Everything a run writes goes to ``runs/<name>/`` (git-ignored):
+``last.pt`` (resumable: model, optimiser, schedule, history, RNG), ``best.pt``
+(weights with the best validation Dice), ``history.json``, ``curves.png``
+(loss and metric curves) and the console log if you redirect it there.
+
+Images are decoded once and cached in memory at ``1.25 x`` the input size
+(square, like the runtime's resize), then augmented on the fly with
+albumentations. Loss: BCE + soft Dice (per image). Optimiser: AdamW with linear
+warm-up then cosine decay, stepped per batch. Validation Dice/IoU are computed
+each epoch at the input resolution; the shipped numbers come from
+``perception.evaluate`` on the exported ONNX at the original resolution.
+
+The training box has two cores shared with the streaming work, so torch uses one
+thread by default (``--threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perception import datasets
+from perception.metrics import mask_scores, mean_scores
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RUNS_DIR = REPO_ROOT / "runs"
+
+# Normalisation applied to RGB uint8 input: (x / 255 - mean) / std, per channel.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+LABELS = {"polyp": "polyp", "wound": "wound"}
+
+
+@dataclass
+class TrainConfig:
+    task: str = "polyp"
+    name: str = ""  # run name; defaults to the task
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    input_size: int = 256
+    seed: int = 0  # training RNG (augmentation, init, order)
+    split_seed: int = datasets.DEFAULT_SEED
+    limit: int = 0  # >0: use only this many train and val images (smoke tests)
+    arch: str = "liteunet"
+    arch_kwargs: dict[str, Any] = field(
+        default_factory=lambda: {
+            "enc": [16, 24, 48, 96, 192],
+            "dec": [96, 48, 32, 24],
+            "depth": [2, 2, 3, 3],
+            "expand": 4,
+        }
+    )
+    dice_weight: float = 1.0
+    threads: int = 1
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.task
+
+
+def build_augment(size: int):
+    """The training augmentation: geometry, colour, blur/noise (image and mask together)."""
+    import albumentations as A
+    import cv2
+
+    return A.Compose(
+        [
+            A.RandomResizedCrop(size=(size, size), scale=(0.35, 1.0), ratio=(0.7, 1.4), p=1.0),
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(
+                rotate=(-30, 30),
+                shear=(-8, 8),
+                scale=(0.85, 1.15),
+                translate_percent=(-0.08, 0.08),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=0,
+                p=0.5,
+            ),
+            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=(-0.04, 0.04), p=0.8),
+            A.OneOf(
+                [
+                    A.GaussianBlur(blur_limit=(3, 5), p=1.0),
+                    A.MotionBlur(blur_limit=(3, 7), p=1.0),
+                    A.GaussNoise(std_range=(0.02, 0.08), p=1.0),
+                ],
+                p=0.3,
+            ),
+        ]
+    )
+
+
+def normalise_batch(images: np.ndarray) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,3,H,W) float32, normalised with MEAN/STD."""
+    x = images.astype(np.float32) * (1.0 / 255.0)
+    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up to 1, then cosine decay to ~0 at ``total`` steps."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * t)) * 0.99 + 0.01
+
+
+def seg_loss(logits, target, dice_weight: float = 1.0):
+    """BCE-with-logits + (1 - soft Dice), the Dice computed per image then averaged."""
+    import torch
+    from torch.nn import functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
+    inter = (p * t).sum(1)
+    soft_dice = (2 * inter + 1.0) / (p.sum(1) + t.sum(1) + 1.0)
+    return bce + dice_weight * (1.0 - soft_dice.mean())
+
+
+def plot_history(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """Loss curves (left) and validation Dice/IoU (right) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="val loss")
+    a.set_xlabel("epoch")
+    a.set_ylabel("BCE + Dice loss")
+    a.legend()
+    a.grid(alpha=0.3)
+    b.plot(ep, [h["val_dice"] for h in history], "o-", label="val Dice")
+    b.plot(ep, [h["val_iou"] for h in history], "o-", label="val IoU")
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend()
+    b.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def evaluate_arrays(net, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16, dice_weight: float = 1.0):
+    """Validation loss and mean per-image Dice/IoU/precision/recall (threshold 0.5) at array resolution."""
+    import torch
+
+    net.eval()
+    rows, losses = [], []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = torch.from_numpy(normalise_batch(images[i : i + batch_size])).contiguous(
+                memory_format=torch.channels_last
+            )
+            t = torch.from_numpy(masks[i : i + batch_size, None].astype(np.float32))
+            logits = net(x)
+            losses.append(float(seg_loss(logits, t, dice_weight)) * len(x))
+            pred = (logits[:, 0] > 0).numpy()
+            rows += [mask_scores(p, g) for p, g in zip(pred, masks[i : i + batch_size].astype(bool))]
+    out = mean_scores(rows)
+    out["loss"] = sum(losses) / max(1, len(images))
+    return out
+
+
+def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Path | None = None) -> dict[str, Any]:
+    """Train (or resume) one run; returns a summary with the best validation metrics and paths."""
+    import torch
+    from tqdm import tqdm
+
+    from perception.nets import build_net, count_params
+
+    ckpt: dict[str, Any] | None = None
+    if resume is not None:
+        if not resume.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from: {resume}")
+        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+        saved = TrainConfig(**ckpt["config"])
+        # Keep what defines the run; let the caller change epochs (schedule is recomputed) and threads.
+        saved.epochs, saved.threads = config.epochs, config.threads
+        config = saved
+        _log(f"resuming {resume} at epoch {ckpt['epoch']}/{config.epochs}")
+
+    torch.set_num_threads(max(1, config.threads))
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    run_dir = runs_dir / config.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    train_s, val_s = datasets.task_split(config.task, seed=config.split_seed)
+    if config.limit > 0:
+        train_s, val_s = train_s[: config.limit], val_s[: max(2, config.limit // 4)]
+    if not train_s or not val_s:
+        raise RuntimeError(f"no data for task {config.task!r} under {datasets.data_root()}")
+    _log(f"task {config.task}: {len(train_s)} train / {len(val_s)} val images from {datasets.data_root()}")
+    size = config.input_size
+    cache = int(round(size * 1.25))
+    t0 = time.time()
+    tr_img, tr_mask = datasets.load_resized(train_s, cache, progress=sys.stderr.isatty())
+    va_img, va_mask = datasets.load_resized(val_s, size, progress=sys.stderr.isatty())
+    _log(f"decoded and cached in {time.time() - t0:.0f}s")
+    (run_dir / "split.json").write_text(
+        json.dumps(
+            {"train": [f"{s.source}/{s.name}" for s in train_s], "val": [f"{s.source}/{s.name}" for s in val_s]},
+            indent=0,
+        )
+    )
+
+    net = build_net(config.arch, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.arch_kwargs.items()})
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_s) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+    history: list[dict[str, float]] = []
+    best_dice, start_epoch = -1.0, 0
+    if ckpt is not None:
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        history, best_dice, start_epoch = ckpt["history"], ckpt["best_dice"], ckpt["epoch"]
+        rng.bit_generator.state = ckpt["np_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+    _log(f"{config.arch} {count_params(net) / 1e6:.2f} M params, {steps_per_epoch} steps/epoch, input {size}px")
+
+    augment = build_augment(size)
+    arch = {"arch": config.arch, **config.arch_kwargs}
+    interactive = sys.stderr.isatty()
+    for epoch in range(start_epoch, config.epochs):
+        net.train()
+        order = rng.permutation(len(tr_img))
+        t_ep, loss_sum, seen = time.time(), 0.0, 0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            mininterval=0.5 if interactive else 60.0,
+            file=sys.stderr,
+        )
+        for b in bar:
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            imgs = np.empty((len(idx), size, size, 3), np.uint8)
+            msks = np.empty((len(idx), 1, size, size), np.float32)
+            for j, i in enumerate(idx):
+                out = augment(image=tr_img[i], mask=tr_mask[i])
+                imgs[j], msks[j, 0] = out["image"], out["mask"]
+            x = torch.from_numpy(normalise_batch(imgs)).contiguous(memory_format=torch.channels_last)
+            loss = seg_loss(net(x), torch.from_numpy(msks), config.dice_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
+        bar.close()
+        val = evaluate_arrays(net, va_img, va_mask, dice_weight=config.dice_weight)
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(1, seen),
+            "val_loss": val["loss"],
+            "val_dice": val["dice"],
+            "val_iou": val["iou"],
+            "val_precision": val["precision"],
+            "val_recall": val["recall"],
+            "lr": sched.get_last_lr()[0],
+            "seconds": time.time() - t_ep,
+        }
+        history.append(rec)
+        improved = rec["val_dice"] > best_dice
+        if improved:
+            best_dice = rec["val_dice"]
+            torch.save(
+                {"model": net.state_dict(), "arch": arch, "config": asdict(config), "epoch": epoch + 1,
+                 "val": {k: v for k, v in rec.items() if k.startswith("val_")}, "mean": MEAN, "std": STD},
+                run_dir / "best.pt.tmp",
+            )
+            os.replace(run_dir / "best.pt.tmp", run_dir / "best.pt")
+        torch.save(
+            {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "epoch": epoch + 1, "history": history, "best_dice": best_dice, "config": asdict(config),
+             "arch": arch, "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+             "mean": MEAN, "std": STD},
+            run_dir / "last.pt.tmp",
+        )
+        os.replace(run_dir / "last.pt.tmp", run_dir / "last.pt")
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        plot_history(history, run_dir / "curves.png", title=f"{config.run_name} ({config.task})")
+        _log(
+            f"epoch {epoch + 1}/{config.epochs} train_loss {rec['train_loss']:.4f} val_loss {rec['val_loss']:.4f} "
+            f"val_dice {rec['val_dice']:.4f} val_iou {rec['val_iou']:.4f} ({rec['seconds']:.0f}s)"
+            + ("  * best" if improved else "")
+        )
+    best = max(history, key=lambda h: h["val_dice"]) if history else {}
+    summary = {"run_dir": str(run_dir), "best": best, "epochs": config.epochs,
+               "best_checkpoint": str(run_dir / "best.pt")}
+    _log(f"done: best val Dice {best.get('val_dice', float('nan')):.4f} at epoch {best.get('epoch')}")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m perception.training", description="Train a scopecast segmentation model.")
+    p.add_argument("--task", choices=datasets.TASKS, default=d.task, help="what to train (picks data and label)")
+    p.add_argument("--name", default="", help="run name (runs/<name>/); default: the task")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--size", type=int, default=d.input_size, help="square input size (multiple of 32)")
+    p.add_argument("--seed", type=int, default=d.seed, help="training seed")
+    p.add_argument("--split-seed", type=int, default=d.split_seed, help="train/val split seed")
+    p.add_argument("--limit", type=int, default=0, help="use only N train images (smoke test)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1)")
+    p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
+    p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
+                   help="continue a run: from runs/<name>/last.pt, or from the given checkpoint")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.size % 32:
+        print(f"--size must be a multiple of 32, got {args.size}", file=sys.stderr)
+        return 2
+    cfg = TrainConfig(
+        task=args.task, name=args.name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, input_size=args.size, seed=args.seed, split_seed=args.split_seed,
+        limit=args.limit, threads=args.threads,
+    )
+    resume = None
+    if args.resume is not None:
+        resume = args.runs_dir / cfg.run_name / "last.pt" if args.resume == "last" else Path(args.resume)
+    summary = train(cfg, runs_dir=args.runs_dir, resume=resume)
+    print(json.dumps(summary["best"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
