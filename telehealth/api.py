@@ -15,7 +15,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from perception.vlm import VlmBackend
 from telehealth.accounts import authenticate
+from telehealth.analysis_api import analysis_routes
+from telehealth.analysis_runner import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
 from telehealth.auth import Authenticator
 from telehealth.body_limits import (
     declared_length,
@@ -25,6 +28,7 @@ from telehealth.body_limits import (
 from telehealth.case_store import CaseStore
 from telehealth.database import Database
 from telehealth.errors import NotFound, PhotoRejected
+from telehealth.evidence_files import EvidenceFiles
 from telehealth.invites import accept_invite, create_invite
 from telehealth.migrate import upgrade_to_head
 from telehealth.passwords import PasswordPolicy
@@ -37,6 +41,7 @@ from telehealth.photo_intake import (
 )
 from telehealth.reconcile import ReconcileReport, reconcile
 from telehealth.records import Actor, UserRecord
+from telehealth.report_api import report_routes
 from telehealth.schemas import (
     CaseCreate,
     CaseDetail,
@@ -97,10 +102,27 @@ async def read_photo_field(request: Request, max_bytes: int) -> bytes:
         await form.close()
 
 
-def telehealth_router(store: CaseStore, auth: Authenticator, settings: TelehealthSettings) -> APIRouter:
+def default_vlm() -> VlmBackend:
+    """The grounded backend: quotes the analysis' measurements, never invents (no model download needed)."""
+    from perception.vlm.grounded import GroundedBackend
+
+    return GroundedBackend(use_embeddings=False)
+
+
+def telehealth_router(
+    store: CaseStore,
+    auth: Authenticator,
+    settings: TelehealthSettings,
+    analyses: AnalysisRunner | None = None,
+    vlm: VlmBackend | None = None,
+) -> APIRouter:
     router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
     limits = intake_limits(settings)
+    evidence = analyses.evidence if analyses is not None else EvidenceFiles(settings.evidence_dir)
+    if analyses is None:
+        analyses = AnalysisRunner(store, evidence, onnx_segmenter_factory(settings.wound_model_path), settings.marker_mm)
     patient_page = (STATIC_DIR / "patient.html").read_bytes()
+    gp_page = (STATIC_DIR / "gp.html").read_bytes()
     static_files = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir() if p.suffix in _STATIC_TYPES}
     anyone = auth.require()
     clinicians_and_patients = auth.require(Role.patient, Role.gp, Role.admin)
@@ -180,6 +202,8 @@ def telehealth_router(store: CaseStore, auth: Authenticator, settings: Telehealt
         photo = await run_in_threadpool(clean_photo, data, limits)
         record, created = await run_in_threadpool(store.add_photo, actor, case_id, photo, idempotency_key)
         response.status_code = 201 if created else 200
+        if created:
+            analyses.schedule(record.id)  # the receipt does not wait for the wound analysis
         return PhotoReceipt.of(record)
 
     @router.get("/api/photos/{photo_id}", tags=["telehealth"], response_class=Response)
@@ -195,6 +219,13 @@ def telehealth_router(store: CaseStore, auth: Authenticator, settings: Telehealt
     @router.get("/patient", response_class=HTMLResponse, include_in_schema=False)
     async def patient() -> HTMLResponse:
         return HTMLResponse(patient_page, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/gp", response_class=HTMLResponse, include_in_schema=False)
+    async def gp() -> HTMLResponse:
+        return HTMLResponse(gp_page, headers={"Cache-Control": "no-cache"})
+
+    analysis_routes(router, store, auth, evidence)
+    report_routes(router, store, auth, evidence, vlm if vlm is not None else default_vlm())
 
     @router.get("/telehealth/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -215,15 +246,23 @@ class TelehealthServices:
     auth: Authenticator
     router: APIRouter
     reconciled: ReconcileReport
+    analyses: AnalysisRunner
 
     async def close(self) -> None:
+        await self.analyses.aclose()
         await asyncio.to_thread(self.store.db.dispose)
 
 
-def create_telehealth(settings: TelehealthSettings) -> TelehealthServices:
+def create_telehealth(
+    settings: TelehealthSettings,
+    segmenter_factory: SegmenterFactory | None = None,
+    vlm: VlmBackend | None = None,
+) -> TelehealthServices:
     """Migrate the database to head, reconcile photo files with rows, and build the router.
 
-    Blocking (migrations and a directory walk): call it before the server starts serving, or via asyncio.to_thread.
+    `segmenter_factory` (called once, on the analysis worker thread) replaces the ONNX wound model, e.g. in tests;
+    `vlm` replaces the grounded report drafter. Blocking (migrations and a directory walk): call it before the server
+    starts serving, or via asyncio.to_thread.
     """
     db = Database(settings.resolved_database_url())
     upgrade_to_head(db.engine)
@@ -231,4 +270,7 @@ def create_telehealth(settings: TelehealthSettings) -> TelehealthServices:
     store = CaseStore(db, files, PasswordPolicy.from_settings(settings))
     report = reconcile(store)
     auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
-    return TelehealthServices(settings, store, auth, telehealth_router(store, auth, settings), report)
+    factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
+    analyses = AnalysisRunner(store, EvidenceFiles(settings.evidence_dir), factory, settings.marker_mm)
+    router = telehealth_router(store, auth, settings, analyses, vlm)
+    return TelehealthServices(settings, store, auth, router, report, analyses)

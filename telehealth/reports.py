@@ -1,6 +1,7 @@
 """Report versions: drafts change, a signed version never does, an amendment is a new version.
 
-Store-level functions (no endpoints yet); the database triggers from the first migration back the same rule up.
+Store-level functions (telehealth/report_api.py serves them); the database triggers from the first migration back
+the same rule up. Report-level helpers act on a report's latest version.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from perception.vlm.report import DRAFT_HEADER
 from telehealth.access import visible_case
 from telehealth.audit import AuditAction, record_audit
 from telehealth.case_store import CaseStore
 from telehealth.errors import Conflict, Forbidden, NotFound
 from telehealth.records import Actor
-from telehealth.tables import ReportRow, ReportStatus, ReportVersionRow, Role, as_utc, utc_now
+from telehealth.tables import ReportRow, ReportStatus, ReportVersionRow, Role, UserRow, as_utc, utc_now
 
 _AUTHORS = frozenset({Role.gp, Role.surgeon, Role.admin})
+_SIGNERS = frozenset({Role.gp, Role.admin})
+SIGNED_IS_FINAL = "signed reports cannot change; amend instead"
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,16 @@ class ReportVersionRecord:
     body: dict[str, Any]
     signed_at: datetime | None
     amends_version_id: int | None
+    signed_by: int | None = None
+    author_id: int | None = None
+    created_at: datetime | None = None
 
 
 def _record(row: ReportVersionRow) -> ReportVersionRecord:
     return ReportVersionRecord(
         row.id, row.report_id, row.version, ReportStatus(row.status), dict(row.body),
-        as_utc(row.signed_at) if row.signed_at else None, row.amends_version_id,
+        as_utc(row.signed_at) if row.signed_at else None, row.amends_version_id, row.signed_by, row.author_id,
+        as_utc(row.created_at) if row.created_at else None,
     )
 
 
@@ -73,7 +81,7 @@ def edit_draft(store: CaseStore, actor: Actor, version_id: int, body: dict[str, 
     with store.db.session() as s:
         row = _visible_version(s, actor, version_id)
         if row.status != ReportStatus.draft.value:
-            raise Conflict("a signed report version is immutable: amend it instead")
+            raise Conflict(f"{SIGNED_IS_FINAL} (a signed report version is immutable)")
         row.body = body
         record_audit(s, actor.user_id, AuditAction.edit, "report_version", row.id)
         return _record(row)
@@ -81,13 +89,28 @@ def edit_draft(store: CaseStore, actor: Actor, version_id: int, body: dict[str, 
 
 def sign(store: CaseStore, actor: Actor, version_id: int) -> ReportVersionRecord:
     _require_author(actor)
+    if actor.role not in _SIGNERS:
+        raise Forbidden("only GPs and admins sign reports")
     with store.db.session() as s:
         row = _visible_version(s, actor, version_id)
         if row.status != ReportStatus.draft.value:
             raise Conflict("this report version is already signed")
+        row.body = signed_body(row.body)
         row.status, row.signed_by, row.signed_at = ReportStatus.signed.value, actor.user_id, utc_now()
         record_audit(s, actor.user_id, AuditAction.sign, "report_version", row.id)
         return _record(row)
+
+
+SIGNED_NOTE = "Drafted with AI assistance; reviewed and signed by the clinician named in this report."
+
+
+def signed_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as signed: the 'AI draft, signature required' banner no longer applies, the provenance does."""
+    text = body.get("text")
+    if not isinstance(text, str):
+        return body
+    kept = [line for line in text.splitlines() if line.strip() != DRAFT_HEADER and not line.startswith("Status: ai_draft")]
+    return {**body, "text": "\n".join(kept).strip() + "\n\n" + SIGNED_NOTE, "notice": SIGNED_NOTE}
 
 
 def amend(store: CaseStore, actor: Actor, version_id: int, body: dict[str, Any]) -> ReportVersionRecord:
@@ -104,3 +127,67 @@ def amend(store: CaseStore, actor: Actor, version_id: int, body: dict[str, Any])
         s.flush()
         record_audit(s, actor.user_id, AuditAction.create, "report_version", row.id)
         return _record(row)
+
+
+# -- report level: the latest version of a report ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportView:
+    report_id: int
+    case_id: int
+    patient_id: int
+    current: ReportVersionRecord  # the latest version the caller may read
+    versions: list[ReportVersionRecord]
+
+
+def _versions(s, report_id: int, signed_only: bool) -> list[ReportVersionRow]:  # noqa: ANN001 - Session
+    query = select(ReportVersionRow).where(ReportVersionRow.report_id == report_id).order_by(ReportVersionRow.version)
+    if signed_only:
+        query = query.where(ReportVersionRow.status == ReportStatus.signed.value)
+    return list(s.scalars(query).all())
+
+
+def view_report(store: CaseStore, actor: Actor, report_id: int, audit: AuditAction | None = AuditAction.view) -> ReportView:
+    """The report as the caller may read it: a patient only their own signed versions (no signed version: 404).
+
+    Audited (view, or export for the export endpoints) on the version handed out.
+    """
+    with store.db.session() as s:
+        report = s.get(ReportRow, report_id)
+        if report is None:
+            raise NotFound(f"no report {report_id}")
+        case = visible_case(s, actor, report.case_id)  # NotFound for another patient's report
+        rows = _versions(s, report_id, signed_only=actor.role is Role.patient)
+        if not rows:
+            raise NotFound(f"no report {report_id}")
+        if audit is not None:
+            record_audit(s, actor.user_id, audit, "report_version", rows[-1].id)
+        return ReportView(report_id, report.case_id, case.patient_id, _record(rows[-1]), [_record(r) for r in rows])
+
+
+def latest_version_id(store: CaseStore, actor: Actor, report_id: int) -> int:
+    """For edit/sign/amend by a clinician: the newest version's id (NotFound when the report is not visible)."""
+    _require_author(actor)
+    return view_report(store, actor, report_id, audit=None).current.id
+
+
+def case_reports(store: CaseStore, actor: Actor, case_id: int) -> list[ReportView]:
+    with store.db.session() as s:
+        visible_case(s, actor, case_id)
+        ids = list(s.scalars(select(ReportRow.id).where(ReportRow.case_id == case_id).order_by(ReportRow.id)).all())
+    out = []
+    for rid in ids:
+        try:
+            out.append(view_report(store, actor, rid))
+        except NotFound:  # a patient's report with no signed version yet
+            continue
+    return out
+
+
+def signer_email(store: CaseStore, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    with store.db.session() as s:
+        user = s.get(UserRow, user_id)
+        return None if user is None else user.email

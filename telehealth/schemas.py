@@ -91,3 +91,39 @@ class PhotoReceipt(BaseModel):
 
 class CaseDetail(CaseOut):
     photos: list[PhotoReceipt]
+
+
+class ReportSections(_Body):
+    findings: list[str] | None = Field(None, max_length=100)
+    impression: str | None = Field(None, max_length=10_000)
+    follow_up: str | None = Field(None, max_length=10_000)
+    uncertainty: str | None = Field(None, max_length=10_000)
+
+
+class ReportEdit(_Body):
+    """A clinician's change to a draft (or the content of an amendment): the text and/or the sections."""
+
+    text: str | None = Field(None, max_length=50_000)
+    sections: ReportSections | None = None
+
+
+class ReportVersionOut(BaseModel):
+    version_id: int
+    version: int
+    status: str
+    signed_at: datetime | None
+    amends_version_id: int | None
+
+
+class ReportOut(BaseModel):
+    id: int
+    case_id: int
+    version_id: int
+    version: int
+    status: str
+    notice: str | None  # "AI draft — requires clinician signature" until signed
+    body: dict
+    signed_at: datetime | None
+    signed_by: int | None
+    amends_version_id: int | None
+    versions: list[ReportVersionOut]

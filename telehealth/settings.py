@@ -37,6 +37,10 @@ class TelehealthSettings(BaseSettings):
     )
     stored_jpeg_quality: int = Field(92, ge=50, le=100)
     thumbnail_px: int = Field(320, ge=32, le=2048)
+    wound_model_path: Path | None = Field(
+        None, description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)"
+    )
+    marker_mm: float = Field(20.0, gt=0, le=200, description="printed side of the ArUco scale marker's black square")
 
     @property
     def photos_dir(self) -> Path:
@@ -45,6 +49,10 @@ class TelehealthSettings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.data_dir / "evidence"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

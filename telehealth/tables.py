@@ -171,3 +171,13 @@ class AuditEventRow(Base):
     action: Mapped[str] = mapped_column(String(32))
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CaseExportKeyRow(Base):
+    """Per-case secrets for de-identified export: a random date shift and a pseudonym, never sent to a client."""
+
+    __tablename__ = "case_export_keys"
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), primary_key=True)
+    shift_days: Mapped[int] = mapped_column(Integer)
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -53,6 +53,8 @@ async def test_patient_uploads_a_photo_on_a_phone(services, app, tmp_path, artif
             await page.click("#login button[type=submit]")
             await expect(page.locator("#upload")).to_be_visible()
             assert await page.get_attribute("#photo", "capture") == "environment"
+            # The form shows before the case list arrives; sending earlier would post to /api/cases//photos.
+            await expect(page.locator("#case option")).to_have_count(1)
 
             await page.set_input_files("#photo", str(not_a_photo))
             await page.click("#send")

@@ -1,0 +1,86 @@
+"""Runs wound analyses of new photos in the background, on one worker thread with its own segmenter.
+
+The upload's receipt does not wait for the analysis; `wait_idle()` lets tests (and shutdown) await completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from telehealth.analysis import OnnxWoundSegmenter, Segmenter, default_wound_model_path
+from telehealth.case_store import CaseStore
+from telehealth.evidence_files import EvidenceFiles
+from telehealth.photo_analysis import AnalysisRecord, analyse_stored_photo
+
+log = logging.getLogger(__name__)
+
+# Called once, on the worker thread: a segmenter, or None when no wound model is installed.
+SegmenterFactory = Callable[[], Segmenter | None]
+
+
+def onnx_segmenter_factory(path: Path | None = None) -> SegmenterFactory:
+    def load() -> Segmenter | None:
+        model_path = path if path is not None else default_wound_model_path()
+        if not model_path.is_file():
+            log.info("no wound model installed: photos are stored without analysis")
+            return None
+        return OnnxWoundSegmenter.from_path(model_path)
+
+    return load
+
+
+class AnalysisRunner:
+    def __init__(self, store: CaseStore, evidence: EvidenceFiles, segmenter_factory: SegmenterFactory,
+                 marker_mm: float = 20.0) -> None:
+        self.store = store
+        self.evidence = evidence
+        self._factory = segmenter_factory
+        self._marker_mm = marker_mm
+        # One thread: the segmenter is not safe for concurrent calls, and two cores are shared with the server.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wound-analysis")
+        self._segmenter: Segmenter | None = None
+        self._loaded = False
+        self._tasks: set[asyncio.Task[AnalysisRecord | None]] = set()
+
+    def _segment(self) -> Segmenter | None:
+        if not self._loaded:  # only ever touched on the single worker thread
+            self._loaded = True
+            try:
+                self._segmenter = self._factory()
+            except Exception as exc:  # noqa: BLE001 - a broken model file must not stop uploads
+                log.warning("wound model failed to load", extra={"error": type(exc).__name__})
+                self._segmenter = None
+        return self._segmenter
+
+    def analyse_blocking(self, photo_id: int) -> AnalysisRecord:
+        return analyse_stored_photo(self.store, self.evidence, photo_id, self._segment(), self._marker_mm)
+
+    async def analyse(self, photo_id: int) -> AnalysisRecord:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.analyse_blocking, photo_id)
+
+    def schedule(self, photo_id: int) -> asyncio.Task[AnalysisRecord | None]:
+        """Analyse in the background; the task never raises (a failure is logged with ids only)."""
+
+        async def run() -> AnalysisRecord | None:
+            try:
+                return await self.analyse(photo_id)
+            except Exception as exc:  # noqa: BLE001
+                log.error("wound analysis job failed", extra={"photo_id": photo_id, "error": type(exc).__name__})
+                return None
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.wait_idle()
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,48 @@
+"""Evidence images of wound analyses: content-addressed PNG files, written crash-safe like the photos."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from telehealth.photo_files import TEMP_PREFIX, fsync_dir
+
+_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.png$")
+
+
+class EvidenceFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ValueError("not an evidence file name")
+        return self.root / name
+
+    def put(self, png: bytes) -> str:
+        """Store `png` durably; returns its name relative to the evidence folder (what the analyses row keeps)."""
+        digest = hashlib.sha256(png).hexdigest()
+        name = f"{digest[:2]}/{digest}.png"
+        target = self._path(name)
+        if target.is_file() and target.stat().st_size == len(png):
+            return name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(png)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(target.parent)
+        return name
+
+    def read(self, name: str) -> bytes:
+        return self._path(name).read_bytes()

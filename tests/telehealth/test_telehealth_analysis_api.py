@@ -1,0 +1,100 @@
+"""Wound analysis of uploaded photos, evidence images and the healing trend over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from telehealth_testutil import fast_settings, jpeg_bytes
+from wound_photos import scene, scene_jpeg, true_area_cm2
+
+from telehealth.analysis import fixed_mask_segmenter
+from telehealth.api import create_telehealth
+from telehealth.photo_analysis import NOT_INSTALLED
+from telehealth.tables import AnalysisRow, AuditEventRow
+
+
+@pytest.fixture
+def services(tmp_path):
+    made = create_telehealth(
+        fast_settings(tmp_path / "telehealth"),
+        segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
+    )
+    yield made
+    made.store.db.dispose()
+
+
+async def upload(world, who: str, data: bytes, case: str = "pat_a") -> int:
+    r = await world.client.post(f"/api/cases/{world.case_ids[case]}/photos", files={"photo": ("w.jpg", data, "image/jpeg")},
+                                headers=world.headers[who])
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def test_photo_is_analysed_in_the_background(world) -> None:
+    c = world.client
+    photo_id = await upload(world, "pat_a", scene_jpeg(True))
+    await world.services.analyses.wait_idle()
+    r = await c.get(f"/api/photos/{photo_id}/analysis", headers=world.headers["gp_a"])
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["status"] == "analysed" and got["model"] == {"name": "synthetic-mask", "version": "1"}
+    area = got["analysis"]["measurement"]["area_cm2"]
+    assert area == pytest.approx(true_area_cm2(), rel=0.05)
+    assert got["analysis"]["tissue"]["granulation"] > 0.8
+    ev = await c.get(got["evidence_url"], headers=world.headers["pat_a"])
+    assert ev.status_code == 200 and ev.content.startswith(b"\x89PNG") and ev.headers["cache-control"] == "private, no-store"
+    for other in ("gp_b", "pat_b", "surgeon"):
+        assert (await c.get(f"/api/photos/{photo_id}/analysis", headers=world.headers[other])).status_code == 404
+        assert (await c.get(f"/api/photos/{photo_id}/evidence.png", headers=world.headers[other])).status_code == 404
+    with world.services.store.db.session() as s:
+        row = s.scalars(select(AnalysisRow).where(AnalysisRow.photo_id == photo_id)).one()
+        assert (row.model_name, row.model_version) == ("synthetic-mask", "1") and row.evidence_path
+        actions = {(a.action, a.object_type) for a in s.scalars(select(AuditEventRow))}
+    assert {("create", "analysis"), ("view", "analysis"), ("view", "evidence")} <= actions
+
+
+async def test_trend_json_and_plots(world) -> None:
+    c, gp = world.client, world.headers["gp_a"]
+    await upload(world, "pat_a", scene_jpeg(True))
+    await upload(world, "pat_a", scene_jpeg(False))
+    await world.services.analyses.wait_idle()
+    case_id = world.case_ids["pat_a"]
+    trend = (await c.get(f"/api/cases/{case_id}/trend", headers=gp)).json()
+    assert len(trend["visits"]) == 2 and trend["measured_visits"] == 1 and trend["unmeasured_visits"] == 1
+    areas = [v["area_cm2"] for v in trend["visits"]]
+    assert areas.count(None) == 1  # the photo without a marker is "not measured", never zero
+    unmeasured = next(v for v in trend["visits"] if v["area_cm2"] is None)
+    assert "no scale marker" in unmeasured["area_reason"] and unmeasured["tissue"]["granulation"] > 0.8
+    png = await c.get(f"/api/cases/{case_id}/trend.png", headers=gp)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    svg = await c.get(f"/api/cases/{case_id}/trend.svg", headers=gp)
+    assert svg.status_code == 200 and b"<svg" in svg.content
+    assert (await c.get(f"/api/cases/{case_id}/trend", headers=world.headers["gp_b"])).status_code == 404
+    assert (await c.get(f"/api/cases/{case_id}/trend.png", headers=world.headers["pat_b"])).status_code == 404
+
+
+async def test_without_a_wound_model_the_upload_still_succeeds(tmp_path) -> None:
+    import httpx
+    from fastapi import FastAPI
+    from telehealth_testutil import PASSWORD
+
+    from telehealth.accounts import add_user
+
+    services = create_telehealth(fast_settings(tmp_path / "t", wound_model_path=tmp_path / "absent.onnx"))
+    app = FastAPI()
+    app.include_router(services.router)
+    add_user(services.store, "pat@mail.test", PASSWORD, "patient")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        token = (await c.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]
+        c.cookies.clear()
+        h = {"Authorization": f"Bearer {token}"}
+        case_id = (await c.post("/api/cases", json={}, headers=h)).json()["id"]
+        r = await c.post(f"/api/cases/{case_id}/photos", files={"photo": ("w.jpg", jpeg_bytes(5), "image/jpeg")}, headers=h)
+        assert r.status_code == 201, r.text
+        await services.analyses.wait_idle()
+        got = (await c.get(f"/api/photos/{r.json()['id']}/analysis", headers=h)).json()
+        assert (got["status"], got["reason"], got["evidence_url"]) == ("not_analysed", NOT_INSTALLED, None)
+        assert (await c.get(f"/api/photos/{r.json()['id']}/evidence.png", headers=h)).status_code == 404
+        # Nothing to draft from, and clinicians only: a patient is refused before that.
+        assert (await c.post(f"/api/cases/{case_id}/reports", headers=h)).status_code == 403
+    await services.close()

@@ -1,0 +1,30 @@
+"""Synthetic wound photos for the telehealth tests: the analysis package's scenes, encoded as JPEG, and their mask."""
+
+from __future__ import annotations
+
+import io
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telehealth_analysis"))
+from wound_synth import Scene, wound_scene  # noqa: E402
+
+
+@lru_cache(maxsize=4)
+def scene(with_marker: bool = True) -> Scene:
+    # Same wound, same mask; with the 20 mm marker 100 px wide the truth is 0.2 mm/px.
+    return wound_scene(marker_px=100.0, with_marker=with_marker, seed=3)
+
+
+def scene_jpeg(with_marker: bool = True) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(scene(with_marker).rgb, "RGB").save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def true_area_cm2() -> float:
+    s = scene(True)
+    return float(s.mask.sum()) * (s.mm_per_px ** 2) / 100.0
