@@ -208,9 +208,21 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+_NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "480p": (640, 480)}
+
+
 def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
+    """'512' (square), '720p', '1080p' or 'WxH'; anything else is refused with the accepted forms."""
+    t = text.strip().lower()
+    if t in _NAMED_SIZES:
+        return _NAMED_SIZES[t]
+    try:
+        if t.isdigit():
+            return int(t), int(t)
+        w, h = t.split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame size {text!r}: use 512, 720p, 1080p or WIDTHxHEIGHT") from None
 
 
 def main(argv: list[str] | None = None) -> int:
