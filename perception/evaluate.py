@@ -217,7 +217,7 @@ def evaluate_split(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m perception.evaluate", description="Evaluate a segmentation model.")
+    p = argparse.ArgumentParser(description="Evaluate a segmentation model.")
     p.add_argument("--model", required=True, help="shipped model name (polyp, wound) or path to an .onnx")
     p.add_argument("--images", type=Path, help="folder of images")
     p.add_argument("--masks", type=Path, help="folder of masks (same base names, white = foreground)")

@@ -209,7 +209,7 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m perception.export", description="Export a checkpoint to ONNX.")
+    p = argparse.ArgumentParser(description="Export a checkpoint to ONNX.")
     p.add_argument("--checkpoint", type=Path, required=True, help="runs/<name>/best.pt")
     p.add_argument("--name", required=True, help="model name: writes perception/weights/<name>.onnx/.json")
     p.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)

@@ -328,7 +328,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m perception.training", description="Train a scopecast segmentation model.")
+    p = argparse.ArgumentParser(description="Train a scopecast segmentation model.")
     p.add_argument("--task", choices=datasets.TASKS, default=d.task, help="what to train (picks data and label)")
     p.add_argument("--name", default="", help="run name (runs/<name>/); default: the task")
     p.add_argument("--epochs", type=int, default=d.epochs)

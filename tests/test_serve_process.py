@@ -54,6 +54,13 @@ def test_scopecast_serve_starts_on_defaults_and_stops_cleanly(tmp_path):
         time.sleep(1.5)
         detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
         assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
+        for _ in range(60):  # the shipped polyp model loads and analyses the clip
+            detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
+            if detail["ai_available"] and detail["last_result_seq"]:
+                break
+            time.sleep(0.5)
+        assert detail["ai_available"], detail["ai_reason"]
+        assert detail["last_inference_ms"] and detail["last_inference_ms"] > 0
         assert httpx.get(f"http://127.0.0.1:{port}/monitor", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/patient", timeout=5).status_code == 200
         login = httpx.post(f"http://127.0.0.1:{port}/api/login", json={"email": "x@example.org", "password": "wrong"}, timeout=5)

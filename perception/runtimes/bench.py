@@ -226,7 +226,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m perception.runtimes.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="shipped model name or .onnx path (default: polyp or a random LiteUNet)")
     p.add_argument("--checkpoint", type=Path, default=None, help="benchmark a training checkpoint (exported to a temp ONNX)")
     p.add_argument("--video", type=Path, default=None,
