@@ -154,14 +154,9 @@ class OnnxSegmentationModel:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is a base dependency
             raise ModelError(f"onnxruntime is not installed, cannot load {self.path}: {e}") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads must not spin: the CPU is shared with video encoding.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        from perception.runtimes.onnxrt import session_options
+
+        opts = session_options(threads)
         # runtime=None keeps the built-in onnxruntime session; a kind ("auto", "tensorrt", ...) or a
         # perception.runtimes Runtime object runs the network there instead (pre/post stay here).
         self._runtime = self._make_runtime(runtime, threads, device, runtime_options) if runtime is not None else None

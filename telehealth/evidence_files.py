@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
-from telehealth.photo_files import TEMP_PREFIX, fsync_dir
+from telehealth.photo_files import atomic_write
 
 _NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.png$")
 
@@ -31,17 +29,7 @@ class EvidenceFiles:
         if target.is_file() and target.stat().st_size == len(png):
             return name
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(png)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(target.parent)
+        atomic_write(target, png)
         return name
 
     def read(self, name: str) -> bytes:

@@ -26,6 +26,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write `data` to `target` so that it is either wholly there, durably, or not there at all.
+
+    Temp file in the same directory, fsync, rename over the target, fsync the
+    directory: a crash at any point leaves no half-written file under `target`.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
 class PhotoFiles:
     def __init__(self, root: Path, quarantine: Path) -> None:
         self.root = root
@@ -50,17 +69,7 @@ class PhotoFiles:
             fsync_dir(self.root)  # make the new shard directory itself durable
         if target.is_file() and target.stat().st_size == len(data):
             return target
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=shard)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(shard)
+        atomic_write(target, data)
         return target
 
     def read(self, sha256: str) -> bytes:

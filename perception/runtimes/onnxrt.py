@@ -45,6 +45,21 @@ def providers_for(device: str) -> list[str]:
     raise ModelError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')")
 
 
+
+def session_options(threads: int):  # -> onnxruntime.SessionOptions (imported lazily)
+    """Options for every onnxruntime session of scopecast: few threads that never spin,
+    because the CPU is shared with video decoding and encoding."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
 class OnnxRuntime:
     """An onnxruntime ``InferenceSession`` behind the ``Runtime`` interface."""
 
@@ -56,13 +71,7 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         providers = providers_for(device)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as e:
