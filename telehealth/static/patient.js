@@ -37,6 +37,9 @@ function showLogin() { show("login", true); show("accept", false); show("upload"
 
 async function showUpload() {
   show("login", false); show("accept", false); show("upload", true);
+  // Until the case list is in, there is nowhere to send a photo: keep the button off.
+  $("send").disabled = true;
+  setStatus("Loading your cases...");
   let cases = await (await api("/api/cases")).json();
   if (cases.length === 0) {
     const opened = await api("/api/cases", {
@@ -51,6 +54,8 @@ async function showUpload() {
     option.textContent = c.label ? `${c.label} (case ${c.id})` : `Case ${c.id}`;
     return option;
   }));
+  setStatus("");
+  $("send").disabled = false;
 }
 
 async function startSession(response) {
@@ -92,6 +97,7 @@ $("upload").addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = $("photo").files[0];
   if (!file) { setError("Choose or take a photo first."); return; }
+  if (!$("case").value) { setError("Your cases are still loading; try again in a moment."); return; }
   setError(""); show("receipt", false);
   $("send").disabled = true;
   setStatus("Sending...");
