@@ -85,6 +85,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for stream_id, spec in source_specs(settings):
             await hub.add_source_stream(stream_id, spec)
+        if telehealth is not None:
+            telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
         ready["sources"] = True
         warm_up = getattr(vlm, "warm_up", None)
         if warm_up is not None:  # in the background: serving starts at once

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sqlalchemy import select
+
 from telehealth.analysis import OnnxWoundSegmenter, Segmenter, default_wound_model_path
 from telehealth.case_store import CaseStore
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.photo_analysis import AnalysisRecord, analyse_stored_photo
+from telehealth.tables import AnalysisRow, PhotoSubmissionRow
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,20 @@ class AnalysisRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def resume_pending(self) -> int:
+        """Schedule every stored photo that has no analysis yet (the server stopped before it ran).
+
+        Call once the event loop runs; returns how many were queued.
+        """
+        with self.store.db.session() as s:
+            analysed = select(AnalysisRow.photo_id)
+            pending = list(s.scalars(select(PhotoSubmissionRow.id).where(PhotoSubmissionRow.id.not_in(analysed))))
+        for photo_id in pending:
+            self.schedule(photo_id)
+        if pending:
+            log.info("resuming wound analyses", extra={"count": len(pending)})
+        return len(pending)
 
     async def wait_idle(self) -> None:
         while self._tasks:

@@ -98,3 +98,16 @@ async def test_without_a_wound_model_the_upload_still_succeeds(tmp_path) -> None
         # Nothing to draft from, and clinicians only: a patient is refused before that.
         assert (await c.post(f"/api/cases/{case_id}/reports", headers=h)).status_code == 403
     await services.close()
+
+
+async def test_photos_left_unanalysed_by_a_crash_are_analysed_on_resume(world) -> None:
+    photo_id = await upload(world, "pat_a", scene_jpeg(True))
+    await world.services.analyses.wait_idle()
+    with world.services.store.db.session() as s:  # as if the server died before the analysis ran
+        for row in s.scalars(select(AnalysisRow).where(AnalysisRow.photo_id == photo_id)):
+            s.delete(row)
+    assert world.services.analyses.resume_pending() == 1
+    await world.services.analyses.wait_idle()
+    got = (await world.client.get(f"/api/photos/{photo_id}/analysis", headers=world.headers["gp_a"])).json()
+    assert got["status"] == "analysed"
+    assert world.services.analyses.resume_pending() == 0, "nothing left to resume"
