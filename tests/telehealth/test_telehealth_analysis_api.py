@@ -13,14 +13,7 @@ from telehealth.photo_analysis import NOT_INSTALLED
 from telehealth.tables import AnalysisRow, AuditEventRow
 
 
-@pytest.fixture
-def services(tmp_path):
-    made = create_telehealth(
-        fast_settings(tmp_path / "telehealth"),
-        segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
-    )
-    yield made
-    made.store.db.dispose()
+from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
 
 
 async def upload(world, who: str, data: bytes, case: str = "pat_a") -> int:

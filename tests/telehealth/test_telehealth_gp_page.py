@@ -21,14 +21,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture
-def services(tmp_path):
-    made = create_telehealth(
-        fast_settings(tmp_path / "telehealth"),
-        segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
-    )
-    yield made
-    made.store.db.dispose()
+from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
 
 
 async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:

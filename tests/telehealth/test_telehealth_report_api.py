@@ -20,14 +20,7 @@ from telehealth_testutil import fast_settings
 SIGNED_IS_FINAL = "signed reports cannot change; amend instead"
 
 
-@pytest.fixture
-def services(tmp_path):
-    made = create_telehealth(
-        fast_settings(tmp_path / "telehealth"),
-        segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
-    )
-    yield made
-    made.store.db.dispose()
+from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
 
 
 async def case_with_photo(world, with_marker: bool = True, case: str = "pat_a") -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import sys
 from functools import lru_cache
@@ -28,3 +30,19 @@ def scene_jpeg(with_marker: bool = True) -> bytes:
 def true_area_cm2() -> float:
     s = scene(True)
     return float(s.mask.sum()) * (s.mm_per_px ** 2) / 100.0
+
+
+@pytest.fixture
+def synthetic_wound_services(tmp_path):
+    """Telehealth whose wound segmenter returns the synthetic scene's known mask (imported as `services`)."""
+    from telehealth_testutil import fast_settings
+
+    from telehealth.analysis import fixed_mask_segmenter
+    from telehealth.api import create_telehealth
+
+    made = create_telehealth(
+        fast_settings(tmp_path / "telehealth"),
+        segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
+    )
+    yield made
+    made.store.db.dispose()
