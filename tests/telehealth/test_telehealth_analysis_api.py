@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 from telehealth_testutil import fast_settings, jpeg_bytes
-from wound_photos import scene, scene_jpeg, true_area_cm2
+from wound_photos import scene_jpeg, true_area_cm2
+from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
-from telehealth.analysis import fixed_mask_segmenter
 from telehealth.api import create_telehealth
 from telehealth.photo_analysis import NOT_INSTALLED
 from telehealth.tables import AnalysisRow, AuditEventRow
-
-
-from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
 
 
 async def upload(world, who: str, data: bytes, case: str = "pat_a") -> int:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from telehealth_testutil import PASSWORD, fast_settings, serving
-from wound_photos import scene, scene_jpeg
+from telehealth_testutil import PASSWORD, serving
+from wound_photos import scene_jpeg
 
 from telehealth.accounts import add_user
-from telehealth.analysis import fixed_mask_segmenter
-from telehealth.api import create_telehealth, intake_limits
+from telehealth.api import intake_limits
 from telehealth.invites import accept_invite, create_invite
 from telehealth.photo_intake import clean_photo
 from telehealth.records import Actor
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
+from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
 
 async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:

@@ -6,21 +6,17 @@ import json
 from datetime import datetime
 
 import pytest
-
-from telehealth.reports import SIGNED_NOTE
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
-from wound_photos import scene, scene_jpeg, true_area_cm2
+from wound_photos import scene_jpeg, true_area_cm2
 
-from telehealth.analysis import fixed_mask_segmenter
-from telehealth.api import create_telehealth
+from telehealth.reports import SIGNED_NOTE
 from telehealth.tables import AuditEventRow, CaseExportKeyRow
-from telehealth_testutil import fast_settings
 
 SIGNED_IS_FINAL = "signed reports cannot change; amend instead"
 
 
-from wound_photos import synthetic_wound_services as services  # noqa: E402,F401  (overrides conftest's)
+from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
 
 async def case_with_photo(world, with_marker: bool = True, case: str = "pat_a") -> int:
