@@ -6,6 +6,10 @@
       → findings events on the data channel               stream.events / stream.session
       → overlay drawn on every outgoing frame             stream.tracks → overlay.draw
       → aiortc MediaRelay → encoder → each viewer         stream.hub / stream.session
+
+A consult room (stream.rooms) is two such pipelines, private to the room: the patient's camera with the
+consult model, seen with its overlay by the clinician only, and the clinician's camera, plain. Telehealth
+decides who may join which room (`consult_grants` below) and stores captured frames.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from stream.api import STATIC_DIR, streaming_router
 from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
+from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
 from telehealth.api import TelehealthServices
+from telehealth.errors import TelehealthError
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +64,11 @@ def create_app(
     registry: ModelRegistry | None = None,
     vlm: VlmBackend | None = None,
     telehealth: TelehealthServices | None = None,
+    room_authorizer: RoomAuthorizer | None = None,
 ) -> FastAPI:
     """Build the server. `registry` and `vlm` default to the shipped models and the configured VLM;
-    telehealth (accounts, cases, photos) is mounted when given."""
+    telehealth (accounts, cases, photos, consults) is mounted when given. Consult rooms are open to whoever
+    `room_authorizer` admits: by default telehealth's consult records decide, and without telehealth rooms are off."""
     registry = registry if registry is not None else default_registry(settings)
     vlm = vlm if vlm is not None else create_vlm(settings.vlm)
     metrics = StreamMetrics()
@@ -79,6 +87,10 @@ def create_app(
         return lambda: registry.create(name)
 
     hub = StreamHub(model_factory, settings.model, config, metrics, max_sessions=settings.max_sessions)
+    consult_model = None if settings.consult_model == PASS_THROUGH else settings.consult_model
+    if room_authorizer is None and telehealth is not None:
+        room_authorizer = consult_grants(telehealth)
+    rooms = ConsultRooms(hub, metrics, consult_model, room_authorizer)
     ready = {"sources": False}
 
     @asynccontextmanager
@@ -95,6 +107,7 @@ def create_app(
         try:
             yield
         finally:
+            await rooms.close()
             await hub.close()
             await vlm.aclose()
             if telehealth is not None:
@@ -113,11 +126,14 @@ def create_app(
             video_codec=settings.video_codec,
             vlm=vlm,
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
+            rooms=rooms,
         )
     )
 
     if telehealth is not None:
         app.include_router(telehealth.router)
+        app.include_router(telehealth.consult_router(rooms))
+    app.state.rooms = rooms
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -140,6 +156,20 @@ def create_app(
     return app
 
 
+def consult_grants(telehealth: TelehealthServices) -> RoomAuthorizer:
+    """Telehealth's join decision, in the streaming spine's terms."""
+    decide = telehealth.join_authorizer()
+
+    async def authorize(room_id: str, credential: str) -> RoomGrant:
+        try:
+            side, _record = await decide(room_id, credential)
+        except TelehealthError as exc:
+            raise RoomRefused(exc.reason) from None
+        return RoomGrant(room_id, side)
+
+    return authorize
+
+
 _INDEX_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>scopecast</title>
 <link rel="stylesheet" href="/static/scopecast.css"></head><body class="index">
@@ -148,5 +178,6 @@ _INDEX_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <li><a href="/monitor">Surgeon monitor</a>: watch an annotated stream</li>
 <li><a href="/capture">Camera publish</a>: send this device's camera, get the annotated stream back</li>
 <li><a href="/patient">Patient</a>: send a wound photo (sign in with the account your GP created)</li>
+<li><a href="/gp">GP</a>: cases, wound analysis, trend, reports, and video consults</li>
 <li><a href="/docs">API</a> · <a href="/api/schema/events">event schema</a> · <a href="/metrics">metrics</a></li>
 </ul></body></html>"""

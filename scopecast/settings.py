@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     )
     serve_sample: bool = Field(True, description="serve the bundled sample clip when no source is given")
     model: str = Field("polyp", description="registered model run on every stream; 'none' relays video without AI")
+    consult_model: str = Field("wound", description="model run on the patient's video in consult rooms; 'none': plain video")
     model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
     max_inference_fps: float = Field(
         0.0, ge=0, le=240, description="run each stream's model at most this often (0: as often as it can); "

@@ -16,8 +16,9 @@ from stream.dialogue import ask_backend, snapshot, vlm_error_code
 from stream.events import server_event_schema
 from stream.hub import StreamHub, TooManySessions, UnknownStream
 from stream.metrics import StreamMetrics
+from stream.rooms import ConsultRooms, RoomRefused
 from stream.session import PeerSession
-from stream.signaling import ErrorMessage, PublishRequest, SignalingError, parse_client_message
+from stream.signaling import ErrorMessage, JoinRequest, PublishRequest, SignalingError, parse_client_message
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def streaming_router(
     video_codec: str = "auto",
     vlm: VlmBackend | None = None,
     ice_servers: list[dict[str, str]] | None = None,
+    rooms: ConsultRooms | None = None,
 ) -> APIRouter:
-    """`ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends of each call."""
+    """`ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends of each call;
+    `rooms` enables `join` (consult rooms)."""
     router = APIRouter()
 
     @router.get("/api/ice-servers")
@@ -103,7 +106,7 @@ def streaming_router(
         if vlm is None:
             raise HTTPException(503, "questions are not enabled on this server")
         try:
-            result = await snapshot(hub, stream_id, body.frame_seq)
+            result = await snapshot(hub.get, stream_id, body.frame_seq)
             _request, pieces = await ask_backend(vlm, result, body.question, tuple(Turn(t.question, t.answer) for t in body.history))
             text = "".join([piece async for piece in pieces])
         except UnknownStream as exc:
@@ -137,7 +140,7 @@ def streaming_router(
             await websocket.send_text(ErrorMessage(code="too_many_sessions", message=str(exc)).model_dump_json())
             await websocket.close(code=1013)
             return
-        session = PeerSession(hub, metrics, video_codec, vlm, ice_servers)
+        session = PeerSession(hub, metrics, video_codec, vlm, ice_servers, rooms)
         try:
             await _serve_socket(websocket, session, hub, metrics, max_message_bytes)
         finally:
@@ -168,10 +171,15 @@ async def _serve_socket(
                 request = parse_client_message(raw, max_bytes)
                 if isinstance(request, PublishRequest):
                     reply = await session.publish(request.sdp, request.label)
+                elif isinstance(request, JoinRequest):
+                    reply = await session.join(request.room_id, request.credential, request.sdp)
                 else:
                     reply = await session.watch(request.stream_id, request.sdp)
                 await websocket.send_text(reply.model_dump_json())
             except SignalingError as exc:
+                metrics.signaling_errors.labels(exc.code).inc()
+                await websocket.send_text(ErrorMessage(code=exc.code, message=exc.message).model_dump_json())
+            except RoomRefused as exc:
                 metrics.signaling_errors.labels(exc.code).inc()
                 await websocket.send_text(ErrorMessage(code=exc.code, message=exc.message).model_dump_json())
             except UnknownStream as exc:

@@ -1,4 +1,4 @@
-"""A Python WebRTC client for scopecast servers: publish a track or watch a stream.
+"""A Python WebRTC client for scopecast servers: publish a track, watch a stream, or join a consult room.
 
 Used by the stream benchmark and the integration tests; also handy for
 scripting a camera from a machine without a browser.
@@ -31,6 +31,7 @@ class ClientSession:
     track: MediaStreamTrack  # the annotated video coming back
     channel: RTCDataChannel
     events: asyncio.Queue[dict] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    audio: MediaStreamTrack | None = None  # sound coming back (consult rooms, when a microphone was sent)
 
     def send(self, message: dict) -> None:
         """Send a request (ask, cancel, ping) on the data channel."""
@@ -60,7 +61,24 @@ async def watch(url: str, stream_id: str, *, codec: str | None = None) -> Client
     return await _negotiate(url, {"type": "watch", "stream_id": stream_id}, send_track=None, codec=codec)
 
 
-async def _negotiate(url: str, request: dict, *, send_track: MediaStreamTrack | None, codec: str | None) -> ClientSession:
+async def join(
+    url: str,
+    room_id: str,
+    credential: str,
+    track: MediaStreamTrack,
+    *,
+    microphone: MediaStreamTrack | None = None,
+    codec: str | None = None,
+) -> ClientSession:
+    """Take a side of consult room `room_id`: send `track` (and `microphone`), receive the other side's video (a card
+    until they join) and sound."""
+    request = {"type": "join", "room_id": room_id, "credential": credential}
+    return await _negotiate(url, request, send_track=track, codec=codec, microphone=microphone)
+
+
+async def _negotiate(
+    url: str, request: dict, *, send_track: MediaStreamTrack | None, codec: str | None, microphone: MediaStreamTrack | None = None
+) -> ClientSession:
     pc = RTCPeerConnection()
     events: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)
     channel = pc.createDataChannel("events")
@@ -72,16 +90,21 @@ async def _negotiate(url: str, request: dict, *, send_track: MediaStreamTrack | 
         events.put_nowait(json.loads(message))
 
     received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+    sound: list[MediaStreamTrack] = []
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         if track.kind == "video" and not received.done():
             received.set_result(track)
+        elif track.kind == "audio":
+            sound.append(track)
 
     if send_track is not None:
         transceiver = pc.addTransceiver(send_track, direction="sendrecv")
     else:
         transceiver = pc.addTransceiver("video", direction="recvonly")
+    if microphone is not None:
+        pc.addTransceiver(microphone, direction="sendrecv")
     if codec:
         wanted = f"video/{codec}".lower()
         transceiver.setCodecPreferences(
@@ -104,4 +127,4 @@ async def _negotiate(url: str, request: dict, *, send_track: MediaStreamTrack | 
         opened = asyncio.Event()
         channel.on("open", opened.set)
         await asyncio.wait_for(opened.wait(), 10)
-    return ClientSession(pc, socket, reply["stream_id"], track, channel, events)
+    return ClientSession(pc, socket, reply["stream_id"], track, channel, events, sound[0] if sound else None)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from perception.vlm.base import AskRequest, InvalidImage, InvalidQuestion, Turn, VlmBackend, VlmBusy, VlmError, VlmUnavailable
 from stream.events import AnswerEvent, ErrorEvent, VlmRef
 from stream.frames import frame_to_array
-from stream.hub import StreamHub, UnknownStream
+from stream.hub import StreamEntry, UnknownStream
 from stream.pipeline import ModelResult
 from stream.signaling import STREAM_ID_PATTERN, SignalingError, parse_tagged_message
 
@@ -62,9 +62,12 @@ def parse_channel_message(raw: str | bytes, max_bytes: int = 16 * 1024) -> AskMe
     return parse_tagged_message(raw, _CHANNEL_ADAPTER, CHANNEL_MESSAGE_TYPES, max_bytes)
 
 
-async def snapshot(hub: StreamHub, stream_id: str, frame_seq: int | None) -> ModelResult:
+StreamLookup = Callable[[str], StreamEntry]  # a stream id to its entry, or UnknownStream (hub.get for public streams)
+
+
+async def snapshot(lookup: StreamLookup, stream_id: str, frame_seq: int | None) -> ModelResult:
     """The frame (with its findings) a question is about. Raises SignalingError or UnknownStream."""
-    pipeline = hub.get(stream_id).pipeline
+    pipeline = lookup(stream_id).pipeline
     if frame_seq is None:
         result = pipeline.latest_result
         if result is None:
@@ -101,9 +104,9 @@ def vlm_error_code(exc: VlmError) -> str:
 class SessionDialogue:
     """One peer session's questions: at most one answer streaming at a time, and a bounded history."""
 
-    def __init__(self, backend: VlmBackend, hub: StreamHub, default_stream: Callable[[], str | None], send: Callable[[str], None]) -> None:
+    def __init__(self, backend: VlmBackend, lookup: StreamLookup, default_stream: Callable[[], str | None], send: Callable[[str], None]) -> None:
         self._backend = backend
-        self._hub = hub
+        self._lookup = lookup
         self._default_stream = default_stream
         self._send = send
         self._history: collections.deque[Turn] = collections.deque(maxlen=HISTORY_TURNS)
@@ -133,7 +136,7 @@ class SessionDialogue:
         try:
             if stream_id is None:
                 raise SignalingError("no_stream", "this session has no stream; name one with stream_id")
-            result = await snapshot(self._hub, stream_id, message.frame_seq)
+            result = await snapshot(self._lookup, stream_id, message.frame_seq)
             _request, pieces = await ask_backend(self._backend, result, message.question, tuple(self._history))
             text = []
             try:

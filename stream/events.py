@@ -90,8 +90,23 @@ class ErrorEvent(_Event):
     request_id: str | None = None
 
 
-ServerEvent = Annotated[Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent], Field(discriminator="type")]
-SERVER_EVENT_ADAPTER: TypeAdapter[FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent] = TypeAdapter(ServerEvent)
+class RoomEvent(_Event):
+    """Who is in a consult room. Sent to each participant when they join and whenever the other side comes or goes."""
+
+    type: Literal["room"] = "room"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    room_id: str
+    event: Literal["joined", "peer_joined", "peer_left", "replaced", "ended"] = Field(
+        description="joined: you are in; replaced: you joined again elsewhere, this connection ends; ended: the "
+        "clinician closed the consult"
+    )
+    side: Literal["clinician", "patient"] = Field(description="your side of the call")
+    peer_present: bool = Field(description="whether the other side is connected now")
+
+
+AnyServerEvent = FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent | RoomEvent
+ServerEvent = Annotated[Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent, RoomEvent], Field(discriminator="type")]
+SERVER_EVENT_ADAPTER: TypeAdapter[AnyServerEvent] = TypeAdapter(ServerEvent)
 
 
 def findings_event(
@@ -119,7 +134,7 @@ def findings_event(
     )
 
 
-def parse_server_event(data: str | bytes) -> FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent:
+def parse_server_event(data: str | bytes) -> AnyServerEvent:
     """Parse and validate one event; raises pydantic.ValidationError naming the bad field."""
     return SERVER_EVENT_ADAPTER.validate_json(data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -45,6 +46,8 @@ class StreamEntry:
     source: VideoSource | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     size: tuple[int, int] | None = None
+    # A consult room's stream: never listed, watched or asked about through the public API, only by its room.
+    private: bool = False
 
 
 class StreamHub:
@@ -95,19 +98,34 @@ class StreamHub:
         log.info("stream started", extra={"stream": stream_id, "kind": "source", "size": f"{width}x{height}"})
         return entry
 
-    def add_camera_stream(self, track: MediaStreamTrack, label: str | None) -> StreamEntry:
-        """Start a pipeline fed by a peer's camera track."""
-        stream_id = f"cam-{next(self._camera_ids)}-{secrets.token_hex(3)}"
-        entry = self._new_entry(stream_id, "camera", label or "camera", None)
+    def add_camera_stream(
+        self,
+        track: MediaStreamTrack,
+        label: str | None,
+        *,
+        model_name: str | None = None,
+        annotate: bool | None = None,
+        private: bool = False,
+    ) -> StreamEntry:
+        """Start a pipeline fed by a peer's camera track. `annotate`: run the model and draw (None: as the server is set)."""
+        prefix = "room" if private else "cam"
+        stream_id = f"{prefix}-{next(self._camera_ids)}-{secrets.token_hex(6 if private else 3)}"
+        entry = self._new_entry(stream_id, "camera", label or "camera", model_name, annotate=annotate)
+        entry.private = private
         entry.tasks.append(asyncio.create_task(pump_track(track, entry.pipeline), name=f"pump:{stream_id}"))
         log.info("stream started", extra={"stream": stream_id, "kind": "camera"})
         return entry
 
-    def _new_entry(self, stream_id: str, kind: str, label: str, model_name: str | None) -> StreamEntry:
+    def _new_entry(
+        self, stream_id: str, kind: str, label: str, model_name: str | None, *, annotate: bool | None = None
+    ) -> StreamEntry:
         name = model_name or self._default_model
-        pipeline = StreamPipeline(stream_id, self._models(name), self._config, self._metrics)
+        # Server sources and published cameras follow the server's setting (annotate=None); a room decides per seat.
+        config = self._config if annotate is None else dataclasses.replace(self._config, annotate=annotate)
+        factory = self._models(name) if config.annotate else None
+        pipeline = StreamPipeline(stream_id, factory, config, self._metrics)
         output = AnnotatedTrack(pipeline, self._metrics, self._draw_executor)
-        entry = StreamEntry(stream_id, kind, label, name, pipeline, output)
+        entry = StreamEntry(stream_id, kind, label, name if config.annotate else "none", pipeline, output)
         self._streams[stream_id] = entry
         pipeline.start()
         return entry
@@ -125,13 +143,19 @@ class StreamHub:
         entry.output.stop()
         log.info("stream removed", extra={"stream": stream_id})
 
-    def get(self, stream_id: str) -> StreamEntry:
-        try:
-            return self._streams[stream_id]
-        except KeyError:
-            raise UnknownStream(stream_id, sorted(self._streams)) from None
+    def get(self, stream_id: str, *, include_private: bool = False) -> StreamEntry:
+        """A stream by id. Private (consult room) streams only with `include_private`, which only rooms pass:
+        to everyone else they do not exist, and the error lists public streams only."""
+        entry = self._streams.get(stream_id)
+        if entry is None or (entry.private and not include_private):
+            raise UnknownStream(stream_id, sorted(e.stream_id for e in self.streams()))
+        return entry
 
     def streams(self) -> list[StreamEntry]:
+        """Public streams: server sources and published cameras, not consult rooms."""
+        return [e for e in self._streams.values() if not e.private]
+
+    def all_streams(self) -> list[StreamEntry]:
         return list(self._streams.values())
 
     # -- viewers -----------------------------------------------------------------------------
@@ -161,6 +185,10 @@ class StreamHub:
     @property
     def session_count(self) -> int:
         return self._sessions
+
+    @property
+    def draw_executor(self) -> ThreadPoolExecutor:
+        return self._draw_executor
 
     async def close(self) -> None:
         for stream_id in list(self._streams):

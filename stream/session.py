@@ -1,4 +1,4 @@
-"""One WebRTC peer session: a publisher (camera in, annotated video back) or a watcher."""
+"""One WebRTC peer session: a publisher (camera in, annotated video back), a watcher, or a consult-room participant."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from perception.vlm.base import VlmBackend
 from stream.dialogue import SessionDialogue
-from stream.hub import StreamEntry, StreamHub
+from stream.hub import StreamEntry, StreamHub, UnknownStream
 from stream.metrics import StreamMetrics
+from stream.rooms import ConsultRooms, RoomGrant, RoomMedia
 from stream.signaling import AnswerMessage, SignalingError, check_offer_sdp
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,14 @@ class PeerSession:
         video_codec: str = "auto",
         vlm: VlmBackend | None = None,
         ice_servers: list[dict[str, str]] | None = None,
+        rooms: ConsultRooms | None = None,
     ) -> None:
         self._hub = hub
+        self._rooms = rooms
+        self._grant: RoomGrant | None = None
+        self._room_stream: StreamEntry | None = None  # this participant's own (private) camera stream
+        self._peer_entry: StreamEntry | None = None  # the other participant's stream, while connected
+        self._room_media: RoomMedia | None = None
         self._metrics = metrics
         self._video_codec = video_codec
         servers = [RTCIceServer(**server) for server in ice_servers or []]
@@ -53,7 +60,10 @@ class PeerSession:
         self._unsubscribe_events: Callable[[], None] | None = None
         self._closed = asyncio.Event()
         self._pending_tracks: list[MediaStreamTrack] = []
-        self._dialogue = SessionDialogue(vlm, hub, lambda: self.stream_id, self._send_event) if vlm is not None else None
+        self._pending_audio: list[MediaStreamTrack] = []
+        self._dialogue = (
+            SessionDialogue(vlm, self._lookup_stream, lambda: self._events_source_id, self._send_event) if vlm is not None else None
+        )
 
         @self._pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -64,11 +74,15 @@ class PeerSession:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
                 self._pending_tracks.append(track)
+            elif track.kind == "audio":
+                self._pending_audio.append(track)
 
         @self._pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
             self._channel = channel
             channel.on("message", self._on_channel_message)
+            if self._grant is not None and self._rooms is not None:
+                self._send_event(self._rooms.joined_event(self._grant))
             self._subscribe_events()
 
     @property
@@ -79,7 +93,28 @@ class PeerSession:
     def stream_id(self) -> str | None:
         if self._published is not None:
             return self._published.stream_id
+        if self._room_stream is not None:
+            return self._room_stream.stream_id
         return self._watched[0] if self._watched else None
+
+    @property
+    def _events_source(self) -> StreamEntry | None:
+        """The stream whose findings this session receives and asks about."""
+        if self._grant is not None:
+            return self._peer_entry if self._grant.ai_assist else None
+        return self._hub.get(self._watched[0]) if self._watched is not None else None
+
+    @property
+    def _events_source_id(self) -> str | None:
+        source = self._events_source
+        return source.stream_id if source is not None else None
+
+    def _lookup_stream(self, stream_id: str) -> StreamEntry:
+        """Public streams, plus the room stream this session is entitled to see."""
+        peer = self._peer_entry
+        if peer is not None and self._grant is not None and self._grant.ai_assist and stream_id == peer.stream_id:
+            return peer
+        return self._hub.get(stream_id)
 
     async def publish(self, offer_sdp: str, label: str | None) -> AnswerMessage:
         """Take the peer's camera as a new stream and send its annotated copy back."""
@@ -97,6 +132,37 @@ class PeerSession:
         self._role = "watcher"
         self._watch_entry(entry)
         return await self._answer(stream_id)
+
+    async def join(self, room_id: str, credential: str, offer_sdp: str) -> AnswerMessage:
+        """Take one side of a consult room: this peer's camera goes to the other side, the other side's video comes back."""
+        if self._rooms is None:
+            raise SignalingError("rooms_disabled", "consult rooms are not enabled on this server")
+        if self._pc.remoteDescription is not None:
+            raise SignalingError("already_negotiated", "this session already has an offer; open a new socket")
+        grant = await self._rooms.authorize(room_id, credential)  # RoomRefused before touching the peer connection
+        await self._apply_offer(offer_sdp)
+        if not self._pending_tracks:
+            raise SignalingError("invalid_sdp", "join offer has no sending video track: allow the camera and try again")
+        self._grant = grant
+        self._role = f"room-{grant.side}"
+        microphone = self._pending_audio[0] if self._pending_audio else None
+        self._room_stream, self._room_media = await self._rooms.take_seat(grant, self, self._pending_tracks[0], microphone)
+        self._prefer_codec(self._pc.addTrack(self._room_media.video))
+        if any(t.kind == "audio" for t in self._pc.getTransceivers()):  # only when the offer has an audio section
+            self._pc.addTrack(self._room_media.audio)
+        self._metrics.sessions.labels(self._role).inc()
+        return await self._answer(self._room_stream.stream_id)
+
+    def send_event(self, message: str) -> None:
+        self._send_event(message)
+
+    def peer_stream_changed(self, entry: StreamEntry | None) -> None:
+        """The room says the other side's stream changed (joined, reconnected, left): follow its findings."""
+        self._peer_entry = entry
+        if self._unsubscribe_events is not None:
+            self._unsubscribe_events()
+            self._unsubscribe_events = None
+        self._subscribe_events()
 
     def _watch_entry(self, entry: StreamEntry) -> None:
         track = self._hub.subscribe(entry.stream_id)
@@ -131,10 +197,14 @@ class PeerSession:
 
     def _subscribe_events(self) -> None:
         # Both the data channel and the stream must exist; whichever comes second subscribes.
-        if self._channel is None or self._watched is None or self._unsubscribe_events is not None:
+        if self._channel is None or self._unsubscribe_events is not None:
             return
-        entry = self._hub.get(self._watched[0])
-        self._unsubscribe_events = entry.pipeline.add_listener(self._send_event)
+        try:
+            entry = self._events_source
+        except UnknownStream:
+            return
+        if entry is not None:
+            self._unsubscribe_events = entry.pipeline.add_listener(self._send_event)
 
     def _send_event(self, message: str) -> None:
         channel = self._channel
@@ -145,6 +215,9 @@ class PeerSession:
         channel.send(message)
 
     def _on_channel_message(self, message: str | bytes) -> None:
+        if self._grant is not None and not self._grant.ai_assist:
+            self._send_event(json.dumps({"type": "error", "code": "not_allowed", "message": "questions are for the clinician"}))
+            return
         if self._dialogue is not None:
             self._dialogue.handle(message)
             return
@@ -160,12 +233,20 @@ class PeerSession:
             await self._dialogue.close()
         if self._unsubscribe_events is not None:
             self._unsubscribe_events()
+        if self._grant is not None and self._rooms is not None:
+            self._metrics.sessions.labels(self._role).dec()
+            await self._rooms.leave(self._grant, self)
         if self._watched is not None:
             stream_id, track = self._watched
             self._hub.unsubscribe(stream_id, track)
             self._metrics.sessions.labels(self._role).dec()
         for track in self._pending_tracks:
             track.stop()
+        for track in self._pending_audio:
+            track.stop()
+        if self._room_media is not None:
+            self._room_media.video.stop()
+            self._room_media.audio.stop()
         await self._pc.close()
         if self._published is not None:
             await self._hub.remove_stream(self._published.stream_id)

@@ -1,7 +1,8 @@
 """Signaling messages exchanged over the WebSocket, validated before anything acts on them.
 
 A client opens one socket per WebRTC session and sends one offer: `publish`
-(send my camera, get the annotated stream back) or `watch` (receive a stream).
+(send my camera, get the annotated stream back), `watch` (receive a stream) or
+`join` (take one side of a consult room: send my camera, get the other side's).
 ICE is not trickled: offers and answers carry all candidates, as aiortc expects.
 """
 
@@ -16,6 +17,7 @@ T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 64 * 1024
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ROOM_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 class SignalingError(Exception):
@@ -43,9 +45,19 @@ class WatchRequest(_Message):
     sdp: str = Field(min_length=10, description="SDP offer with one receive-only video transceiver")
 
 
-ClientMessage = Annotated[Union[PublishRequest, WatchRequest], Field(discriminator="type")]
-_CLIENT_ADAPTER: TypeAdapter[PublishRequest | WatchRequest] = TypeAdapter(ClientMessage)
-CLIENT_MESSAGE_TYPES = ("publish", "watch")
+class JoinRequest(_Message):
+    type: Literal["join"]
+    room_id: str = Field(pattern=ROOM_ID_PATTERN)
+    credential: str = Field(
+        min_length=8, max_length=2048, description="the join key from the invite link, or a clinician's session token"
+    )
+    sdp: str = Field(min_length=10, description="SDP offer with one sendrecv video transceiver carrying the camera")
+
+
+AnyClientMessage = PublishRequest | WatchRequest | JoinRequest
+ClientMessage = Annotated[Union[PublishRequest, WatchRequest, JoinRequest], Field(discriminator="type")]
+_CLIENT_ADAPTER: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES = ("publish", "watch", "join")
 
 
 class AnswerMessage(_Message):
@@ -60,7 +72,7 @@ class ErrorMessage(_Message):
     message: str
 
 
-def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PublishRequest | WatchRequest:
+def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> AnyClientMessage:
     """Validate one signaling message; raises SignalingError saying exactly what was wrong."""
     return parse_tagged_message(raw, _CLIENT_ADAPTER, CLIENT_MESSAGE_TYPES, max_bytes)
 

@@ -52,30 +52,43 @@ class AnnotatedTrack(MediaStreamTrack):
             raise MediaStreamError
         pipeline = self._pipeline
         try:
-            taken = await pipeline.frames.next_after(self._seen)
+            self._seen, source, out = await next_output_frame(
+                pipeline, self._seen, self._metrics, self._draw_executor, draw=pipeline.viewers > 0
+            )
         except SlotClosed:
             self.stop()
             raise MediaStreamError from None
-        self._seen = taken.seq
-        stream_id = pipeline.stream_id
-        if taken.skipped:
-            self._metrics.frames_dropped.labels(stream_id, "output").inc(taken.skipped)
-        source = taken.item
-        if pipeline.config.sync_wait_ms > 0:
-            await pipeline.wait_for_result(taken.seq, pipeline.config.sync_wait_ms / 1000)
-        if pipeline.viewers == 0 or not pipeline.config.annotate:
-            out = ensure_yuv420p(source.frame)  # nobody is watching, or plain relay: no drawing work
-        else:
-            state = overlay_state(pipeline, source)
-            loop = asyncio.get_running_loop()
-            out = await loop.run_in_executor(self._draw_executor, render_frame, source.frame, state)
         if self._clock_start is None:
             self._clock_start = source.arrival
         out.pts = int((source.arrival - self._clock_start) * _VIDEO_CLOCK)
         out.time_base = _TIME_BASE
-        self._metrics.frames_out.labels(stream_id).inc()
-        self._metrics.pipeline_seconds.labels(stream_id).observe(time.monotonic() - source.arrival)
         return out
+
+
+async def next_output_frame(
+    pipeline: StreamPipeline, seen: int, metrics: StreamMetrics, draw_executor: Executor, *, draw: bool
+) -> tuple[int, SourceFrame, av.VideoFrame]:
+    """The next newest frame after `seen`, drawn with the newest findings when `draw` and the pipeline annotates.
+
+    Returns (its sequence number, the source frame, the frame to send); the caller stamps pts. Raises SlotClosed
+    when the pipeline has ended. Shared by the fan-out track and consult-room views.
+    """
+    taken = await pipeline.frames.next_after(seen)
+    stream_id = pipeline.stream_id
+    if taken.skipped:
+        metrics.frames_dropped.labels(stream_id, "output").inc(taken.skipped)
+    source = taken.item
+    if pipeline.config.sync_wait_ms > 0:
+        await pipeline.wait_for_result(taken.seq, pipeline.config.sync_wait_ms / 1000)
+    if not draw or not pipeline.config.annotate:
+        out = ensure_yuv420p(source.frame)  # nobody is watching, or plain relay: no drawing work
+    else:
+        state = overlay_state(pipeline, source)
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(draw_executor, render_frame, source.frame, state)
+    metrics.frames_out.labels(stream_id).inc()
+    metrics.pipeline_seconds.labels(stream_id).observe(time.monotonic() - source.arrival)
+    return taken.seq, source, out
 
 
 def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState:

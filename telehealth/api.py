@@ -26,6 +26,7 @@ from telehealth.body_limits import (
     telehealth_route_class,
 )
 from telehealth.case_store import CaseStore
+from telehealth.consult_api import JoinAuthorizer, LiveConsults, consult_router, join_authorizer
 from telehealth.database import Database
 from telehealth.errors import NotFound, PhotoRejected
 from telehealth.evidence_files import EvidenceFiles
@@ -247,6 +248,13 @@ class TelehealthServices:
     router: APIRouter
     reconciled: ReconcileReport
     analyses: AnalysisRunner
+
+    def consult_router(self, live: LiveConsults) -> APIRouter:
+        """The video-consult routes, given the live rooms (built by the composition root, which owns the stream hub)."""
+        return consult_router(self.store, self.auth, self.settings, self.analyses, intake_limits(self.settings), live)
+
+    def join_authorizer(self) -> JoinAuthorizer:
+        return join_authorizer(self.store, self.auth)
 
     async def close(self) -> None:
         await self.analyses.aclose()

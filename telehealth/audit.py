@@ -18,6 +18,8 @@ class AuditAction(str, enum.Enum):
     login = "login"
     invite = "invite"
     accept_invite = "accept_invite"
+    join = "join"
+    end = "end"
 
 
 def record_audit(session: Session, actor_id: int | None, action: AuditAction, object_type: str, object_id: int | None) -> None:

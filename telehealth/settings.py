@@ -19,6 +19,7 @@ class TelehealthSettings(BaseSettings):
     secret_key: SecretStr = Field(..., min_length=32, description="signs session tokens; keep it out of the repository")
     session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
     invite_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 24 * 3600)
+    consult_ttl_s: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600, description="how long a video consult link works")
     public_base_url: str = Field("", description="prefix for invite links sent to patients, e.g. https://clinic.example")
     cookie_secure: bool = Field(True, description="mark the session cookie Secure (turn off only for plain-http tests)")
 

@@ -134,6 +134,20 @@ class ConsultRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class VideoConsultRow(Base):
+    """A video call a clinician opened on a case. Only a hash of the patient's join key is kept, as for invites."""
+
+    __tablename__ = "video_consults"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), index=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    room_id: Mapped[str] = mapped_column(String(32), unique=True)
+    patient_key_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class ReportRow(Base):
     __tablename__ = "reports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

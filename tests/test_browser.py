@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
-from stream.framestamp import moving_pattern
 from tests.conftest import running_server
+from tests.fake_camera import write_y4m
 from tests.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def write_y4m(path: Path, width: int = 640, height: int = 480, frames: int = 30) -> Path:
-    """A fake camera file for Chromium: I420 frames of a moving pattern."""
-    pattern = moving_pattern(width, height)
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for i in range(frames):
-            bgr = pattern(i).astype(np.float32)
-            b, g, r = bgr[..., 0], bgr[..., 1], bgr[..., 2]
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = (b - y) * 0.564 + 128
-            v = (r - y) * 0.713 + 128
-            out.write(b"FRAME\n")
-            out.write(np.clip(y, 0, 255).astype(np.uint8).tobytes())
-            out.write(np.clip(u[::2, ::2], 0, 255).astype(np.uint8).tobytes())
-            out.write(np.clip(v[::2, ::2], 0, 255).astype(np.uint8).tobytes())
-    return path
 
 
 @pytest.fixture

@@ -1,20 +1,27 @@
 // scopecast browser client: WebRTC signaling over /ws, findings on the "events" data channel.
 // One socket per peer connection; ICE is gathered fully before the offer (aiortc does not trickle).
 
-export async function connect({ mode, streamId = null, stream = null, label = null, onEvent, onError }) {
+// mode: "publish" (send `stream`'s video, get it back annotated), "watch" (receive `streamId`), or "join" (a consult
+// room: send `stream`'s video and sound, receive the other side's; `roomId` and `credential` say which room and who).
+export async function connect({ mode, streamId = null, stream = null, label = null, roomId = null, credential = null, onEvent, onError }) {
   const iceServers = await fetch("/api/ice-servers").then((r) => r.json()).catch(() => []);
   const pc = new RTCPeerConnection({ iceServers });
   const channel = pc.createDataChannel("events");
   channel.onmessage = (msg) => {
     try { onEvent && onEvent(JSON.parse(msg.data)); } catch (e) { console.warn("bad event", e); }
   };
-  if (mode === "publish") {
+  if (mode === "publish" || mode === "join") {
     for (const track of stream.getVideoTracks()) pc.addTransceiver(track, { direction: "sendrecv" });
+    if (mode === "join") for (const track of stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendrecv" });
   } else {
     pc.addTransceiver("video", { direction: "recvonly" });
   }
+  const remoteStream = new MediaStream();
   const remote = new Promise((resolve) => {
-    pc.ontrack = (ev) => resolve(ev.streams[0] || new MediaStream([ev.track]));
+    pc.ontrack = (ev) => {
+      remoteStream.addTrack(ev.track);
+      if (ev.track.kind === "video") resolve(remoteStream);
+    };
   });
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringComplete(pc);
@@ -28,17 +35,26 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
         resolve(data);
       } else if (data.type === "error") {
         onError && onError(`${data.code}: ${data.message}`);
-        reject(new Error(`${data.code}: ${data.message}`));
+        const error = new Error(`${data.code}: ${data.message}`);
+        error.code = data.code;
+        error.reason = data.message;  // the sentence alone, for pages that show it to patients
+        reject(error);
       }
     };
     ws.onclose = () => reject(new Error("signaling socket closed"));
   });
   await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("cannot reach the server")); });
-  const request = mode === "publish"
-    ? { type: "publish", sdp: pc.localDescription.sdp, label }
+  const request = mode === "publish" ? { type: "publish", sdp: pc.localDescription.sdp, label }
+    : mode === "join" ? { type: "join", room_id: roomId, credential, sdp: pc.localDescription.sdp }
     : { type: "watch", stream_id: streamId, sdp: pc.localDescription.sdp };
   ws.send(JSON.stringify(request));
-  const reply = await answer;
+  let reply;
+  try {
+    reply = await answer;
+  } catch (e) {
+    pc.close(); ws.close();
+    throw e;
+  }
   return { pc, ws, channel, streamId: reply.stream_id, remote: await remote,
            close() { pc.close(); ws.close(); } };
 }

@@ -4,6 +4,8 @@
   let token = null;
   let currentCase = null;
   let currentReport = null;
+  let currentConsult = null;
+  let callWindow = null;
   const $ = (id) => document.getElementById(id);
 
   function showError(message) {
@@ -118,6 +120,7 @@
     $("case").hidden = false;
     $("case-title").textContent = `Case ${detail.id}${detail.label ? " — " + detail.label : ""}`;
     $("report").hidden = true;
+    $("consult-info").hidden = true;
     await showPhotos(detail);
     $("trend").src = `/api/cases/${id}/trend.png?t=${Date.now()}`;
     const reports = await api("GET", `/api/cases/${id}/reports`);
@@ -157,6 +160,26 @@
     $("login").hidden = true;
     $("app").hidden = false;
     await listCases().catch((e) => showError(e.message));
+  });
+
+  $("consult-btn").addEventListener("click", guarded(async () => {
+    showError("");
+    currentConsult = await api("POST", `/api/cases/${currentCase.id}/consults`);
+    $("patient-link").value = currentConsult.patient_url.startsWith("/")
+      ? location.origin + currentConsult.patient_url : currentConsult.patient_url;
+    $("consult-info").hidden = false;
+    document.body.dataset.consultId = String(currentConsult.id);
+  }));
+  $("copy-link-btn").addEventListener("click", guarded(async () => {
+    await navigator.clipboard.writeText($("patient-link").value);
+  }));
+  $("open-call-btn").addEventListener("click", () => {
+    callWindow = window.open(currentConsult.clinician_url, `consult-${currentConsult.id}`);
+  });
+  // The call window asks for the session token once it has loaded; only a window this page opened gets it.
+  window.addEventListener("message", (ev) => {
+    if (ev.origin !== location.origin || !callWindow || ev.source !== callWindow) return;
+    if (ev.data && ev.data.type === "scopecast-consult-ready") callWindow.postMessage({ type: "scopecast-token", token }, location.origin);
   });
 
   $("draft-btn").addEventListener("click", guarded(async () => {
