@@ -9,6 +9,10 @@ pipeline (model + overlay). Added latency is full minus pass-through.
 
 Both peers run on this machine, so the client's own encode and decode share the
 CPU with the server's: on a small box the numbers are pessimistic.
+
+`--room` measures a consult call instead: the stamped camera is the patient's,
+a second peer (the clinician, with its own 480p camera going the other way) receives it
+through a consult room, so both directions' codecs load the machine as in a real call.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--content", choices=["laparoscopy", "synthetic"], default="laparoscopy",
                         help="what the camera shows: the bundled real clip, or scrolling random blocks")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench-stream"), help="folder for JSON and PNG")
+    parser.add_argument("--room", action="store_true",
+                        help="measure patient-to-clinician latency through a consult room (model: the consult model)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "fps": args.fps,
         "content": args.content,
         "model_fps_cap": args.model_fps,
+        "consult_room": args.room,
         "runs": [asdict(r) for r in results],
     }
     (args.out / "bench-stream.json").write_text(json.dumps(report, indent=2))
@@ -102,11 +109,27 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     from stream import client
     from stream.framestamp import StampedVideoTrack, read_stamp
 
-    app = create_app(Settings(serve_sample=False, model=model, video_codec=codec, log_level="WARNING",
-                              max_inference_fps=args.model_fps))
+    from stream.rooms import RoomGrant
+
+    async def two_sides(room_id: str, credential: str) -> RoomGrant:
+        return RoomGrant(room_id, "patient" if credential == "bench-patient" else "clinician")
+
+    settings = Settings(serve_sample=False, model=model, consult_model=model, video_codec=codec, log_level="WARNING",
+                        max_inference_fps=args.model_fps)
+    app = create_app(settings, room_authorizer=two_sides if args.room else None)
     async with _serve(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
-        session = await client.publish(f"ws://{addr}/ws", camera, codec=codec)
+        if args.room:
+            url = f"ws://{addr}/ws"
+            flat = np.full((480, 640, 3), (200, 140, 60), np.uint8)
+            patient = await client.join(url, "bench-room", "bench-patient", camera, codec=codec)
+            clinician_camera = StampedVideoTrack(640, 480, args.fps, lambda _i: flat)
+            clinician = await client.join(url, "bench-room", "bench-clinician", clinician_camera, codec=codec)
+            session, drain = clinician, patient  # measure what the clinician receives; keep the patient's incoming flowing
+        else:
+            session = await client.publish(f"ws://{addr}/ws", camera, codec=codec)
+            drain = None
+        drainer = asyncio.create_task(_drain(drain.track)) if drain is not None else None
         received: list[tuple[int, float]] = []
         try:
             start = time.monotonic()
@@ -117,10 +140,14 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
                 if now - start < args.warmup:
                     continue
                 index = read_stamp(frame.to_ndarray(format="gray"))
-                if index is not None and index in camera.sent_at:
+                if index and index in camera.sent_at:  # a blank or card frame reads as 0
                     received.append((index, now))
         finally:
+            if drainer is not None:
+                drainer.cancel()
             await session.close()
+            if drain is not None:
+                await drain.close()
     measured = [i for i, t in camera.sent_at.items() if t - start >= args.warmup and t <= end - 0.5]
     got = {i for i, _ in received}
     latencies = [1000 * (t - camera.sent_at[i]) for i, t in received]
@@ -135,6 +162,11 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
         latency_ms_p99=float(np.percentile(lat, 99)), latency_ms_max=float(lat.max()),
         latencies_ms=[round(x, 2) for x in latencies],
     )
+
+
+async def _drain(track) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        await track.recv()
 
 
 def _serve(app):  # type: ignore[no-untyped-def]

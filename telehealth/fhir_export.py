@@ -51,8 +51,9 @@ def observations(analysis: dict[str, Any], obs_status: str, subject: dict[str, s
     out: list[Observation] = []
     if m.get("area_cm2") is not None:
         out.append(Observation(**base, code=_code("wound-area", "Wound area"), valueQuantity=_quantity(m["area_cm2"], "cm2", "cm2")))
-        for key, local, loinc, text in (("length_cm", "wound-length", "39126-8", "Wound length"),
-                                        ("width_cm", "wound-width", "39125-0", "Wound width")):
+        # LOINC 39126-8 "Length of Wound" and 39125-0 "Width of Wound" (the codes HL7's wound-care IGs bind).
+        for key, local, loinc, text in (("length_cm", "wound-length", "39126-8", "Length of Wound"),
+                                        ("width_cm", "wound-width", "39125-0", "Width of Wound")):
             if m.get(key) is not None:
                 out.append(Observation(**base, code=_code(local, text, loinc), valueQuantity=_quantity(m[key], "cm", "cm")))
     else:
