@@ -5,14 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Chromium is only for the browser tests; fonts make the screenshots readable.
-if ! command -v chromium >/dev/null 2>&1; then
+# System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable) and
+# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing chromium (browser tests) ..."
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+    echo "installing ${missing[*]} (tests) ..."
+    # Not fatal: without them the install and the server still work, and those tests skip saying why.
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+      echo "note: could not install ${missing[*]}; the tests needing them will be skipped" >&2
   else
-    echo "note: chromium is not installed and apt-get is not usable; browser tests will be skipped" >&2
+    echo "note: ${missing[*]} not installed and apt-get is not usable; the tests needing them will be skipped" >&2
   fi
 fi
 
@@ -22,7 +27,7 @@ PYTHON="${PYTHON:-python3}"
 # Pin torch: an unpinned torch pulls a multi-GB CUDA build. On a GPU machine set
 # TORCH_SPEC to the CUDA build you want.
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[train,vlm,triton,gpu-telemetry,test]"
+.venv/bin/python -m pip install -q -e ".[train,vlm,triton,gpu-telemetry,postgres,test]"
 # The Triton server used by the remote-runtime tests ships in nvidia-pytriton, whose
 # numpy<2 pin would downgrade the whole environment: take the wheel without it.
 .venv/bin/python -m pip install -q --no-deps "nvidia-pytriton==0.7.0"

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from postgres_server import postgres_cluster
 from telehealth_testutil import PASSWORD, fast_settings
 
 from telehealth.accounts import add_user
@@ -12,9 +13,22 @@ from telehealth.api import TelehealthServices, create_telehealth
 from telehealth.tables import Role
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
 @pytest.fixture
-def services(tmp_path) -> Iterator[TelehealthServices]:
-    made = create_telehealth(fast_settings(tmp_path / "telehealth"))
+def telehealth_db_url() -> str | None:
+    """The database the telehealth services use: None is SQLite under the test's folder (the default);
+    test_telehealth_postgres.py overrides it with a fresh PostgreSQL database."""
+    return None
+
+
+@pytest.fixture
+def services(tmp_path, telehealth_db_url) -> Iterator[TelehealthServices]:
+    made = create_telehealth(fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url))
     yield made
     made.store.db.dispose()
 

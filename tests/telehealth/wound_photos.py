@@ -32,7 +32,7 @@ def true_area_cm2() -> float:
 
 
 @pytest.fixture
-def synthetic_wound_services(tmp_path):
+def synthetic_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose wound segmenter returns the synthetic scene's known mask (imported as `services`)."""
     from telehealth_testutil import fast_settings
 
@@ -40,7 +40,7 @@ def synthetic_wound_services(tmp_path):
     from telehealth.api import create_telehealth
 
     made = create_telehealth(
-        fast_settings(tmp_path / "telehealth"),
+        fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url),
         segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
     )
     yield made
