@@ -28,8 +28,9 @@ from telehealth.body_limits import (
 from telehealth.case_store import CaseStore
 from telehealth.consult_api import JoinAuthorizer, LiveConsults, consult_router, join_authorizer
 from telehealth.database import Database
-from telehealth.errors import NotFound, PhotoRejected
+from telehealth.errors import InvalidSession, NotFound, PhotoRejected
 from telehealth.evidence_files import EvidenceFiles
+from telehealth.login_throttle import LoginThrottle, ThrottleLimits
 from telehealth.invites import accept_invite, create_invite
 from telehealth.migrate import upgrade_to_head
 from telehealth.passwords import PasswordPolicy
@@ -136,9 +137,22 @@ def telehealth_router(
         )
         return SessionOut(token=token, expires_at=expires_at, user=UserOut.of(user))
 
-    @router.post("/api/login", response_model=SessionOut, tags=["telehealth"])
-    def login(body: LoginRequest, response: Response) -> SessionOut:
-        return session_response(authenticate(store, body.email, body.password), response)
+    throttle = LoginThrottle(ThrottleLimits(
+        settings.login_failures_per_account, settings.login_failures_per_address, settings.login_window_s))
+
+    @router.post("/api/login", response_model=SessionOut, tags=["telehealth"],
+                 responses={429: {"description": "too many failed sign-ins; see Retry-After"}})
+    def login(body: LoginRequest, request: Request, response: Response) -> SessionOut:
+        account = body.email.strip().lower()
+        address = request.client.host if request.client and settings.login_failures_per_address else None
+        throttle.check(account, address)
+        try:
+            user = authenticate(store, body.email, body.password)
+        except InvalidSession:
+            throttle.failed(account, address)
+            raise
+        throttle.succeeded(account)
+        return session_response(user, response)
 
     @router.post("/api/logout", status_code=204, tags=["telehealth"])
     def logout(response: Response) -> Response:

@@ -60,7 +60,11 @@ def telehealth_route_class(max_json_bytes: int) -> type[APIRoute]:
                 try:
                     return await handler(request)
                 except TelehealthError as exc:
-                    return error_response(exc.status_code, exc.reason)
+                    refused = error_response(exc.status_code, exc.reason)
+                    retry_after = getattr(exc, "retry_after_s", None)
+                    if retry_after is not None:
+                        refused.headers["Retry-After"] = str(retry_after)
+                    return refused
 
             return guarded
 

@@ -23,6 +23,12 @@ class TelehealthSettings(BaseSettings):
     public_base_url: str = Field("", description="prefix for invite links sent to patients, e.g. https://clinic.example")
     cookie_secure: bool = Field(True, description="mark the session cookie Secure (turn off only for plain-http tests)")
 
+    login_failures_per_account: int = Field(5, ge=1, le=1000, description="failed sign-ins allowed per account per window")
+    login_failures_per_address: int = Field(
+        20, ge=0, le=100_000, description="failed sign-ins allowed per client address per window (0: no address limit; "
+        "behind a proxy, run uvicorn with --proxy-headers so the address is the client's)"
+    )
+    login_window_s: int = Field(15 * 60, ge=10, le=24 * 3600)
     password_min_length: int = Field(10, ge=8, le=128)
     # Argon2id cost: the defaults follow RFC 9106's second recommended option; tests lower them to stay fast.
     argon2_time_cost: int = Field(3, ge=1, le=20)

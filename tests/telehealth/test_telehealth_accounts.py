@@ -11,6 +11,7 @@ from telehealth_testutil import PASSWORD, SECRET
 from telehealth.accounts import add_user
 from telehealth.errors import DuplicateEmail, InvalidEmail, UnknownRole, WeakPassword
 from telehealth.session_tokens import SessionTokens
+from telehealth.login_throttle import LoginThrottle, ThrottleLimits, TooManyAttempts
 from telehealth.tables import InviteRow, Role, UserRow, utc_now
 
 
@@ -122,3 +123,40 @@ async def test_logs_hold_no_patient_data(services, client, caplog) -> None:
     logged = " ".join(f"{rec.getMessage()} {rec.__dict__}" for rec in server_records)
     for secret in ("secret.patient", "left heel", token, PASSWORD, r.json()["sha256"]):
         assert secret not in logged
+
+
+async def test_password_guessing_is_throttled_per_account(services, client) -> None:
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    for _ in range(5):
+        r = await client.post("/api/login", json={"email": "gp@clinic.test", "password": "guess-guess-guess"})
+        assert (r.status_code, r.json()["detail"]) == (401, "wrong email or password")
+    # Blocked now, even with the right password (a guesser must not learn that a guess was right).
+    for password in ("guess-guess-guess", PASSWORD):
+        r = await client.post("/api/login", json={"email": "GP@clinic.test ", "password": password})
+        assert r.status_code == 429
+        assert r.json()["detail"] == "too many failed sign-ins for this account: try again in 15 min"
+        assert 0 < int(r.headers["Retry-After"]) <= 900
+    # Other accounts are not affected by one account's block.
+    add_user(services.store, "gp2@clinic.test", PASSWORD, Role.gp)
+    assert (await client.post("/api/login", json={"email": "gp2@clinic.test", "password": PASSWORD})).status_code == 200
+
+
+def test_throttle_windows_per_account_and_address() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(ThrottleLimits(per_account=3, per_address=5, window_s=60), clock=lambda: now[0])
+    for i in range(5):  # five accounts, one failure each, from one address
+        throttle.check(f"user{i}", "10.0.0.9")
+        throttle.failed(f"user{i}", "10.0.0.9")
+    with pytest.raises(TooManyAttempts, match="from this address"):
+        throttle.check("someone-new", "10.0.0.9")
+    throttle.check("someone-new", "10.0.0.10")  # another address is fine
+    for _ in range(3):
+        throttle.failed("target", None)
+    with pytest.raises(TooManyAttempts, match="for this account") as blocked:
+        throttle.check("target", None)
+    assert blocked.value.retry_after_s == 60
+    now[0] += 61  # the window slides: old failures no longer count
+    throttle.check("target", "10.0.0.9")
+    throttle.failed("target", None)
+    throttle.succeeded("target")  # a good sign-in clears the account's count
+    throttle.check("target", None)
