@@ -26,7 +26,7 @@ from telehealth.records import Actor
 from telehealth.tables import PhotoSubmissionRow, Role
 from tests.conftest import running_server
 from tests.fake_camera import still_y4m
-from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
+from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case
 from tests.telehealth.wound_photos import scene
 
 pytestmark = pytest.mark.browser
@@ -111,12 +111,7 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
         try:
             # -- the GP starts a consult from the case page; the call window gets the session from it ------------
             gp_page = await (await gp_browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
-            await gp_page.goto(f"http://{addr}/gp")
-            await gp_page.fill("#email", "gp@clinic.test")
-            await gp_page.fill("#password", PASSWORD)
-            await gp_page.click("#login button[type=submit]")
-            await gp_page.click(f"#cases button[data-case-id='{case.id}']")
-            await expect(gp_page.locator("body")).to_have_attribute("data-case-loaded", str(case.id), timeout=20_000)
+            await gp_opens_case(gp_page, addr, case.id)
             await gp_page.click("#consult-btn")
             await expect(gp_page.locator("#consult-info")).to_be_visible()
             patient_link = await gp_page.input_value("#patient-link")

@@ -69,3 +69,15 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
         sock.close()
+
+
+async def gp_opens_case(page, host: str, case_id: int, email: str = "gp@clinic.test") -> None:  # type: ignore[no-untyped-def]
+    """In a Playwright page: sign in on /gp and open a case, waiting until the page says it is loaded."""
+    from playwright.async_api import expect
+
+    await page.goto(f"http://{host}/gp")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login button[type=submit]")
+    await page.click(f"#cases button[data-case-id='{case_id}']")
+    await expect(page.locator("body")).to_have_attribute("data-case-loaded", str(case_id), timeout=20_000)

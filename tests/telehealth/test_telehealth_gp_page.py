@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from telehealth_testutil import PASSWORD, serving
+from telehealth_testutil import PASSWORD, gp_opens_case, serving
 from wound_photos import scene_jpeg
 
 from telehealth.accounts import add_user
@@ -45,12 +45,7 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
         )
         try:
             page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
-            await page.goto(f"http://{host}/gp")
-            await page.fill("#email", "gp@clinic.test")
-            await page.fill("#password", PASSWORD)
-            await page.click("#login button[type=submit]")
-            await page.click(f"#cases button[data-case-id='{case.id}']")
-            await expect(page.locator("body")).to_have_attribute("data-case-loaded", str(case.id), timeout=20_000)
+            await gp_opens_case(page, host, case.id)
             cards = page.locator(".photo")
             await expect(cards).to_have_count(2)
             await expect(cards.nth(0).locator(".area")).to_have_text("not measured: no scale marker")
