@@ -2,8 +2,8 @@
 
 The GP starts the consult from the case page, the call window joins with the GP's session; the patient opens the
 link. Checked: each side sees the other's camera (the GP with the AI panel, the patient plainly), sound reaches the
-GP, the GP asks the VLM and captures a frame into the case, the patient reloads and is back in the call, leaves,
-and the GP ends the consult. Screenshots of both sides are saved.
+GP, the GP asks the VLM and captures a frame into the case, the patient reloads and is back in the call, leaves and
+rejoins, joins again from their own patient page (no link), and the GP ends the consult. Screenshots of both sides are saved.
 """
 
 from __future__ import annotations
@@ -174,6 +174,17 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await _state(call, "waiting")
             await patient_page.click("#rejoin-btn")
             await _state(call, "in-call")
+
+            # Without the link: the patient's own page offers the open consult and joins with their session.
+            await patient_page.goto(f"http://{addr}/patient")
+            await _state(call, "waiting")
+            await patient_page.fill("#email", "pat@mail.test")
+            await patient_page.fill("#password", PASSWORD)
+            await patient_page.click("#login button[type=submit]")
+            await patient_page.click("#consult-link")
+            await patient_page.click("#join-btn")
+            await _state(patient_page, "in-call")
+            await _state(call, "in-call")
             await call.click("#end-btn")
             await _state(call, "ended")
             await _state(patient_page, "ended")
@@ -186,6 +197,9 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await _state(patient_page, "ended")
             await expect(patient_page.locator("#ended-text")).to_have_text("this consult has ended")
             await patient_page.screenshot(path=str(artifacts_dir / "consult-patient-ended.png"))
+            await patient_page.goto(f"http://{addr}/patient")  # still signed in in this tab: no open consult offered
+            await expect(patient_page.locator("body")).to_have_attribute("data-consults-checked", "1")
+            await expect(patient_page.locator("#consult")).to_be_hidden()
             for _ in range(100):
                 if not app.state.hub.all_streams():
                     break

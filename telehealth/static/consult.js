@@ -8,7 +8,9 @@ const params = new URLSearchParams(location.hash.slice(1));
 const roomId = params.get("room");
 const joinKey = params.get("key");
 const consultId = params.get("consult");
-const side = joinKey ? "patient" : "clinician";
+// A patient arrives with the key from their link, or from their patient page (`as=patient`), signed in in this tab.
+const side = joinKey || params.get("as") === "patient" ? "patient" : "clinician";
+const PATIENT_TOKEN_KEY = "scopecast.telehealth.token";  // where the patient page keeps this tab's session
 const RETRY_MAX_S = 10;
 
 let token = null;  // clinician's bearer token, memory only
@@ -86,7 +88,7 @@ async function join() {
   $("local").srcObject = camera;
   let current;
   try {
-    current = await connect({ mode: "join", stream: camera, roomId, credential: joinKey || token, onEvent });
+    current = await connect({ mode: "join", stream: camera, roomId, credential: joinKey || token || "", onEvent });
   } catch (e) {
     if (e.code) return finish(e.reason, false);  // the server refused: retrying will not help
     return reconnect();
@@ -186,7 +188,12 @@ $("end-btn").onclick = async () => {
 if (!roomId) {
   showError("This link is incomplete: it names no consult. Open the link you were sent.");
 } else if (side === "patient") {
-  $("lobby").hidden = false;
+  if (!joinKey) token = sessionStorage.getItem(PATIENT_TOKEN_KEY);
+  if (!joinKey && !token) {
+    showError("Sign in on your patient page first, or open the link your clinician sent you.");
+  } else {
+    $("lobby").hidden = false;
+  }
 } else {
   // Opened from the GP page: it hands over the session token by message (same origin only); otherwise sign in.
   window.addEventListener("message", (ev) => {

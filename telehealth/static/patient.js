@@ -33,7 +33,7 @@ async function api(path, options = {}) {
   return response;
 }
 
-function showLogin() { show("login", true); show("accept", false); show("upload", false); }
+function showLogin() { show("login", true); show("accept", false); show("upload", false); show("consult", false); }
 
 async function showUpload() {
   show("login", false); show("accept", false); show("upload", true);
@@ -56,6 +56,24 @@ async function showUpload() {
   }));
   setStatus("");
   $("send").disabled = false;
+  await showOpenConsult(cases);
+}
+
+// An open video consult on one of the patient's cases: the call page signs in with this tab's session.
+async function showOpenConsult(cases) {
+  for (const c of cases) {
+    const response = await api(`/api/cases/${c.id}/consults`);
+    if (!response.ok) continue;
+    const open = (await response.json()).filter((k) => k.state === "open").pop();
+    if (open) {
+      $("consult-link").href = `/consult#room=${encodeURIComponent(open.room_id)}&as=patient`;
+      show("consult", true);
+      document.body.dataset.consultsChecked = "1";
+      return;
+    }
+  }
+  show("consult", false);
+  document.body.dataset.consultsChecked = "1";
 }
 
 async function startSession(response) {
