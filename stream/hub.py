@@ -143,11 +143,11 @@ class StreamHub:
         entry.output.stop()
         log.info("stream removed", extra={"stream": stream_id})
 
-    def get(self, stream_id: str, *, include_private: bool = False) -> StreamEntry:
-        """A stream by id. Private (consult room) streams only with `include_private`, which only rooms pass:
-        to everyone else they do not exist, and the error lists public streams only."""
+    def get(self, stream_id: str) -> StreamEntry:
+        """A public stream by id. Consult-room streams do not exist here (their room hands them to its members
+        directly), and the error lists public streams only."""
         entry = self._streams.get(stream_id)
-        if entry is None or (entry.private and not include_private):
+        if entry is None or entry.private:
             raise UnknownStream(stream_id, sorted(e.stream_id for e in self.streams()))
         return entry
 

@@ -62,7 +62,6 @@ class RoomAudioTrack(MediaStreamTrack):
         self._peer_tap = peer_tap
         self._samples = 0
         self._silence_due: float | None = None
-        self.relayed_frames = 0  # frames of real sound sent, for tests and logs
         self._resampler: av.AudioResampler | None = None
 
     async def recv(self) -> av.AudioFrame:
@@ -78,7 +77,6 @@ class RoomAudioTrack(MediaStreamTrack):
                 frame = self._conform(frame)
             if frame is not None:
                 self._silence_due = None
-                self.relayed_frames += 1
                 return self._stamp(frame, frame.samples)
         return await self._silence()
 

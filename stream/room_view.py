@@ -70,7 +70,6 @@ class RoomViewTrack(MediaStreamTrack):
         self._cards: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
         self._clock_start = time.monotonic()
         self._last_pts = -1
-        self.showing = "card"  # "video" or "card": what the last frame was, for tests and logs
 
     async def recv(self) -> av.VideoFrame:
         while True:
@@ -94,7 +93,6 @@ class RoomViewTrack(MediaStreamTrack):
             except TimeoutError:
                 return self._card("Video paused: waiting for the other side's camera")
             self._size = (out.width, out.height)
-            self.showing = "video"
             return self._stamp(out)
 
     def _card(self, text: str) -> av.VideoFrame:
@@ -102,7 +100,6 @@ class RoomViewTrack(MediaStreamTrack):
         image = self._cards.get(key)
         if image is None:
             image = self._cards[key] = card_image(text, self._size)
-        self.showing = "card"
         return self._stamp(array_to_frame(image))
 
     def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:
