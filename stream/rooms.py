@@ -127,10 +127,6 @@ class ConsultRooms:
         self._rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()  # seats change one join or leave at a time
 
-    @property
-    def enabled(self) -> bool:
-        return self._authorize is not None
-
     async def authorize(self, room_id: str, credential: str) -> RoomGrant:
         if self._authorize is None:
             raise RoomRefused("consult rooms are not enabled on this server", "rooms_disabled")

@@ -62,7 +62,7 @@ class PeerSession:
         self._pending_tracks: list[MediaStreamTrack] = []
         self._pending_audio: list[MediaStreamTrack] = []
         self._dialogue = (
-            SessionDialogue(vlm, self._lookup_stream, lambda: self._events_source_id, self._send_event) if vlm is not None else None
+            SessionDialogue(vlm, self._lookup_stream, lambda: self._events_source_id, self.send_event) if vlm is not None else None
         )
 
         @self._pc.on("connectionstatechange")
@@ -82,7 +82,7 @@ class PeerSession:
             self._channel = channel
             channel.on("message", self._on_channel_message)
             if self._grant is not None and self._rooms is not None:
-                self._send_event(self._rooms.joined_event(self._grant))
+                self.send_event(self._rooms.joined_event(self._grant))
             self._subscribe_events()
 
     @property
@@ -153,9 +153,6 @@ class PeerSession:
         self._metrics.sessions.labels(self._role).inc()
         return await self._answer(self._room_stream.stream_id)
 
-    def send_event(self, message: str) -> None:
-        self._send_event(message)
-
     def peer_stream_changed(self, entry: StreamEntry | None) -> None:
         """The room says the other side's stream changed (joined, reconnected, left): follow its findings."""
         self._peer_entry = entry
@@ -204,9 +201,9 @@ class PeerSession:
         except UnknownStream:
             return
         if entry is not None:
-            self._unsubscribe_events = entry.pipeline.add_listener(self._send_event)
+            self._unsubscribe_events = entry.pipeline.add_listener(self.send_event)
 
-    def _send_event(self, message: str) -> None:
+    def send_event(self, message: str) -> None:
         channel = self._channel
         if channel is None or channel.readyState != "open":
             return
@@ -216,12 +213,12 @@ class PeerSession:
 
     def _on_channel_message(self, message: str | bytes) -> None:
         if self._grant is not None and not self._grant.ai_assist:
-            self._send_event(json.dumps({"type": "error", "code": "not_allowed", "message": "questions are for the clinician"}))
+            self.send_event(json.dumps({"type": "error", "code": "not_allowed", "message": "questions are for the clinician"}))
             return
         if self._dialogue is not None:
             self._dialogue.handle(message)
             return
-        self._send_event(
+        self.send_event(
             json.dumps({"type": "error", "code": "no_vlm", "message": "questions are not enabled on this server"})
         )
 
