@@ -6,12 +6,16 @@ Shipped now:
 * ``wound`` - foot-ulcer wound segmentation (FUSeg 2021), label ``wound``.
 
 Factories load lazily: nothing is read until ``registry.create(name)``; each
-call builds a new instance (one per stream: the instance keeps tracker state).
+call builds a new instance (one per stream: the instance keeps tracker state),
+and all instances of one name share one onnxruntime session, so the memory a
+model holds does not grow with the number of streams that ever ran it.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 from perception.registry import ModelRegistry
 
@@ -25,13 +29,23 @@ def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted(weights_dir.glob("*.onnx"))}
 
 
-def _factory(path: Path, threads: int, device: str):
-    def create():
-        from perception.onnx_model import OnnxSegmentationModel
+class _SharedSessionFactory:
+    """Builds instances of one shipped model around one lazily opened session (thread-safe: streams start in parallel)."""
 
-        return OnnxSegmentationModel(path, threads=threads, device=device)
+    def __init__(self, path: Path, threads: int, device: str) -> None:
+        self._path = path
+        self._threads = threads
+        self._device = device
+        self._session: Any = None
+        self._lock = threading.Lock()
 
-    return create
+    def __call__(self) -> Any:
+        from perception.onnx_model import OnnxSegmentationModel, open_session
+
+        with self._lock:
+            if self._session is None:
+                self._session = open_session(self._path, threads=self._threads, device=self._device)
+        return OnnxSegmentationModel(self._path, threads=self._threads, device=self._device, session=self._session)
 
 
 def register_builtin_models(
@@ -39,4 +53,4 @@ def register_builtin_models(
 ) -> None:
     """Register every shipped ONNX model under its file name (``polyp``, ``wound``)."""
     for name, path in shipped_models(weights_dir).items():
-        registry.register(name, _factory(path, threads, device))
+        registry.register(name, _SharedSessionFactory(path, threads, device))

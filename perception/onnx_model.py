@@ -115,6 +115,21 @@ def _providers(device: str) -> list[str]:
     raise ModelError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')")
 
 
+def open_session(path: str | Path, *, threads: int = 1, device: str = "auto") -> Any:
+    """An onnxruntime session with scopecast's options, to share between instances (see OnnxSegmentationModel)."""
+    import onnxruntime as ort
+
+    from perception.runtimes.onnxrt import session_options
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=_providers(device))
+    except ModelError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"cannot load ONNX model {path}: {first}") from None
+
+
 def _simplify(contour: np.ndarray, max_points: int) -> np.ndarray:
     """approxPolyDP with a tolerance grown until the polygon has at most max_points points."""
     eps = max(0.5, 0.003 * cv2.arcLength(contour, True))
@@ -145,7 +160,10 @@ class OnnxSegmentationModel:
         tracker: IouTracker | None = None,
         runtime: Any = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
+        session: Any = None,
     ) -> None:
+        """`session`: an onnxruntime InferenceSession of this file to share (its `run` is thread-safe), so
+        many streams of one model hold one copy of the graph and its arenas; each instance keeps its own tracker."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -161,7 +179,9 @@ class OnnxSegmentationModel:
         # perception.runtimes Runtime object runs the network there instead (pre/post stay here).
         self._runtime = self._make_runtime(runtime, threads, device, runtime_options) if runtime is not None else None
         try:
-            if self._runtime is not None:
+            if session is not None and self._runtime is None:
+                self._session = session
+            elif self._runtime is not None:
                 # an onnxruntime runtime's session serves the checks below; others get a CPU session for them
                 self._session = getattr(self._runtime, "session", None) or ort.InferenceSession(
                     str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])

@@ -30,7 +30,9 @@ from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings, parse_ice_server, split_source
-from stream.api import STATIC_DIR, streaming_router
+from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
+from stream.access import StreamAccess
+from stream.api import STATIC_DIR, SocketLimits, streaming_router
 from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
@@ -65,10 +67,19 @@ def create_app(
     vlm: VlmBackend | None = None,
     telehealth: TelehealthServices | None = None,
     room_authorizer: RoomAuthorizer | None = None,
+    stream_access: StreamAccess | None = None,
 ) -> FastAPI:
     """Build the server. `registry` and `vlm` default to the shipped models and the configured VLM;
     telehealth (accounts, cases, photos, consults) is mounted when given. Consult rooms are open to whoever
-    `room_authorizer` admits: by default telehealth's consult records decide, and without telehealth rooms are off."""
+    `room_authorizer` admits: by default telehealth's consult records decide, and without telehealth rooms are off.
+    Streams need a signed-in user: by default telehealth's accounts decide (`stream_access` replaces that, e.g. in
+    tests); a server with neither has no way to sign in and is refused."""
+    if stream_access is None:
+        if telehealth is None:
+            raise ValueError("streams need sign-in: give create_app the telehealth services or a stream_access")
+        from scopecast.stream_sign_in import telehealth_stream_access
+
+        stream_access = telehealth_stream_access(telehealth, settings.allowed_origins)
     registry = registry if registry is not None else default_registry(settings)
     vlm = vlm if vlm is not None else create_vlm(settings.vlm)
     metrics = StreamMetrics()
@@ -86,7 +97,10 @@ def create_app(
             return None
         return lambda: registry.create(name)
 
-    hub = StreamHub(model_factory, settings.model, config, metrics, max_sessions=settings.max_sessions)
+    hub = StreamHub(
+        model_factory, settings.model, config, metrics,
+        max_sessions=settings.max_sessions, max_sessions_per_address=settings.max_sessions_per_address,
+    )
     consult_model = None if settings.consult_model == PASS_THROUGH else settings.consult_model
     if room_authorizer is None and telehealth is not None:
         room_authorizer = consult_grants(telehealth)
@@ -114,6 +128,8 @@ def create_app(
                 await telehealth.close()
 
     app = FastAPI(title="scopecast", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestBodyDeadline, deadline=BodyDeadline(settings.body_idle_timeout_s, settings.body_total_timeout_s))
+    app.add_middleware(SecurityHeaders)
     app.state.hub = hub
     app.state.metrics = metrics
     app.state.settings = settings
@@ -122,7 +138,8 @@ def create_app(
         streaming_router(
             hub,
             metrics,
-            max_message_bytes=settings.max_message_bytes,
+            stream_access,
+            limits=SocketLimits(settings.max_message_bytes, settings.offer_timeout_s, settings.max_socket_errors),
             video_codec=settings.video_codec,
             vlm=vlm,
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perception.vlm.factory import VlmConfig
+from stream.access import normalize_origin
 
 _SOURCE_WITH_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$")
 
@@ -32,6 +33,21 @@ class Settings(BaseSettings):
         "on small CPUs this leaves room for video encoding"
     )
     max_sessions: int = Field(16, ge=1, le=1000)
+    max_sessions_per_address: int = Field(
+        8, ge=1, le=1000, description="open signaling sockets one client address may hold (one address never holds every slot)"
+    )
+    offer_timeout_s: float = Field(10.0, gt=0, le=300, description="a signaling socket with no answered offer by then is closed")
+    max_socket_errors: int = Field(20, ge=1, le=10_000, description="refused messages before a signaling socket is closed")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="page origins (scheme://host[:port]) besides the server's own that may open the signaling socket",
+    )
+    forwarded_allow_ips: str = Field(
+        "", description="proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs or CIDRs, '*' for any); "
+        "empty: none, the peer address is the client"
+    )
+    body_idle_timeout_s: float = Field(15.0, gt=0, le=600, description="longest pause allowed while a request body arrives")
+    body_total_timeout_s: float = Field(120.0, gt=0, le=3600, description="longest a whole request body may take to arrive")
     hang_timeout_s: float = Field(2.0, gt=0, le=60)
     stale_after_s: float = Field(1.0, gt=0, le=60)
     fade_after_s: float = Field(0.3, ge=0, le=60)
@@ -57,6 +73,17 @@ class Settings(BaseSettings):
             if not item.strip():
                 raise ValueError("a source may not be empty")
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        normalized = []
+        for origin in value:
+            clean = normalize_origin(origin)
+            if clean is None:
+                raise ValueError(f"allowed origin {origin!r} must look like https://host or http://host:port")
+            normalized.append(clean)
+        return normalized
 
     @field_validator("ice_servers")
     @classmethod

@@ -6,9 +6,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, WebSocket
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from perception.vlm.base import Turn, VlmBackend, VlmError
@@ -16,13 +19,33 @@ from stream.dialogue import ask_backend, snapshot, vlm_error_code
 from stream.events import server_event_schema
 from stream.hub import StreamHub, TooManySessions, UnknownStream
 from stream.metrics import StreamMetrics
+from stream.access import AccessDenied, Principal, StreamAccess
 from stream.rooms import ConsultRooms, RoomRefused
 from stream.session import PeerSession
-from stream.signaling import ErrorMessage, JoinRequest, PublishRequest, SignalingError, parse_client_message
+from stream.signaling import (
+    AuthenticatedMessage,
+    AuthRequest,
+    ErrorMessage,
+    JoinRequest,
+    PublishRequest,
+    SignalingError,
+    WatchRequest,
+    parse_client_message,
+)
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+_COOKIE_METHODS = frozenset({"GET", "HEAD"})  # a cookie on writes would open the door to cross-site request forgery
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """What one signaling socket may do before it is closed."""
+
+    max_message_bytes: int = 64 * 1024
+    offer_timeout_s: float = 10.0  # from opening until an answer was sent: idle sockets do not keep their slot
+    max_errors: int = 20  # refused messages on one socket
 
 
 class TurnBody(BaseModel):
@@ -41,32 +64,65 @@ class AskBody(BaseModel):
 def streaming_router(
     hub: StreamHub,
     metrics: StreamMetrics,
+    access: StreamAccess,
     *,
-    max_message_bytes: int,
+    limits: SocketLimits = SocketLimits(),
     video_codec: str = "auto",
     vlm: VlmBackend | None = None,
     ice_servers: list[dict[str, str]] | None = None,
     rooms: ConsultRooms | None = None,
 ) -> APIRouter:
-    """`ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends of each call;
-    `rooms` enables `join` (consult rooms)."""
+    """Every stream route needs a principal from `access` that may watch (publish, for `publish`); consult-room `join`
+    carries its own credential. `ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends
+    of each call; `rooms` enables `join` (consult rooms)."""
     router = APIRouter()
+
+    async def caller(request: Request) -> Principal:
+        try:
+            token = access.token_from(request.headers, request.cookies, cookie_ok=request.method in _COOKIE_METHODS)
+            if token is None:
+                raise AccessDenied("not_authenticated", "sign in first: send 'Authorization: Bearer <token>' from /api/login")
+            principal = await access.authenticate(token)
+            if not principal.may_watch:
+                raise AccessDenied("forbidden", f"streams are for clinicians; you are signed in as {principal.role}")
+        except AccessDenied as exc:
+            metrics.access_refused.labels("api", exc.code).inc()
+            status = 403 if exc.code == "forbidden" else 401
+            raise HTTPException(status, exc.message, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None) from None
+        return principal
+
+    async def page(request: Request, file_name: str) -> Response:
+        """A clinician's page, or the way to one: sign-in when signed out, a plain refusal for other roles."""
+        try:
+            token = access.token_from(request.headers, request.cookies, cookie_ok=True)
+            if token is None:
+                raise AccessDenied("not_authenticated", "not signed in")
+            principal = await access.authenticate(token)
+        except AccessDenied as exc:
+            metrics.access_refused.labels("page", exc.code).inc()
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{access.sign_in_path}?next={quote(target, safe='')}", status_code=303)
+        if not principal.may_watch:
+            metrics.access_refused.labels("page", "forbidden").inc()
+            return HTMLResponse(_FORBIDDEN_PAGE.format(role=principal.role), status_code=403)
+        return FileResponse(STATIC_DIR / file_name, headers={"Cache-Control": "no-store"})
 
     @router.get("/api/ice-servers")
     async def ice_server_list() -> list[dict[str, str]]:
-        """STUN/TURN servers the browser should use; same as the server's own."""
+        """STUN/TURN servers the browser should use; same as the server's own. Open: a patient joining a consult
+        with the invite link has no session yet."""
         return ice_servers or []
 
     @router.get("/monitor", include_in_schema=False)
-    async def monitor_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "monitor.html")
+    async def monitor_page(request: Request) -> Response:
+        return await page(request, "monitor.html")
 
     @router.get("/capture", include_in_schema=False)
-    async def capture_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "capture.html")
+    async def capture_page(request: Request) -> Response:
+        return await page(request, "capture.html")
 
     @router.get("/api/streams")
-    async def list_streams() -> list[dict]:
+    async def list_streams(_principal: Principal = Depends(caller)) -> list[dict]:
         return [
             {
                 "stream_id": e.stream_id,
@@ -82,7 +138,7 @@ def streaming_router(
         ]
 
     @router.get("/api/streams/{stream_id}")
-    async def stream_detail(stream_id: str) -> dict:
+    async def stream_detail(stream_id: str, _principal: Principal = Depends(caller)) -> dict:
         try:
             entry = hub.get(stream_id)
         except UnknownStream as exc:
@@ -101,7 +157,7 @@ def streaming_router(
         }
 
     @router.post("/api/streams/{stream_id}/ask")
-    async def ask(stream_id: str, body: AskBody) -> dict:
+    async def ask(stream_id: str, body: AskBody, _principal: Principal = Depends(caller)) -> dict:
         """Ask the VLM about a stream's newest analysed frame (or a recent `frame_seq`); returns the whole answer."""
         if vlm is None:
             raise HTTPException(503, "questions are not enabled on this server")
@@ -133,33 +189,86 @@ def streaming_router(
     @router.websocket("/ws")
     async def signaling(websocket: WebSocket) -> None:
         await websocket.accept()
+        if not access.origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), websocket.url.scheme):
+            metrics.access_refused.labels("socket", "origin_not_allowed").inc()
+            message = "this page's origin may not open a scopecast socket (see SCOPECAST_ALLOWED_ORIGINS)"
+            await _refuse(websocket, "origin_not_allowed", message, 1008)
+            return
+        address = websocket.client.host if websocket.client else ""
         try:
-            hub.open_session()
+            hub.open_session(address)
         except TooManySessions as exc:
             metrics.signaling_errors.labels("too_many_sessions").inc()
-            await websocket.send_text(ErrorMessage(code="too_many_sessions", message=str(exc)).model_dump_json())
-            await websocket.close(code=1013)
+            await _refuse(websocket, "too_many_sessions", str(exc), 1013)
             return
-        session = PeerSession(hub, metrics, video_codec, vlm, ice_servers, rooms)
+        metrics.open_sockets.inc()
         try:
-            await _serve_socket(websocket, session, hub, metrics, max_message_bytes)
+            session = PeerSession(hub, metrics, video_codec, vlm, ice_servers, rooms)
+            try:
+                state = _SocketState(await _cookie_principal(websocket, access))
+                await _serve_socket(websocket, session, state, access, metrics, limits)
+            finally:
+                await session.close()  # never raises
         finally:
-            await session.close()
-            hub.close_session()
+            hub.close_session(address)
+            metrics.open_sockets.dec()
             if websocket.client_state == WebSocketState.CONNECTED:
-                await websocket.close()
+                try:
+                    await websocket.close()
+                except Exception:  # the peer is already gone
+                    pass
 
     return router
 
 
+@dataclass
+class _SocketState:
+    principal: Principal | None
+    errors: int = 0
+    answered: bool = False
+
+
+async def _cookie_principal(websocket: WebSocket, access: StreamAccess) -> Principal | None:
+    """A browser's socket carries the session cookie (the Origin check above makes that safe); a bad one is ignored
+    here and named when the socket asks for something that needs it."""
+    token = websocket.cookies.get(access.cookie_name)
+    if token is None:
+        return None
+    try:
+        return await access.authenticate(token)
+    except AccessDenied:
+        return None
+
+
+async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
+    try:
+        await websocket.send_text(ErrorMessage(code=code, message=message).model_dump_json())
+        await websocket.close(code=close_code)
+    except Exception:  # the client left first
+        pass
+
+
 async def _serve_socket(
-    websocket: WebSocket, session: PeerSession, hub: StreamHub, metrics: StreamMetrics, max_bytes: int
+    websocket: WebSocket,
+    session: PeerSession,
+    state: _SocketState,
+    access: StreamAccess,
+    metrics: StreamMetrics,
+    limits: SocketLimits,
 ) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.offer_timeout_s
     closed = asyncio.ensure_future(session.closed.wait())
     try:
         while True:
             receive = asyncio.ensure_future(websocket.receive())
-            done, _ = await asyncio.wait({receive, closed}, return_when=asyncio.FIRST_COMPLETED)
+            timeout = None if state.answered else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait({receive, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                receive.cancel()
+                metrics.signaling_errors.labels("offer_timeout").inc()
+                await _refuse(websocket, "offer_timeout", f"no valid offer within {limits.offer_timeout_s:g} s; open a new socket", 1008)
+                return
             if receive not in done:  # the peer connection failed or closed: end the socket too
                 receive.cancel()
                 return
@@ -168,24 +277,76 @@ async def _serve_socket(
                 return
             raw = message.get("text") if message.get("text") is not None else message.get("bytes", b"")
             try:
-                request = parse_client_message(raw, max_bytes)
-                if isinstance(request, PublishRequest):
-                    reply = await session.publish(request.sdp, request.label)
-                elif isinstance(request, JoinRequest):
-                    reply = await session.join(request.room_id, request.credential, request.sdp)
-                else:
-                    reply = await session.watch(request.stream_id, request.sdp)
-                await websocket.send_text(reply.model_dump_json())
-            except SignalingError as exc:
-                metrics.signaling_errors.labels(exc.code).inc()
-                await websocket.send_text(ErrorMessage(code=exc.code, message=exc.message).model_dump_json())
-            except RoomRefused as exc:
-                metrics.signaling_errors.labels(exc.code).inc()
-                await websocket.send_text(ErrorMessage(code=exc.code, message=exc.message).model_dump_json())
-            except UnknownStream as exc:
-                metrics.signaling_errors.labels("unknown_stream").inc()
-                await websocket.send_text(ErrorMessage(code="unknown_stream", message=str(exc)).model_dump_json())
+                reply = await _handle(raw, session, state, access, metrics, limits)
+            except (SignalingError, RoomRefused, AccessDenied, UnknownStream) as exc:
+                code, text = _error_of(exc)
+                metrics.signaling_errors.labels(code).inc()
+                state.errors += 1
+                await websocket.send_text(ErrorMessage(code=code, message=text).model_dump_json())
+            except Exception as exc:  # a bug of ours must still answer, and must not keep a half-built session
+                log.exception("signaling message failed", extra={"error": type(exc).__name__})
+                metrics.signaling_errors.labels("internal_error").inc()
+                await _refuse(websocket, "internal_error", "the server could not handle this message; open a new socket", 1011)
+                return
+            else:
+                await websocket.send_text(reply)
+                continue
+            if session.negotiation_started and not state.answered:
+                await _refuse(websocket, "session_closed", "this session's negotiation failed; open a new socket", 1008)
+                return
+            if state.errors >= limits.max_errors:
+                await _refuse(websocket, "too_many_errors", f"{state.errors} refused messages on this socket", 1008)
+                return
     except WebSocketDisconnect:
         return
     finally:
         closed.cancel()
+
+
+async def _handle(
+    raw: str | bytes, session: PeerSession, state: _SocketState, access: StreamAccess, metrics: StreamMetrics, limits: SocketLimits
+) -> str:
+    request = parse_client_message(raw, limits.max_message_bytes)
+    if isinstance(request, AuthRequest):
+        try:
+            state.principal = await access.authenticate(request.token)
+        except AccessDenied as exc:
+            metrics.access_refused.labels("socket", exc.code).inc()
+            raise
+        p = state.principal
+        return AuthenticatedMessage(role=p.role, may_watch=p.may_watch, may_publish=p.may_publish).model_dump_json()
+    if isinstance(request, JoinRequest):  # the room's own grant decides
+        reply = await session.join(request.room_id, request.credential, request.sdp)
+    else:
+        _require(state.principal, request, metrics)
+        if isinstance(request, PublishRequest):
+            reply = await session.publish(request.sdp, request.label)
+        else:
+            reply = await session.watch(request.stream_id, request.sdp)
+    state.answered = True
+    return reply.model_dump_json()
+
+
+def _require(principal: Principal | None, request: PublishRequest | WatchRequest, metrics: StreamMetrics) -> None:
+    if principal is None:
+        metrics.access_refused.labels("socket", "not_authenticated").inc()
+        raise AccessDenied(
+            "not_authenticated", 'sign in first: send {"type": "auth", "token": ...} or open the socket with the session cookie'
+        )
+    allowed = principal.may_publish if isinstance(request, PublishRequest) else principal.may_watch
+    if not allowed:
+        metrics.access_refused.labels("socket", "forbidden").inc()
+        what = "publish a camera" if isinstance(request, PublishRequest) else "watch streams"
+        raise AccessDenied("forbidden", f"your role ({principal.role}) may not {what}")
+
+
+def _error_of(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, UnknownStream):
+        return "unknown_stream", str(exc)
+    return exc.code, exc.message  # type: ignore[attr-defined]
+
+
+_FORBIDDEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>scopecast · not for this account</title>
+<link rel="stylesheet" href="/static/scopecast.css"></head><body class="index"><h1>Not available to this account</h1>
+<p>This page shows theatre and camera streams; it is for surgeons, GPs and administrators. You are signed in as {role}.</p>
+<p><a href="/">Back</a></p></body></html>"""

@@ -52,13 +52,17 @@ class ClientSession:
         await self.socket.close()
 
 
-async def publish(url: str, track: MediaStreamTrack, *, codec: str | None = None, label: str | None = None) -> ClientSession:
-    """Send `track` to the server at `url` (ws://host:port/ws) and receive the annotated copy."""
-    return await _negotiate(url, {"type": "publish", "label": label}, send_track=track, codec=codec)
+async def publish(
+    url: str, track: MediaStreamTrack, *, token: str, codec: str | None = None, label: str | None = None
+) -> ClientSession:
+    """Send `track` to the server at `url` (ws://host:port/ws) and receive the annotated copy. `token`: a session
+    token of a user who may publish (from POST /api/login)."""
+    return await _negotiate(url, {"type": "publish", "label": label}, send_track=track, codec=codec, token=token)
 
 
-async def watch(url: str, stream_id: str, *, codec: str | None = None) -> ClientSession:
-    return await _negotiate(url, {"type": "watch", "stream_id": stream_id}, send_track=None, codec=codec)
+async def watch(url: str, stream_id: str, *, token: str, codec: str | None = None) -> ClientSession:
+    """Receive stream `stream_id`; `token`: a session token of a user who may watch."""
+    return await _negotiate(url, {"type": "watch", "stream_id": stream_id}, send_track=None, codec=codec, token=token)
 
 
 async def join(
@@ -76,8 +80,23 @@ async def join(
     return await _negotiate(url, request, send_track=track, codec=codec, microphone=microphone)
 
 
+async def sign_in(socket: websockets.ClientConnection, token: str) -> dict:
+    """Authenticate an open signaling socket; returns the server's `authenticated` reply (role, rights)."""
+    await socket.send(json.dumps({"type": "auth", "token": token}))
+    reply = json.loads(await asyncio.wait_for(socket.recv(), 30))
+    if reply.get("type") == "error":
+        raise ClientError(reply["code"], reply["message"])
+    return reply
+
+
 async def _negotiate(
-    url: str, request: dict, *, send_track: MediaStreamTrack | None, codec: str | None, microphone: MediaStreamTrack | None = None
+    url: str,
+    request: dict,
+    *,
+    send_track: MediaStreamTrack | None,
+    codec: str | None,
+    microphone: MediaStreamTrack | None = None,
+    token: str | None = None,
 ) -> ClientSession:
     pc = RTCPeerConnection()
     events: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)
@@ -113,6 +132,8 @@ async def _negotiate(
     await pc.setLocalDescription(await pc.createOffer())
     socket = await websockets.connect(url, max_size=1 << 20)
     try:
+        if token is not None:
+            await sign_in(socket, token)
         await socket.send(json.dumps({**request, "sdp": pc.localDescription.sdp}))
         reply = json.loads(await asyncio.wait_for(socket.recv(), 30))
         if reply.get("type") == "error":

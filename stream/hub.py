@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import itertools
 import logging
@@ -61,6 +62,7 @@ class StreamHub:
         metrics: StreamMetrics,
         max_sessions: int = 16,
         draw_threads: int = 2,
+        max_sessions_per_address: int | None = None,
     ) -> None:
         self._models = models
         self._default_model = default_model
@@ -68,6 +70,9 @@ class StreamHub:
         self._metrics = metrics
         self._max_sessions = max_sessions
         self._sessions = 0
+        # One address may not hold every slot (None: no limit beyond the server's).
+        self._max_sessions_per_address = max_sessions_per_address or max_sessions
+        self._by_address: collections.Counter[str] = collections.Counter()
         self._relay = MediaRelay()
         self._draw_executor = ThreadPoolExecutor(max_workers=draw_threads, thread_name_prefix="overlay")
         self._streams: dict[str, StreamEntry] = {}
@@ -174,13 +179,22 @@ class StreamHub:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def open_session(self) -> None:
+    def open_session(self, address: str = "") -> None:
+        """Take a session slot for a socket from `address`; TooManySessions when the server or that address is full."""
         if self._sessions >= self._max_sessions:
             raise TooManySessions(f"too many sessions: the limit is {self._max_sessions}")
+        if self._by_address[address] >= self._max_sessions_per_address:
+            raise TooManySessions(
+                f"too many open sockets from your address: the limit is {self._max_sessions_per_address}"
+            )
         self._sessions += 1
+        self._by_address[address] += 1
 
-    def close_session(self) -> None:
+    def close_session(self, address: str = "") -> None:
         self._sessions = max(0, self._sessions - 1)
+        self._by_address[address] -= 1
+        if self._by_address[address] <= 0:
+            del self._by_address[address]
 
     @property
     def session_count(self) -> int:

@@ -37,6 +37,13 @@ class StreamMetrics:
         self.signaling_errors = Counter(
             "scopecast_signaling_errors_total", "Rejected signaling messages", ["code"], registry=r
         )
+        self.access_refused = Counter(
+            "scopecast_stream_access_refused_total",
+            "Streaming requests refused for want of a valid sign-in, the right role or an allowed origin",
+            ["surface", "code"],  # surface: socket, api, page
+            registry=r,
+        )
+        self.open_sockets = Gauge("scopecast_signaling_sockets", "Open signaling sockets (each holds a session slot)", registry=r)
 
     def forget_stream(self, stream_id: str) -> None:
         """Drop a closed stream's series so /metrics does not grow with every camera ever seen."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiortc import (
     RTCConfiguration,
@@ -54,6 +55,7 @@ class PeerSession:
         servers = [RTCIceServer(**server) for server in ice_servers or []]
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers) if servers else None)
         self._role = "none"
+        self.negotiation_started = False  # an offer reached aiortc: a failure after this leaves the connection unusable
         self._published: StreamEntry | None = None
         self._watched: tuple[str, MediaStreamTrack] | None = None
         self._channel: RTCDataChannel | None = None
@@ -145,12 +147,12 @@ class PeerSession:
             raise SignalingError("invalid_sdp", "join offer has no sending video track: allow the camera and try again")
         self._grant = grant
         self._role = f"room-{grant.side}"
+        self._metrics.sessions.labels(self._role).inc()  # from here close() leaves the seat and counts it down
         microphone = self._pending_audio[0] if self._pending_audio else None
         self._room_stream, self._room_media = await self._rooms.take_seat(grant, self, self._pending_tracks[0], microphone)
         self._prefer_codec(self._pc.addTrack(self._room_media.video))
         if any(t.kind == "audio" for t in self._pc.getTransceivers()):  # only when the offer has an audio section
             self._pc.addTrack(self._room_media.audio)
-        self._metrics.sessions.labels(self._role).inc()
         return await self._answer(self._room_stream.stream_id)
 
     def peer_stream_changed(self, entry: StreamEntry | None) -> None:
@@ -173,14 +175,25 @@ class PeerSession:
         if self._pc.remoteDescription is not None:
             raise SignalingError("already_negotiated", "this session already has an offer; open a new socket")
         check_offer_sdp(offer_sdp)
+        self.negotiation_started = True
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except Exception as exc:  # aiortc raises ValueError and others for malformed SDP
-            raise SignalingError("invalid_sdp", f"SDP offer was rejected: {exc}") from None
+        except Exception as exc:  # aiortc raises ValueError, KeyError, ... for SDP it cannot use
+            # Its exception text is for us, not for the client: log it, answer in words.
+            log.warning("offer refused by aiortc", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            raise SignalingError(
+                "invalid_sdp", "SDP offer refused: the media sections could not be negotiated (check codecs, mids and ICE/DTLS attributes)"
+            ) from None
 
     async def _answer(self, stream_id: str) -> AnswerMessage:
-        answer = await self._pc.createAnswer()
-        await self._pc.setLocalDescription(answer)
+        try:
+            answer = await self._pc.createAnswer()
+            await self._pc.setLocalDescription(answer)
+        except Exception as exc:
+            log.warning("answer failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            raise SignalingError(
+                "negotiation_failed", "the server could not answer this offer; open a new socket and send a fresh offer"
+            ) from None
         return AnswerMessage(sdp=self._pc.localDescription.sdp, stream_id=stream_id)
 
     def _prefer_codec(self, sender: RTCRtpSender) -> None:
@@ -223,28 +236,51 @@ class PeerSession:
         )
 
     async def close(self) -> None:
+        """Release everything this session took. Never raises: each step is attempted whatever the others did, so a
+        half-negotiated or broken session still gives back its stream, tracks, tasks and peer connection."""
         if self._closed.is_set():
             return
         self._closed.set()
-        if self._dialogue is not None:
-            await self._dialogue.close()
-        if self._unsubscribe_events is not None:
-            self._unsubscribe_events()
+        steps: list[tuple[str, Callable[[], Awaitable[None] | None]]] = [
+            ("dialogue", self._dialogue.close if self._dialogue is not None else _nothing),
+            ("events", self._unsubscribe_events or _nothing),
+            ("room seat", self._leave_room),
+            ("watched stream", self._stop_watching),
+            ("received tracks", self._stop_received_tracks),
+            ("peer connection", self._pc.close),
+            ("published stream", self._remove_published),
+        ]
+        for what, step in steps:
+            try:
+                result = step()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # keep releasing the rest; the log says what failed
+                log.warning("session cleanup step failed", extra={"step": what, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        log.info("session closed", extra={"role": self._role, "stream": self.stream_id})
+
+    async def _leave_room(self) -> None:
         if self._grant is not None and self._rooms is not None:
             self._metrics.sessions.labels(self._role).dec()
             await self._rooms.leave(self._grant, self)
+
+    def _stop_watching(self) -> None:
         if self._watched is not None:
             stream_id, track = self._watched
             self._hub.unsubscribe(stream_id, track)
             self._metrics.sessions.labels(self._role).dec()
-        for track in self._pending_tracks:
-            track.stop()
-        for track in self._pending_audio:
+
+    def _stop_received_tracks(self) -> None:
+        for track in (*self._pending_tracks, *self._pending_audio):
             track.stop()
         if self._room_media is not None:
             self._room_media.video.stop()
             self._room_media.audio.stop()
-        await self._pc.close()
+
+    async def _remove_published(self) -> None:
         if self._published is not None:
             await self._hub.remove_stream(self._published.stream_id)
-        log.info("session closed", extra={"role": self._role, "stream": self.stream_id})
+
+
+def _nothing() -> None:
+    return None

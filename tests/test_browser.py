@@ -10,6 +10,7 @@ from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from tests.conftest import running_server
+from tests.stream_access import clinician_page, fixed_token_access
 from tests.fake_camera import write_y4m
 from tests.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
 
@@ -53,9 +54,9 @@ async def _wait_video_playing(page, selector: str) -> None:
 
 
 async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artifacts_dir):
-    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm())
+    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
     async with running_server(app) as addr:
-        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        page = await clinician_page(browser, addr, viewport={"width": 1280, "height": 720})
         await page.goto(f"http://{addr}/capture?auto=1")
         await _wait_video_playing(page, "#annotated")
         await page.wait_for_selector("#panel li.object", timeout=15_000)
@@ -66,7 +67,7 @@ async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artif
         assert size == [640, 480]
         await page.screenshot(path=str(artifacts_dir / "capture-page.png"))
 
-        monitor = await browser.new_page(viewport={"width": 1280, "height": 720})
+        monitor = await clinician_page(browser, addr, viewport={"width": 1280, "height": 720})
         await monitor.goto(f"http://{addr}/monitor?stream={stream_id}")
         await _wait_video_playing(monitor, "#video")
         await monitor.wait_for_selector("#panel li.object", timeout=15_000)
@@ -83,10 +84,11 @@ async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artif
 
 async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_question(browser, artifacts_dir):
     app = create_app(
-        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=ScriptedVlm()
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=ScriptedVlm(),
+        stream_access=fixed_token_access(),
     )
     async with running_server(app) as addr:
-        page = await browser.new_page(viewport={"width": 1280, "height": 720})
+        page = await clinician_page(browser, addr, viewport={"width": 1280, "height": 720})
         await page.goto(f"http://{addr}/monitor")
         await _wait_video_playing(page, "#video")
         await page.wait_for_selector("#panel li.object", timeout=15_000)
@@ -100,9 +102,9 @@ async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_ques
 
 
 async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm())
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
     async with running_server(app) as addr:
-        page = await browser.new_page()
+        page = await clinician_page(browser, addr)
         await page.goto(f"http://{addr}/monitor")
         await _wait_video_playing(page, "#video")  # the page's own first watch has finished
         await page.evaluate("""() => { const s = document.getElementById('streams');

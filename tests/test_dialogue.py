@@ -15,17 +15,18 @@ from stream.dialogue import parse_channel_message
 from stream.signaling import SignalingError
 from stream.framestamp import StampedVideoTrack
 from tests.conftest import running_server
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BoxModel, ScriptedVlm, registry_with
 
 W, H, FPS = 320, 240, 15
 
 
 def _app(vlm):
-    return create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=vlm)
+    return create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=vlm, stream_access=fixed_token_access())
 
 
 async def _publish_with_findings(addr: str) -> client.ClientSession:
-    session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+    session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
     asyncio.ensure_future(_drain(session))
     await session.next_event("findings")
     return session
@@ -65,7 +66,7 @@ async def test_answer_streams_on_the_data_channel_about_the_frame_and_its_findin
 async def test_cancel_busy_and_bad_questions_get_clear_errors_while_video_flows():
     vlm = ScriptedVlm(delay_s=0.1, words=60)
     async with running_server(_app(vlm)) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
         await session.next_event("findings")
         session.send({"type": "ask", "request_id": "long", "question": "describe this frame"})
         await session.next_event("answer", request_id="long")
@@ -99,7 +100,7 @@ async def test_cancel_busy_and_bad_questions_get_clear_errors_while_video_flows(
 async def test_rest_ask_and_its_errors():
     async with running_server(_app(ScriptedVlm())) as addr:
         session = await _publish_with_findings(addr)
-        async with httpx.AsyncClient(base_url=f"http://{addr}", timeout=10) as http:
+        async with httpx.AsyncClient(base_url=f"http://{addr}", headers=CLINICIAN_HEADERS, timeout=10) as http:
             ok = await http.post(f"/api/streams/{session.stream_id}/ask", json={"question": "what is there?"})
             missing = await http.post("/api/streams/nope/ask", json={"question": "hi"})
             empty = await http.post(f"/api/streams/{session.stream_id}/ask", json={"question": ""})

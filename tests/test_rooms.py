@@ -19,6 +19,7 @@ from stream.events import RoomEvent, parse_server_event, server_event_schema
 from stream.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from stream.rooms import RoomGrant, RoomRefused
 from tests.conftest import running_server
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
 
 W, H, FPS = 640, 480, 15
@@ -37,7 +38,8 @@ async def fake_authorizer(room_id: str, credential: str) -> RoomGrant:
 
 def _app(**overrides: object):
     settings = Settings(serve_sample=False, model="box", consult_model="box", hang_timeout_s=1.0, **overrides)
-    return create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), room_authorizer=fake_authorizer)
+    return create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), room_authorizer=fake_authorizer,
+                      stream_access=fixed_token_access())
 
 
 def _patient_pattern():
@@ -143,12 +145,12 @@ async def test_consult_call_ai_on_the_clinician_side_only():
                 assert refused["code"] == "not_allowed"
 
                 # Room streams are private: not listed, not watchable, not askable through the public API.
-                async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
+                async with httpx.AsyncClient(base_url=f"http://{addr}", headers=CLINICIAN_HEADERS) as http:
                     assert (await http.get("/api/streams")).json() == []
                     ask = await http.post(f"/api/streams/{findings['stream_id']}/ask", json={"question": "what is it?"})
                     assert ask.status_code == 404
                 with pytest.raises(client.ClientError) as refused_watch:
-                    await client.watch(url, findings["stream_id"])
+                    await client.watch(url, findings["stream_id"], token=CLINICIAN_TOKEN)
                 assert refused_watch.value.code == "unknown_stream"
             finally:
                 await clinician.close()
@@ -228,7 +230,7 @@ async def test_bad_joins_get_clear_errors():
         assert no_video["code"] == "invalid_sdp" and "no video" in no_video["message"]
     # The server keeps serving after all of that, and a server without an authorizer says rooms are off.
     settings = Settings(serve_sample=False, model="box")
-    async with running_server(create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm())) as addr:
+    async with running_server(create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())) as addr:
         with pytest.raises(client.ClientError) as off:
             await client.join(f"ws://{addr}/ws", ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
         assert off.value.code == "rooms_disabled"

@@ -13,6 +13,7 @@ from stream import client
 from stream.framestamp import StampedVideoTrack
 from stream.signaling import SignalingError, parse_client_message
 from tests.conftest import running_server
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BoxModel, keyword_vlm, registry_with
 
 
@@ -41,15 +42,17 @@ def test_parse_accepts_a_watch_request():
     assert msg.stream_id == "sample"
 
 
-async def _exchange(addr: str, payload: str) -> dict:
+async def _exchange(addr: str, payload: str, token: str | None = CLINICIAN_TOKEN) -> dict:
     async with websockets.connect(f"ws://{addr}/ws", max_size=1 << 20) as ws:
+        if token is not None:
+            await client.sign_in(ws, token)
         await ws.send(payload)
         return json.loads(await ws.recv())
 
 
 @pytest.fixture
 def app():
-    return create_app(Settings(serve_sample=False, model="box", max_sessions=3), registry_with(box=BoxModel()), vlm=keyword_vlm())
+    return create_app(Settings(serve_sample=False, model="box", max_sessions=3), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
 
 
 async def test_errors_on_the_socket_then_a_good_session_still_works(app):
@@ -69,7 +72,7 @@ async def test_errors_on_the_socket_then_a_good_session_still_works(app):
             assert reply["type"] == "error" and reply["code"] == code, (code, reply)
             assert reply["message"]
         # The server is unharmed: a real camera session negotiates and streams.
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         frame = await session.track.recv()
         assert (frame.width, frame.height) == (320, 240)
         await session.close()
@@ -79,9 +82,9 @@ async def test_errors_on_the_socket_then_a_good_session_still_works(app):
 
 async def test_unknown_stream_error_lists_live_streams(app):
     async with running_server(app) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         with pytest.raises(client.ClientError) as info:
-            await client.watch(f"ws://{addr}/ws", "cam-does-not-exist")
+            await client.watch(f"ws://{addr}/ws", "cam-does-not-exist", token=CLINICIAN_TOKEN)
         assert info.value.code == "unknown_stream"
         assert session.stream_id in str(info.value)
         await session.close()
@@ -98,7 +101,7 @@ async def test_too_many_sessions_is_refused_clearly(app):
             if app.state.hub.session_count < 3:
                 break
             await __import__("asyncio").sleep(0.05)
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         await session.close()
         for ws in open_sockets[1:]:
             await ws.close()
@@ -107,7 +110,7 @@ async def test_too_many_sessions_is_refused_clearly(app):
 async def _http_get(addr: str, path: str) -> str:
     import httpx
 
-    async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
+    async with httpx.AsyncClient(base_url=f"http://{addr}", headers=CLINICIAN_HEADERS) as http:
         response = await http.get(path)
         response.raise_for_status()
         return response.text

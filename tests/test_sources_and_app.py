@@ -15,6 +15,7 @@ from scopecast.settings import Settings
 from stream import client
 from stream.sources import SourceError, SourceSpec, probe_source
 from tests.conftest import running_server
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BoxModel, keyword_vlm, registry_with
 
 
@@ -91,9 +92,9 @@ def write_clip(path, width: int = 320, height: int = 240, fps: int = 25, seconds
 async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(tmp_path):
     model = BoxModel()
     clip = write_clip(tmp_path / "clip.mp4")
-    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model), vlm=keyword_vlm())
+    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model), vlm=keyword_vlm(), stream_access=fixed_token_access())
     async with running_server(app) as addr:
-        async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
+        async with httpx.AsyncClient(base_url=f"http://{addr}", headers=CLINICIAN_HEADERS) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             ready = (await http.get("/readyz")).json()
             assert ready["ready"] is True and "lap" in ready["streams"]
@@ -105,7 +106,7 @@ async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(t
             assert (await http.get("/monitor")).status_code == 200
             assert (await http.get("/api/ice-servers")).json() == []
 
-            viewers = [await client.watch(f"ws://{addr}/ws", "lap") for _ in range(2)]
+            viewers = [await client.watch(f"ws://{addr}/ws", "lap", token=CLINICIAN_TOKEN) for _ in range(2)]
             try:
                 await asyncio.gather(*(v.track.recv() for v in viewers))
                 frames_before = app.state.hub.get("lap").pipeline.frames.seq

@@ -15,6 +15,7 @@ from stream import client
 from stream.events import FindingsEvent, StatusEvent, parse_server_event
 from stream.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from tests.conftest import running_server
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, keyword_vlm, registry_with
 
 W, H, FPS = 640, 480, 15
@@ -23,7 +24,7 @@ W, H, FPS = 640, 480, 15
 def _app(model_name: str, model: object, **settings: object):
     base = dict(serve_sample=False, model=model_name, hang_timeout_s=1.0, stale_after_s=0.8, fade_after_s=0.3)
     base.update(settings)
-    return create_app(Settings(**base), registry_with(**{model_name: model}), vlm=keyword_vlm())
+    return create_app(Settings(**base), registry_with(**{model_name: model}), vlm=keyword_vlm(), stream_access=fixed_token_access())
 
 
 async def _receive(track, seconds: float) -> list[tuple[float, np.ndarray]]:
@@ -60,7 +61,7 @@ def _difference_inside_and_outside(image: np.ndarray, reference: np.ndarray) -> 
 async def test_annotated_frames_and_findings_come_back():
     pattern = moving_pattern(W, H)
     async with running_server(_app("box", BoxModel())) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS, pattern))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS, pattern), token=CLINICIAN_TOKEN)
         try:
             frames = await _receive(session.track, 4.0)
         finally:
@@ -88,7 +89,7 @@ async def test_annotated_frames_and_findings_come_back():
 async def test_slow_model_never_slows_the_video():
     model = BoxModel(delay_s=1.0)
     async with running_server(_app("slow", model)) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
         try:
             await _receive(session.track, 1.0)  # let the connection settle
             frames = await _receive(session.track, 4.0)
@@ -105,7 +106,7 @@ async def test_slow_model_never_slows_the_video():
 
 async def test_failing_model_reports_status_and_frames_continue():
     async with running_server(_app("failing", FailingModel())) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
         try:
             frames = await _receive(session.track, 3.0)
         finally:
@@ -120,7 +121,7 @@ async def test_failing_model_reports_status_and_frames_continue():
 async def test_hanging_model_reports_and_recovers():
     model = HangingModel(hang_on_call=3)
     async with running_server(_app("hanging", model)) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
         try:
             frames = await _receive(session.track, 3.5)
             model.release.set()
@@ -140,7 +141,7 @@ async def test_vanished_client_is_cleaned_up():
     threads_before = threading.active_count()
     app = _app("box", BoxModel())
     async with running_server(app) as addr:
-        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
+        session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
         await _receive(session.track, 1.0)
         hub = app.state.hub
         assert len(hub.streams()) == 1 and hub.session_count == 1
@@ -162,8 +163,8 @@ async def test_two_viewers_share_one_inference():
     model = BoxModel()
     app = _app("box", model)
     async with running_server(app) as addr:
-        publisher = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS))
-        viewers = [await client.watch(f"ws://{addr}/ws", publisher.stream_id) for _ in range(2)]
+        publisher = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(W, H, FPS), token=CLINICIAN_TOKEN)
+        viewers = [await client.watch(f"ws://{addr}/ws", publisher.stream_id, token=CLINICIAN_TOKEN) for _ in range(2)]
         try:
             await _receive(publisher.track, 0.5)
             calls_before = model.calls
