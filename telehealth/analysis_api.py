@@ -12,6 +12,7 @@ from telehealth.case_trend import trend_json, trend_plots
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.photo_analysis import case_analyses, read_analysis, read_evidence
 from telehealth.records import Actor
+from telehealth.schemas import RowId
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -21,7 +22,7 @@ def analysis_routes(router: APIRouter, store: CaseStore, auth: Authenticator, ev
 
     # Plain `def` routes: FastAPI runs them in its threadpool, so the database, files and plotting stay off the loop.
     @router.get("/api/photos/{photo_id}/analysis", tags=["telehealth"])
-    def get_analysis(photo_id: int, actor: Actor = Depends(anyone)) -> dict[str, Any]:
+    def get_analysis(photo_id: RowId, actor: Actor = Depends(anyone)) -> dict[str, Any]:
         record = read_analysis(store, actor, photo_id)
         if record is None:
             return {"photo_id": photo_id, "status": "pending"}
@@ -33,17 +34,17 @@ def analysis_routes(router: APIRouter, store: CaseStore, auth: Authenticator, ev
         }
 
     @router.get("/api/photos/{photo_id}/evidence.png", tags=["telehealth"], response_class=Response)
-    def get_evidence(photo_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def get_evidence(photo_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         return Response(read_evidence(store, evidence, actor, photo_id), media_type="image/png", headers=_PRIVATE)
 
     @router.get("/api/cases/{case_id}/trend", tags=["telehealth"])
-    def get_trend(case_id: int, actor: Actor = Depends(anyone)) -> dict[str, Any]:
+    def get_trend(case_id: RowId, actor: Actor = Depends(anyone)) -> dict[str, Any]:
         return {"case_id": case_id, **trend_json(case_analyses(store, actor, case_id))}
 
     @router.get("/api/cases/{case_id}/trend.png", tags=["telehealth"], response_class=Response)
-    def get_trend_png(case_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def get_trend_png(case_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         return Response(trend_plots(case_analyses(store, actor, case_id)).png, media_type="image/png", headers=_PRIVATE)
 
     @router.get("/api/cases/{case_id}/trend.svg", tags=["telehealth"], response_class=Response)
-    def get_trend_svg(case_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def get_trend_svg(case_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         return Response(trend_plots(case_analyses(store, actor, case_id)).svg, media_type="image/svg+xml", headers=_PRIVATE)

@@ -53,6 +53,7 @@ from telehealth.schemas import (
     InviteOut,
     LoginRequest,
     PhotoReceipt,
+    RowId,
     SessionOut,
     UserOut,
 )
@@ -184,7 +185,7 @@ def telehealth_router(
         return CaseOut.of(store.create_case(actor, body.patient_id, body.label))
 
     @router.get("/api/cases/{case_id}", response_model=CaseDetail, tags=["telehealth"])
-    def get_case(case_id: int, actor: Actor = Depends(anyone)) -> CaseDetail:
+    def get_case(case_id: RowId, actor: Actor = Depends(anyone)) -> CaseDetail:
         case, photos = store.case_with_photos(actor, case_id)
         return CaseDetail(**CaseOut.of(case).model_dump(), photos=[PhotoReceipt.of(p) for p in photos])
 
@@ -196,7 +197,7 @@ def telehealth_router(
         responses={200: {"description": "a retry with the same Idempotency-Key: the original receipt"}},
     )
     async def submit_photo(
-        case_id: int,
+        case_id: RowId,
         request: Request,
         response: Response,
         actor: Actor = Depends(auth.require(Role.patient, Role.gp)),
@@ -222,12 +223,12 @@ def telehealth_router(
         return PhotoReceipt.of(record)
 
     @router.get("/api/photos/{photo_id}", tags=["telehealth"], response_class=Response)
-    def get_photo(photo_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def get_photo(photo_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         record, data = store.read_photo(actor, photo_id, "photo")
         return Response(data, media_type=record.media_type, headers=_PRIVATE)
 
     @router.get("/api/photos/{photo_id}/thumbnail", tags=["telehealth"], response_class=Response)
-    def get_thumbnail(photo_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def get_thumbnail(photo_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         _record, data = store.read_photo(actor, photo_id, "thumbnail")
         return Response(thumbnail_jpeg(data, settings.thumbnail_px), media_type="image/jpeg", headers=_PRIVATE)
 

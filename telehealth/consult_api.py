@@ -33,7 +33,7 @@ from telehealth.consults import (
 from telehealth.errors import Conflict
 from telehealth.photo_intake import IntakeLimits, clean_photo
 from telehealth.records import Actor
-from telehealth.schemas import PhotoReceipt
+from telehealth.schemas import PhotoReceipt, RowId
 from telehealth.settings import TelehealthSettings
 from telehealth.tables import Role
 
@@ -86,24 +86,24 @@ def consult_router(
         )
 
     @router.post("/api/cases/{case_id}/consults", response_model=ConsultOut, status_code=201, tags=["telehealth"])
-    def open_call(case_id: int, actor: Actor = Depends(clinicians)) -> ConsultOut:
+    def open_call(case_id: RowId, actor: Actor = Depends(clinicians)) -> ConsultOut:
         """Open a video consult on a case; the answer holds the patient's join link (shown once, like an invite)."""
         made = open_consult(store, actor, case_id, settings.consult_ttl_s)
         return out(made.record, made.patient_key)
 
     @router.get("/api/cases/{case_id}/consults", response_model=list[ConsultOut], tags=["telehealth"])
-    def list_calls(case_id: int, actor: Actor = Depends(auth.require())) -> list[ConsultOut]:
+    def list_calls(case_id: RowId, actor: Actor = Depends(auth.require())) -> list[ConsultOut]:
         return [out(r) for r in list_consults(store, actor, case_id)]
 
     @router.post("/api/consults/{consult_id}/end", response_model=ConsultOut, tags=["telehealth"])
-    async def end_call(consult_id: int, actor: Actor = Depends(clinicians)) -> ConsultOut:
+    async def end_call(consult_id: RowId, actor: Actor = Depends(clinicians)) -> ConsultOut:
         """End the consult: both sides are hung up and the links stop working."""
         record = await run_in_threadpool(end_consult, store, actor, consult_id)
         await live.close_room(record.room_id)
         return out(record)
 
     @router.post("/api/consults/{consult_id}/capture", response_model=PhotoReceipt, status_code=201, tags=["telehealth"])
-    async def capture(consult_id: int, actor: Actor = Depends(clinicians)) -> PhotoReceipt:
+    async def capture(consult_id: RowId, actor: Actor = Depends(clinicians)) -> PhotoReceipt:
         """Store the patient's current video frame in the case as a photo submission (then analysed like any upload)."""
         record = await run_in_threadpool(clinician_consult, store, actor, consult_id)
         require_live(record)

@@ -30,7 +30,7 @@ from telehealth.reports import (
     start_report,
     view_report,
 )
-from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut
+from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut, RowId
 from telehealth.tables import ReportStatus, Role
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
@@ -59,7 +59,7 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
     signers = auth.require(Role.gp, Role.admin)
 
     @router.post("/api/cases/{case_id}/reports", response_model=ReportOut, status_code=201, tags=["telehealth"])
-    async def create_report(case_id: int, actor: Actor = Depends(authors)) -> ReportOut:
+    async def create_report(case_id: RowId, actor: Actor = Depends(authors)) -> ReportOut:
         items = await run_in_threadpool(case_analyses, store, actor, case_id, "report_source")
         analysed = [(p, a) for p, a in items if a is not None and a.status == ANALYSED]
         if not analysed:
@@ -70,27 +70,27 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
         return report_out(await run_in_threadpool(view_report, store, actor, version.report_id, None))
 
     @router.get("/api/cases/{case_id}/reports", response_model=list[ReportOut], tags=["telehealth"])
-    def list_reports(case_id: int, actor: Actor = Depends(anyone)) -> list[ReportOut]:
+    def list_reports(case_id: RowId, actor: Actor = Depends(anyone)) -> list[ReportOut]:
         return [report_out(v) for v in case_reports(store, actor, case_id)]
 
     @router.get("/api/reports/{report_id}", response_model=ReportOut, tags=["telehealth"])
-    def get_report(report_id: int, actor: Actor = Depends(anyone)) -> ReportOut:
+    def get_report(report_id: RowId, actor: Actor = Depends(anyone)) -> ReportOut:
         return report_out(view_report(store, actor, report_id))
 
     @router.put("/api/reports/{report_id}", response_model=ReportOut, tags=["telehealth"])
-    def edit_report(report_id: int, body: ReportEdit, actor: Actor = Depends(authors)) -> ReportOut:
+    def edit_report(report_id: RowId, body: ReportEdit, actor: Actor = Depends(authors)) -> ReportOut:
         current = view_report(store, actor, report_id, audit=None).current
         sections = None if body.sections is None else body.sections.model_dump()
         edit_draft(store, actor, current.id, edited_body(current.body, body.text, sections))
         return report_out(view_report(store, actor, report_id, audit=None))
 
     @router.post("/api/reports/{report_id}/sign", response_model=ReportOut, tags=["telehealth"])
-    def sign_report(report_id: int, actor: Actor = Depends(signers)) -> ReportOut:
+    def sign_report(report_id: RowId, actor: Actor = Depends(signers)) -> ReportOut:
         sign(store, actor, latest_version_id(store, actor, report_id))
         return report_out(view_report(store, actor, report_id, audit=None))
 
     @router.post("/api/reports/{report_id}/amend", response_model=ReportOut, status_code=201, tags=["telehealth"])
-    def amend_report(report_id: int, body: ReportEdit | None = None, actor: Actor = Depends(authors)) -> ReportOut:
+    def amend_report(report_id: RowId, body: ReportEdit | None = None, actor: Actor = Depends(authors)) -> ReportOut:
         current = view_report(store, actor, report_id, audit=None).current
         sections = None if body is None or body.sections is None else body.sections.model_dump()
         text = None if body is None else body.text
@@ -100,14 +100,14 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
         return report_out(view_report(store, actor, report_id, audit=None))
 
     @router.get("/api/reports/{report_id}/fhir", tags=["telehealth"])
-    def report_fhir(report_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def report_fhir(report_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         view = view_report(store, actor, report_id, audit=AuditAction.export)
         analysis, png = _source(store, evidence, view)
         bundle = report_bundle(view, None if analysis is None else analysis.analysis, png)
         return Response(bundle.model_dump_json(), media_type="application/fhir+json", headers=_PRIVATE)
 
     @router.get("/api/reports/{report_id}/pdf", tags=["telehealth"], response_class=Response)
-    def report_pdf_route(report_id: int, actor: Actor = Depends(anyone)) -> Response:
+    def report_pdf_route(report_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         view = view_report(store, actor, report_id, audit=AuditAction.export)
         _analysis, png = _source(store, evidence, view)
         pdf = report_pdf(view, png, signer_email(store, view.current.signed_by))
@@ -115,7 +115,7 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     @router.get("/api/cases/{case_id}/export", tags=["telehealth"])
-    def export_case(case_id: int, deidentified: bool = Query(False), actor: Actor = Depends(authors)) -> dict[str, Any]:
+    def export_case(case_id: RowId, deidentified: bool = Query(False), actor: Actor = Depends(authors)) -> dict[str, Any]:
         if not deidentified:
             raise TelehealthError("only de-identified export is available: add ?deidentified=true")
         return deidentified_case(store, actor, case_id)

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from telehealth.records import CaseRecord, PhotoRecord, UserRecord
+
+# The largest value a 64-bit signed integer column holds (SQLite INTEGER, PostgreSQL BIGINT): an id beyond it would
+# reach the driver and fail there (an OverflowError, a 500) instead of here with a 422 naming the field.
+MAX_ROW_ID = 2**63 - 1
+_MAX_ROW_ID_DIGITS = len(str(MAX_ROW_ID))
+
+
+def _whole_row_id(value: object) -> int:
+    """Path segments arrive as text and JSON ids as numbers; anything else a client could mean by an id is refused
+    rather than coerced: 1e23 and 5.0 (floats), true, "+5", " 5", "٣" (non-ASCII digits) and over-long digit runs."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_ROW_ID_DIGITS:
+        value = int(value)
+    # type() and not isinstance(): bool is an int subclass, and true must not read as id 1.
+    if type(value) is not int or not 1 <= value <= MAX_ROW_ID:
+        raise PydanticCustomError("row_id", "an id must be an integer from 1 to {max}", {"max": MAX_ROW_ID})
+    return value
+
+
+# The one type for every id a client sends, in a path or a body. The Field bounds are what the OpenAPI schema shows;
+# the validator (which runs first) gives every refusal the same message. In a route, annotate the parameter and give
+# no `= Path()` default: FastAPI would take that default's (empty) constraints instead of these.
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID), BeforeValidator(_whole_row_id)]
 
 
 class _Body(BaseModel):
@@ -28,7 +52,7 @@ class InviteAccept(_Body):
 
 
 class CaseCreate(_Body):
-    patient_id: int | None = Field(None, description="required for GPs and admins; patients open cases for themselves")
+    patient_id: RowId | None = Field(None, description="required for GPs and admins; patients open cases for themselves")
     label: str | None = Field(None, max_length=120, description="where the wound is, e.g. 'left heel'")
 
 
