@@ -15,7 +15,9 @@ decides who may join which room (`consult_grants` below) and stores captured fra
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -100,6 +102,7 @@ def create_app(
     hub = StreamHub(
         model_factory, settings.model, config, metrics,
         max_sessions=settings.max_sessions, max_sessions_per_address=settings.max_sessions_per_address,
+        reclaim=collect_session_garbage,
     )
     consult_model = None if settings.consult_model == PASS_THROUGH else settings.consult_model
     if room_authorizer is None and telehealth is not None:
@@ -114,6 +117,10 @@ def create_app(
         if telehealth is not None:
             telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
         ready["sources"] = True
+        # What exists now lives as long as the server: keep it out of every later collection, so the one run after
+        # each stream ends (collect_session_garbage) scans only what sessions made and stays a few milliseconds.
+        gc.collect()
+        gc.freeze()
         warm_up = getattr(vlm, "warm_up", None)
         if warm_up is not None:  # in the background: serving starts at once
             asyncio.get_running_loop().run_in_executor(None, warm_up)
@@ -171,6 +178,14 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def collect_session_garbage() -> None:
+    """A WebRTC session's objects (peer connection, decoded frames, model tracker) form reference cycles that only a
+    full collection frees, and CPython seldom runs one: without this, memory grew by megabytes with each stream."""
+    started = time.perf_counter()
+    freed = gc.collect()
+    log.debug("session garbage collected", extra={"objects": freed, "ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 def consult_grants(telehealth: TelehealthServices) -> RoomAuthorizer:

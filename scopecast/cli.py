@@ -65,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--vlm-model-path", help="transformers: local image-text-to-text checkpoint folder")
     serve.add_argument("--vlm-base-url", help="openai: OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     serve.add_argument("--vlm-model", help="openai: model name the server expects")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS",
+                       help="trust X-Forwarded-For/-Proto from these proxies only (comma-separated; default: none)")
+    serve.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                       help="another page origin (https://host[:port]) that may open the signaling socket; repeatable")
     serve.add_argument("--ice-server", action="append", dest="ice_servers", metavar="URL",
                        help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable")
 
@@ -113,6 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
             "max_sessions": args.max_sessions,
             "log_format": args.log_format,
             "ice_servers": args.ice_servers,
+            "forwarded_allow_ips": args.forwarded_allow_ips,
+            "allowed_origins": args.allowed_origins,
         }.items()
         if v is not None
     }
@@ -152,8 +158,15 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError, RuntimeError) as exc:  # say what is wrong, no traceback
         print(f"scopecast: cannot start: {exc}", file=sys.stderr)
         return 2
-    print(f"scopecast: monitor at http://{settings.host}:{settings.port}/monitor", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20)
+    from scopecast.server_config import uvicorn_config
+
+    print(f"scopecast: monitor at http://{settings.host}:{settings.port}/monitor (sign in first)", file=sys.stderr)
+    setup_link = telehealth.first_run_link()
+    if setup_link is not None:  # a fresh install: the first person creates the admin account in the browser
+        print("scopecast: no account exists yet. To create the administrator account, open this one-time link:",
+              file=sys.stderr)
+        print(f"    {setup_link}", file=sys.stderr)
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return 0
 
 

@@ -242,7 +242,7 @@ async def _cookie_principal(websocket: WebSocket, access: StreamAccess) -> Princ
 
 async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
     try:
-        await websocket.send_text(ErrorMessage(code=code, message=message).model_dump_json())
+        await websocket.send_text(ErrorMessage(code=code, message=message, closing=True).model_dump_json())
         await websocket.close(code=close_code)
     except Exception:  # the client left first
         pass
@@ -282,7 +282,12 @@ async def _serve_socket(
                 code, text = _error_of(exc)
                 metrics.signaling_errors.labels(code).inc()
                 state.errors += 1
-                await websocket.send_text(ErrorMessage(code=code, message=text).model_dump_json())
+                # A failed negotiation leaves the peer connection unusable; too many refusals look like probing.
+                closing = (session.negotiation_started and not state.answered) or state.errors >= limits.max_errors
+                await websocket.send_text(ErrorMessage(code=code, message=text, closing=closing).model_dump_json())
+                if closing:
+                    await websocket.close(code=1008)
+                    return
             except Exception as exc:  # a bug of ours must still answer, and must not keep a half-built session
                 log.exception("signaling message failed", extra={"error": type(exc).__name__})
                 metrics.signaling_errors.labels("internal_error").inc()
@@ -290,13 +295,6 @@ async def _serve_socket(
                 return
             else:
                 await websocket.send_text(reply)
-                continue
-            if session.negotiation_started and not state.answered:
-                await _refuse(websocket, "session_closed", "this session's negotiation failed; open a new socket", 1008)
-                return
-            if state.errors >= limits.max_errors:
-                await _refuse(websocket, "too_many_errors", f"{state.errors} refused messages on this socket", 1008)
-                return
     except WebSocketDisconnect:
         return
     finally:

@@ -53,11 +53,12 @@ class FreshestFrame(Generic[T]):
 
     def close(self) -> None:
         self._closed = True
+        self._item = None  # a closed slot hands nothing out: let the frame go now, not at the next garbage collection
         self._wake()
 
     async def next_after(self, seen_seq: int) -> Taken[T]:
         """Wait for an item newer than `seen_seq` and return the newest one."""
-        while self._seq <= seen_seq:
+        while self._closed or self._seq <= seen_seq:
             if self._closed:
                 raise SlotClosed("slot is closed")
             await self._changed.wait()

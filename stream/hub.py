@@ -63,7 +63,10 @@ class StreamHub:
         max_sessions: int = 16,
         draw_threads: int = 2,
         max_sessions_per_address: int | None = None,
+        reclaim: Callable[[], None] | None = None,
     ) -> None:
+        """`reclaim` runs after a stream is removed: the composition root collects the garbage a WebRTC session leaves
+        in reference cycles (aiortc's own objects among them), which would otherwise wait for a rare full collection."""
         self._models = models
         self._default_model = default_model
         self._config = config
@@ -77,6 +80,7 @@ class StreamHub:
         self._draw_executor = ThreadPoolExecutor(max_workers=draw_threads, thread_name_prefix="overlay")
         self._streams: dict[str, StreamEntry] = {}
         self._camera_ids = itertools.count(1)
+        self._reclaim = reclaim
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -147,6 +151,8 @@ class StreamHub:
         await entry.pipeline.close()
         entry.output.stop()
         log.info("stream removed", extra={"stream": stream_id})
+        if self._reclaim is not None:
+            self._reclaim()
 
     def get(self, stream_id: str) -> StreamEntry:
         """A public stream by id. Consult-room streams do not exist here (their room hands them to its members

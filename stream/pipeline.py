@@ -118,6 +118,10 @@ class StreamPipeline:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._listeners.clear()
         self._recent.clear()
+        # Sessions, tracks and this pipeline point at each other; dropping the heavy parts here frees them by reference
+        # counting instead of waiting for a full garbage collection.
+        self._result = None
+        self._model = None
         self._ended.set()
         self._metrics.forget_stream(self.stream_id)
 

@@ -121,7 +121,10 @@ def _check_bundle(session: _Section, mids: list[str]) -> None:
     if len(set(mids)) != len(mids):
         raise SdpProblem("two media sections share one a=mid")
     for group in session.values("group"):
-        semantics, *members = group.split()
+        words = group.split()
+        if not words:
+            raise SdpProblem("a=group names no semantics (expected a=group:BUNDLE <mids>)")
+        semantics, *members = words
         if semantics != "BUNDLE":
             continue
         if not members:

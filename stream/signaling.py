@@ -88,6 +88,7 @@ class ErrorMessage(_Message):
     type: Literal["error"] = "error"
     code: str
     message: str
+    closing: bool = Field(False, description="the server closes this socket after this error: open a new one to retry")
 
 
 def parse_client_message(raw: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> AnyClientMessage:

@@ -10,6 +10,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from scopecast.server_config import uvicorn_config
+from scopecast.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -21,7 +24,9 @@ async def running_server(app: FastAPI) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20, lifespan="on"))
+    settings = getattr(app.state, "settings", None) or Settings()
+    # The same uvicorn options as `scopecast serve` (proxy headers off, socket frame limit), on this port.
+    server = uvicorn.Server(uvicorn_config(app, settings, port=port, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(400):
         if server.started or task.done():

@@ -95,7 +95,7 @@ async def test_too_many_sessions_is_refused_clearly(app):
         open_sockets = [await websockets.connect(f"ws://{addr}/ws") for _ in range(3)]
         async with websockets.connect(f"ws://{addr}/ws") as extra:
             reply = json.loads(await extra.recv())
-        assert reply == {"type": "error", "code": "too_many_sessions", "message": "too many sessions: the limit is 3"}
+        assert reply == {"type": "error", "code": "too_many_sessions", "message": "too many sessions: the limit is 3", "closing": True}
         await open_sockets[0].close()
         for _ in range(50):  # the freed slot becomes usable
             if app.state.hub.session_count < 3:
