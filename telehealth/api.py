@@ -28,6 +28,7 @@ from telehealth.body_limits import (
 from telehealth.case_store import CaseStore
 from telehealth.consult_api import JoinAuthorizer, LiveConsults, consult_router, join_authorizer
 from telehealth.database import Database
+from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import InvalidSession, NotFound, PhotoRejected
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.login_throttle import LoginThrottle, ThrottleLimits
@@ -75,6 +76,7 @@ def intake_limits(settings: TelehealthSettings) -> IntakeLimits:
     return IntakeLimits(
         max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels, min_brightness=settings.min_brightness,
         min_sharpness=settings.min_sharpness, jpeg_quality=settings.stored_jpeg_quality,
+        max_decoded_bytes=settings.max_decoded_bytes,
     )
 
 
@@ -118,9 +120,13 @@ def telehealth_router(
     settings: TelehealthSettings,
     analyses: AnalysisRunner | None = None,
     vlm: VlmBackend | None = None,
+    decodes: DecodeSlots | None = None,
 ) -> APIRouter:
+    """`decodes` bounds concurrent photo decodes; pass the one the consult router uses too (TelehealthServices does)."""
     router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
     limits = intake_limits(settings)
+    if decodes is None:
+        decodes = DecodeSlots(settings.max_concurrent_decodes)
     evidence = analyses.evidence if analyses is not None else EvidenceFiles(settings.evidence_dir)
     if analyses is None:
         analyses = AnalysisRunner(store, evidence, onnx_segmenter_factory(settings.wound_model_path), settings.marker_mm)
@@ -215,7 +221,7 @@ def telehealth_router(
                 response.status_code = 200
                 return PhotoReceipt.of(prior)
         data = await read_photo_field(request, settings.max_upload_bytes)
-        photo = await run_in_threadpool(clean_photo, data, limits)
+        photo = await decodes.run(clean_photo, data, limits)
         record, created = await run_in_threadpool(store.add_photo, actor, case_id, photo, idempotency_key)
         response.status_code = 201 if created else 200
         if created:
@@ -263,10 +269,13 @@ class TelehealthServices:
     router: APIRouter
     reconciled: ReconcileReport
     analyses: AnalysisRunner
+    decodes: DecodeSlots  # shared by the upload and the consult-capture routes
 
     def consult_router(self, live: LiveConsults) -> APIRouter:
         """The video-consult routes, given the live rooms (built by the composition root, which owns the stream hub)."""
-        return consult_router(self.store, self.auth, self.settings, self.analyses, intake_limits(self.settings), live)
+        return consult_router(
+            self.store, self.auth, self.settings, self.analyses, intake_limits(self.settings), live, self.decodes
+        )
 
     def join_authorizer(self) -> JoinAuthorizer:
         return join_authorizer(self.store, self.auth)
@@ -295,5 +304,6 @@ def create_telehealth(
     auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     analyses = AnalysisRunner(store, EvidenceFiles(settings.evidence_dir), factory, settings.marker_mm)
-    router = telehealth_router(store, auth, settings, analyses, vlm)
-    return TelehealthServices(settings, store, auth, router, report, analyses)
+    decodes = DecodeSlots(settings.max_concurrent_decodes)
+    router = telehealth_router(store, auth, settings, analyses, vlm, decodes)
+    return TelehealthServices(settings, store, auth, router, report, analyses, decodes)

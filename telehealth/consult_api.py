@@ -30,6 +30,7 @@ from telehealth.consults import (
     open_consult,
     require_live,
 )
+from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import Conflict
 from telehealth.photo_intake import IntakeLimits, clean_photo
 from telehealth.records import Actor
@@ -70,7 +71,10 @@ def consult_router(
     analyses: AnalysisRunner,
     limits: IntakeLimits,
     live: LiveConsults,
+    decodes: DecodeSlots | None = None,
 ) -> APIRouter:
+    if decodes is None:
+        decodes = DecodeSlots(settings.max_concurrent_decodes)
     router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
     clinicians = auth.require(Role.gp, Role.admin)
     consult_page = (STATIC_DIR / "consult.html").read_bytes()
@@ -110,7 +114,7 @@ def consult_router(
         jpeg = await live.capture_patient_jpeg(record.room_id)
         if jpeg is None:
             raise Conflict("no patient video to capture: the patient is not connected or their camera has sent nothing yet")
-        photo = await run_in_threadpool(clean_photo, jpeg, limits)  # same checks as an upload (too dark, blurred)
+        photo = await decodes.run(clean_photo, jpeg, limits)  # same checks (and decode slots) as an upload
         stored, _created = await run_in_threadpool(store.add_photo, actor, record.case_id, photo, None)
         analyses.schedule(stored.id)
         return PhotoReceipt.of(stored)

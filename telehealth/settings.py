@@ -37,7 +37,17 @@ class TelehealthSettings(BaseSettings):
 
     max_upload_bytes: int = Field(20_000_000, ge=1024, le=500_000_000, description="largest accepted photo file")
     max_json_bytes: int = Field(64 * 1024, ge=1024, le=10_000_000, description="largest accepted JSON body")
-    max_image_pixels: int = Field(40_000_000, ge=10_000, le=500_000_000, description="decompression-bomb guard")
+    max_image_pixels: int = Field(
+        40_000_000, ge=10_000, le=500_000_000, description="most pixels a photo may decode to (a larger JPEG is decoded at reduced scale)"
+    )
+    max_decoded_bytes: int = Field(
+        100_000_000, ge=1_000_000, le=16_000_000_000,
+        description="memory one photo may take decoded (pixels x bytes a pixel, at least its RGB copy, plus the decoder's "
+        "buffers), checked from the header: the decompression-bomb guard; an upload's peak is about twice this",
+    )
+    max_concurrent_decodes: int = Field(
+        2, ge=1, le=64, description="photos decoded at once; more uploads wait their turn, so the peak is this times the above"
+    )
     min_brightness: float = Field(35.0, ge=0, le=255, description="mean luminance (0-255) below which a photo is too dark")
     min_sharpness: float = Field(
         20.0, ge=0, description="variance of the Laplacian at 512 px long side below which a photo is too blurred"

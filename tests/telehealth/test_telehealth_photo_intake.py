@@ -51,7 +51,7 @@ def test_png_with_alpha_and_heic_are_accepted() -> None:
         (b"", 415, "not an image: the file is empty"),
         (b"%PDF-1.4 definitely a pdf" * 10, 415, "not an image: the file is not a JPEG, PNG or HEIC picture"),
         (b"\xff\xd8\xff\xe0" + b"\0" * 200, 415, "not an image"),
-        (jpeg_bytes(4)[:1500], 415, "not an image: the JPEG data is truncated or corrupt"),
+        (jpeg_bytes(4)[:1500], 422, "not a complete image: the JPEG data is truncated or corrupt"),
         (encode(textured_image(5), "GIF"), 415, "not an image: the file is not a JPEG, PNG or HEIC picture"),
     ],
     ids=["empty", "pdf", "jpeg-magic-only", "truncated", "gif"],
@@ -90,3 +90,53 @@ def test_real_wound_photos_pass() -> None:
     for path in sorted(FUSEG_IMAGES.glob("*.jpg"))[:5]:
         photo = clean_photo(path.read_bytes(), LIMITS)
         assert (photo.width, photo.height) == Image.open(path).size
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "HEIF"])
+def test_truncated_files_are_not_complete_images(fmt: str) -> None:
+    """Every prefix of a real photo is refused with a 4xx, never an OSError: the first 10-200 bytes used to escape as
+    "Truncated File Read" from Image.open (a 500)."""
+    whole = encode(textured_image(9), fmt, **({} if fmt == "PNG" else {"quality": 90}))
+    for length in [*range(1, 220, 3), *range(220, len(whole), max(1, len(whole) // 40))]:
+        status, reason = rejected(whole[:length])
+        assert (status, reason.split(":")[0]) in {(415, "not an image"), (422, "not a complete image")}, (length, reason)
+    if fmt != "HEIF":  # pillow-heif calls a cut-off HEIC header unidentified (415): either answer is a clear 4xx
+        assert rejected(whole[:100]) == (422, f"not a complete image: the {fmt} data is truncated or corrupt")
+
+
+def test_memory_budget_counts_channels_and_is_checked_before_decoding() -> None:
+    """The hostile tester's bomb: 6300x6300 RGBA, all black, ~170 KB, under the pixel limit; decoded it is 159 MB."""
+    bomb = encode(Image.new("RGBA", (6300, 6300)), "PNG", optimize=True)
+    assert len(bomb) < 200_000
+    limits = IntakeLimits(max_bytes=2_000_000, max_pixels=40_000_000, min_brightness=35, min_sharpness=20,
+                          max_decoded_bytes=100_000_000)
+    assert rejected(bomb, limits) == (413, "image too large to decode: 6300x6300 RGBA needs 159 MB of memory, over the 100 MB limit")
+    # Grey and palette images become an RGB copy, which is what they cost.
+    grey = encode(Image.new("L", (4000, 3000), 200), "PNG", optimize=True)
+    small = IntakeLimits(2_000_000, 40_000_000, 35, 20, max_decoded_bytes=40_000_000)
+    assert rejected(grey, small) == (413, "image too large to decode: 4000x3000 L needs 48 MB of memory, over the 40 MB limit")
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_when_that_fits() -> None:
+    big = jpeg_bytes(10, (2400, 1800))  # 4.3 MP: 17 MB decoded, 4.3 MB at half scale
+    limits = IntakeLimits(2_000_000, 4_000_000, 35, 20, max_decoded_bytes=8_000_000)
+    photo = clean_photo(big, limits)
+    assert (photo.width, photo.height) == (1200, 900)
+    # Over the pixel limit too: a JPEG is reduced until it fits both.
+    photo = clean_photo(big, IntakeLimits(2_000_000, 1_000_000, 35, 20, max_decoded_bytes=100_000_000))
+    assert (photo.width, photo.height) == (600, 450)
+    # Nothing fits even at 1/8: refused naming the full size.
+    status, reason = rejected(big, IntakeLimits(2_000_000, 4_000_000, 35, 20, max_decoded_bytes=200_000))
+    assert status == 413 and reason.startswith("image too large to decode: 2400x1800 RGB needs 17 MB")
+
+
+def test_progressive_jpeg_coefficients_count_at_full_size() -> None:
+    """libjpeg keeps a progressive JPEG's coefficients for the whole image (2 bytes each), even at reduced scale."""
+    prog = encode(textured_image(11, (2000, 1500)), "JPEG", quality=90, progressive=True, subsampling=0)
+    baseline = encode(textured_image(11, (2000, 1500)), "JPEG", quality=90, subsampling=0)
+    limits = IntakeLimits(2_000_000, 4_000_000, 35, 20, max_decoded_bytes=15_000_000)
+    assert clean_photo(baseline, limits).width == 2000  # 12 MB decoded
+    # 12 MB of pixels + 18 MB of coefficients: over at full size; at half scale 3 MB + 18 MB, still over.
+    status, reason = rejected(prog, limits)
+    assert status == 413 and "needs 30 MB" in reason
+    assert clean_photo(prog, IntakeLimits(2_000_000, 4_000_000, 35, 20, max_decoded_bytes=25_000_000)).width == 1000
