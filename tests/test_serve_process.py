@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -29,19 +32,44 @@ def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path):
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0, "the generated secret must be owner-only"
 
 
-def test_scopecast_serve_starts_on_defaults_and_stops_cleanly(tmp_path):
+def _read_lines(stream, into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def _setup_link(lines: queue.Queue[str], seen: list[str], timeout_s: float) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        match = re.search(r"(http://\S+/setup#token=\S+)", line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_through_the_link(tmp_path):
     port = _free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SCOPECAST_PORT": str(port), "SCOPECAST_LOG_FORMAT": "json",
            "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scopecast", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
     try:
+        link = _setup_link(lines, seen, 60)
+        assert link is not None and link.startswith(f"{base}/setup#token="), "".join(seen)[-2000:]
         ready = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                ready = httpx.get(f"{base}/readyz", timeout=2)
                 if ready.status_code == 200:
                     break
             except httpx.HTTPError:
@@ -49,29 +77,49 @@ def test_scopecast_serve_starts_on_defaults_and_stops_cleanly(tmp_path):
             time.sleep(0.3)
         assert ready is not None and ready.status_code == 200, f"server did not become ready: {proc.poll()}"
         assert "sample" in ready.json()["streams"]
-        streams = httpx.get(f"http://127.0.0.1:{port}/api/streams", timeout=5).json()
+        # Signed out, the sample is not to be seen: the monitor sends you to sign in, the API says why.
+        assert httpx.get(f"{base}/api/streams", timeout=5).status_code == 401
+        monitor = httpx.get(f"{base}/monitor", timeout=5)
+        assert monitor.status_code == 303 and monitor.headers["location"].startswith("/signin?next=")
+        # The one-time link creates the administrator, once.
+        setup_token = link.split("#token=", 1)[1]
+        made = httpx.post(f"{base}/api/setup", json={"token": setup_token, "email": "admin@clinic.test",
+                                                      "password": "correct horse battery staple"}, timeout=20)
+        assert made.status_code in (200, 201), made.text
+        again = httpx.post(f"{base}/api/setup", json={"token": setup_token, "email": "mallory@evil.test",
+                                                       "password": "correct horse battery staple"}, timeout=20)
+        assert again.status_code in (403, 410), again.text
+        headers = {"Authorization": f"Bearer {made.json()['token']}"}
+        streams = httpx.get(f"{base}/api/streams", headers=headers, timeout=5).json()
         assert streams[0]["label"] == "colonoscopy-sample.mp4" and streams[0]["model"] == "polyp"
         time.sleep(1.5)
-        detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
+        detail = httpx.get(f"{base}/api/streams/sample", headers=headers, timeout=5).json()
         assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
         for _ in range(60):  # the shipped polyp model loads and analyses the clip
-            detail = httpx.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5).json()
+            detail = httpx.get(f"{base}/api/streams/sample", headers=headers, timeout=5).json()
             if detail["ai_available"] and detail["last_result_seq"]:
                 break
             time.sleep(0.5)
         assert detail["ai_available"], detail["ai_reason"]
         assert detail["last_inference_ms"] and detail["last_inference_ms"] > 0
-        assert httpx.get(f"http://127.0.0.1:{port}/monitor", timeout=5).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/patient", timeout=5).status_code == 200
-        login = httpx.post(f"http://127.0.0.1:{port}/api/login", json={"email": "x@example.org", "password": "wrong"}, timeout=5)
+        cookies = {"scopecast_session": made.json()["token"]}
+        assert httpx.get(f"{base}/monitor", cookies=cookies, timeout=5).status_code == 200
+        assert httpx.get(f"{base}/patient", timeout=5).status_code == 200
+        login = httpx.post(f"{base}/api/login", json={"email": "x@example.org", "password": "wrong"}, timeout=5)
         assert login.status_code == 401
+        database = next(tmp_path.glob("*.db"))
+        assert database.stat().st_mode & 0o077 == 0, "the database must be owner-only"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            output, _ = proc.communicate(timeout=20)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            output, _ = proc.communicate()
+            proc.wait()
+    time.sleep(0.2)
+    while not lines.empty():
+        seen.append(lines.get())
+    output = "".join(seen)
     assert proc.returncode == 0, output[-2000:]
     assert "monitor at http://127.0.0.1" in output
     assert "Traceback" not in output
