@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import platform
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,14 +110,24 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     from stream import client
     from stream.framestamp import StampedVideoTrack, read_stamp
 
+    from stream.access import AccessDenied, Principal, StreamAccess
     from stream.rooms import RoomGrant
 
     async def two_sides(room_id: str, credential: str) -> RoomGrant:
         return RoomGrant(room_id, "patient" if credential == "bench-patient" else "clinician")
 
+    # The bench's own server, on loopback for one run: one random token stands for a signed-in clinician.
+    bench_token = secrets.token_urlsafe(24)
+
+    async def bench_clinician(token: str) -> Principal:
+        if not secrets.compare_digest(token, bench_token):
+            raise AccessDenied("invalid_session", "not the bench's token")
+        return Principal(user_id=0, role="bench", may_watch=True, may_publish=True)
+
     settings = Settings(serve_sample=False, model=model, consult_model=model, video_codec=codec, log_level="WARNING",
                         max_inference_fps=args.model_fps)
-    app = create_app(settings, room_authorizer=two_sides if args.room else None)
+    app = create_app(settings, room_authorizer=two_sides if args.room else None,
+                     stream_access=StreamAccess(bench_clinician, "scopecast_bench_session"))
     async with _serve(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
         if args.room:
@@ -127,7 +138,7 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
             clinician = await client.join(url, "bench-room", "bench-clinician", clinician_camera, codec=codec)
             session, drain = clinician, patient  # measure what the clinician receives; keep the patient's incoming flowing
         else:
-            session = await client.publish(f"ws://{addr}/ws", camera, codec=codec)
+            session = await client.publish(f"ws://{addr}/ws", camera, codec=codec, token=bench_token)
             drain = None
         drainer = asyncio.create_task(_drain(drain.track)) if drain is not None else None
         received: list[tuple[int, float]] = []
