@@ -137,7 +137,7 @@ def telehealth_router(
     clinicians_and_patients = auth.require(Role.patient, Role.gp, Role.admin)
 
     def session_response(user: UserRecord, response: Response) -> SessionOut:
-        token, expires_at = auth.tokens.issue(user.id)
+        token, expires_at = auth.sign_in(user.id)
         response.set_cookie(
             SESSION_COOKIE, token, max_age=settings.session_ttl_s, httponly=True, secure=settings.cookie_secure,
             samesite="strict", path="/",
@@ -162,8 +162,13 @@ def telehealth_router(
         return session_response(user, response)
 
     @router.post("/api/logout", status_code=204, tags=["telehealth"])
-    def logout(response: Response) -> Response:
-        response.delete_cookie(SESSION_COOKIE, path="/")
+    def logout(request: Request, response: Response) -> Response:
+        """Revoke the caller's session: the bearer token's, and the cookie's when the browser holds one (signing out
+        ends both). Revoking by cookie on a POST is safe: the worst a forged request can do is sign someone out."""
+        presented = {auth.token_from(request), request.cookies.get(SESSION_COOKIE)} - {None, ""}
+        for token in presented:
+            auth.sign_out(token)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict")
         response.status_code = 204
         return response
 

@@ -58,11 +58,6 @@ class CaseStore:
 
     # -- callers ---------------------------------------------------------------------------------------------
 
-    def active_actor(self, user_id: int) -> Actor | None:
-        with self.db.session() as s:
-            user = s.get(UserRow, user_id)
-            return None if user is None or user.disabled else Actor(user.id, Role(user.role))
-
     def user_record(self, actor: Actor) -> UserRecord:
         with self.db.session() as s:
             user = s.get(UserRow, actor.user_id)

@@ -28,10 +28,10 @@ from telehealth.errors import (
 )
 from telehealth.records import Actor
 from telehealth.session_tokens import SessionTokens
+from telehealth.sessions import session_actor
 from telehealth.tables import (
     PatientRow,
     Role,
-    UserRow,
     VideoConsultRow,
     WoundCaseRow,
     as_utc,
@@ -151,13 +151,13 @@ def authorize_join(store: CaseStore, tokens: SessionTokens, room_id: str, creden
             record_audit(s, patient_user, AuditAction.join, "video_consult", row.id)
             return "patient", record
         try:
-            user_id = tokens.verify(credential)
+            session_id = tokens.verify(credential)
         except InvalidSession:
             raise JoinRefused("invalid join key or session: open the link you were sent, or sign in again") from None
-        user = s.get(UserRow, user_id)  # in this transaction: a second one would wait on SQLite's write lock
-        if user is None or user.disabled:
-            raise JoinRefused("account disabled or removed")
-        actor = Actor(user.id, Role(user.role))
+        try:
+            actor = session_actor(s, session_id)  # in this transaction: a second one would wait on SQLite's write lock
+        except InvalidSession as exc:
+            raise JoinRefused(exc.reason) from None
         try:
             visible_case(s, actor, row.case_id)
         except NotFound:

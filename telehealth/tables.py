@@ -85,6 +85,19 @@ class InviteRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SessionRow(Base):
+    """A signed-in session: its token names it, signing out revokes it. Only a hash of the random session id is kept,
+    so a leaked database hands out no live sessions."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class WoundCaseRow(Base):
     __tablename__ = "wound_cases"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -151,8 +151,10 @@ async function showReceipt(receipt) {
 }
 
 $("logout").addEventListener("click", async () => {
+  // The server revokes the session, so the token stops working everywhere, not only in this tab.
+  const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
   sessionStorage.removeItem(TOKEN_KEY);
-  await fetch("/api/logout", { method: "POST" }).catch(() => {});
+  await fetch("/api/logout", { method: "POST", headers }).catch(() => {});
   show("receipt", false);
   showLogin();
 });

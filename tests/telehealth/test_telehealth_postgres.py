@@ -20,6 +20,11 @@ from test_telehealth_consults import (
 )
 from test_telehealth_photo_api import test_idempotency_key_returns_the_original_receipt, test_upload_receipt_and_readback
 from test_telehealth_report_api import test_deidentified_export, test_draft_edit_sign_amend, test_fhir_bundle
+from test_telehealth_sessions import (
+    test_actor_for_token_reasons,
+    test_logout_revokes_this_session_only,
+    test_signing_in_purges_expired_sessions,
+)
 from wound_photos import synthetic_wound_services as services  # noqa: F401  (the known-mask segmenter)
 
 
@@ -37,6 +42,7 @@ __all__ = [
     "test_unknown_ended_and_expired_rooms_refuse_joins",
     "test_idempotency_key_returns_the_original_receipt", "test_upload_receipt_and_readback",
     "test_deidentified_export", "test_draft_edit_sign_amend", "test_fhir_bundle",
+    "test_actor_for_token_reasons", "test_logout_revokes_this_session_only", "test_signing_in_purges_expired_sessions",
 ]
 
 

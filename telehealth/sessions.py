@@ -1,0 +1,69 @@
+"""Server-side sessions: signing in opens a row, every request checks it is live, signing out revokes it.
+
+The token a client holds carries a random session id (signed, see session_tokens.py); the table keeps only its
+SHA-256, the user, and when it was opened, expires and was revoked. Blocking database calls: run them in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from telehealth.case_store import CaseStore
+from telehealth.errors import InvalidSession
+from telehealth.records import Actor
+from telehealth.tables import Role, SessionRow, UserRow, as_utc, utc_now
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session_id: str  # the only time the plain id exists outside a token: it goes into the token, never the table
+    expires_at: datetime
+
+
+def session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def open_session(store: CaseStore, user_id: int, ttl_s: int) -> NewSession:
+    session_id = secrets.token_urlsafe(32)
+    now = utc_now()
+    expires_at = now + timedelta(seconds=ttl_s)
+    with store.db.session() as s:
+        # Expired rows can never authenticate again: dropping them here keeps the table the size of live sessions.
+        s.execute(delete(SessionRow).where(SessionRow.expires_at <= now))
+        s.add(SessionRow(session_sha256=session_hash(session_id), user_id=user_id, created_at=now, expires_at=expires_at,
+                         revoked_at=None))
+    return NewSession(session_id, expires_at)
+
+
+def session_actor(s: Session, session_id: str) -> Actor:
+    """The live session's user, inside the caller's transaction (on SQLite a second one would wait on the first's
+    write lock); InvalidSession with the reason otherwise."""
+    row = s.scalars(select(SessionRow).where(SessionRow.session_sha256 == session_hash(session_id))).first()
+    if row is None:
+        raise InvalidSession("session not found, please sign in again")
+    if row.revoked_at is not None:
+        raise InvalidSession("session ended: you signed out, please sign in again")
+    if as_utc(row.expires_at) <= utc_now():
+        raise InvalidSession("session expired, please log in again")
+    user = s.get(UserRow, row.user_id)
+    if user is None or user.disabled:
+        raise InvalidSession("account disabled or removed")
+    return Actor(user.id, Role(user.role))
+
+
+def revoke_session(store: CaseStore, session_id: str) -> bool:
+    """Revoke a live session; False when there was none (unknown, expired or revoked already)."""
+    with store.db.session() as s:
+        done = s.execute(
+            update(SessionRow)
+            .where(SessionRow.session_sha256 == session_hash(session_id), SessionRow.revoked_at.is_(None))
+            .values(revoked_at=utc_now())
+        )
+        return bool(done.rowcount)
