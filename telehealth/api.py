@@ -42,6 +42,7 @@ from telehealth.photo_intake import (
     clean_photo,
     thumbnail_jpeg,
 )
+from telehealth.private_files import private_dir
 from telehealth.reconcile import ReconcileReport, reconcile
 from telehealth.records import Actor, UserRecord
 from telehealth.report_api import report_routes
@@ -301,6 +302,7 @@ def create_telehealth(
     `vlm` replaces the grounded report drafter. Blocking (migrations and a directory walk): call it before the server
     starts serving, or via asyncio.to_thread.
     """
+    private_dir(settings.data_dir)  # photos and evidence live here whichever database is used
     db = Database(settings.resolved_database_url())
     upgrade_to_head(db.engine)
     files = PhotoFiles(settings.photos_dir, settings.quarantine_dir)

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from telehealth.private_files import private_file
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -38,9 +41,10 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            db_path = url.split("///", 1)[-1]
-            if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            db_path = make_url(url).database
+            if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+                # Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+                private_file(Path(db_path))
             self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
             _configure_sqlite(self.engine)
         else:

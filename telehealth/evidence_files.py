@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from telehealth.photo_files import atomic_write
+from telehealth.private_files import private_dir
 
 _NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.png$")
 
@@ -14,7 +15,7 @@ _NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.png$")
 class EvidenceFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name):
@@ -28,7 +29,7 @@ class EvidenceFiles:
         target = self._path(name)
         if target.is_file() and target.stat().st_size == len(png):
             return name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         atomic_write(target, png)
         return name
 

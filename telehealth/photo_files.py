@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from telehealth.private_files import private_dir
+
 TEMP_PREFIX = ".tmp-"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SUFFIX = ".jpg"
@@ -49,7 +51,7 @@ class PhotoFiles:
     def __init__(self, root: Path, quarantine: Path) -> None:
         self.root = root
         self.quarantine = quarantine
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path_for(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
@@ -65,7 +67,7 @@ class PhotoFiles:
         target = self.path_for(sha256)
         shard = target.parent
         if not shard.is_dir():
-            shard.mkdir(parents=True, exist_ok=True)
+            private_dir(shard)
             fsync_dir(self.root)  # make the new shard directory itself durable
         if target.is_file() and target.stat().st_size == len(data):
             return target
@@ -98,7 +100,7 @@ class PhotoFiles:
                     yield path
 
     def move_to_quarantine(self, path: Path) -> Path:
-        self.quarantine.mkdir(parents=True, exist_ok=True)
+        private_dir(self.quarantine)
         target = self.quarantine / path.name
         os.replace(path, target)
         return target
