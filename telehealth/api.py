@@ -148,11 +148,14 @@ def telehealth_router(
     throttle = LoginThrottle(ThrottleLimits(
         settings.login_failures_per_account, settings.login_failures_per_address, settings.login_window_s))
 
+    def client_address(request: Request) -> str | None:
+        return request.client.host if request.client and settings.login_failures_per_address else None
+
     @router.post("/api/login", response_model=SessionOut, tags=["telehealth"],
                  responses={429: {"description": "too many failed sign-ins; see Retry-After"}})
     def login(body: LoginRequest, request: Request, response: Response) -> SessionOut:
         account = body.email.strip().lower()
-        address = request.client.host if request.client and settings.login_failures_per_address else None
+        address = client_address(request)
         throttle.check(account, address)
         try:
             user = authenticate(store, body.email, body.password)
@@ -184,9 +187,12 @@ def telehealth_router(
         url = f"{settings.public_base_url.rstrip('/')}/patient#invite={made.token}"
         return InviteOut(invite_url=url, expires_at=made.expires_at, patient_id=made.patient_id)
 
-    @router.post("/api/invites/{token}/accept", response_model=SessionOut, status_code=201, tags=["telehealth"])
-    def accept(token: str, body: InviteAccept, response: Response) -> SessionOut:
-        return session_response(accept_invite(store, token, body.password), response)
+    @router.post("/api/invites/{token}/accept", response_model=SessionOut, status_code=201, tags=["telehealth"],
+                 responses={401: {"description": "the email has an account and this is not its password"},
+                            429: {"description": "too many failed sign-ins; see Retry-After"}})
+    def accept(token: str, body: InviteAccept, request: Request, response: Response) -> SessionOut:
+        user = accept_invite(store, token, body.password, throttle, client_address(request))
+        return session_response(user, response)
 
     @router.get("/api/cases", response_model=list[CaseOut], tags=["telehealth"])
     def list_cases(actor: Actor = Depends(anyone)) -> list[CaseOut]:

@@ -13,11 +13,11 @@ function setStatus(message) { $("status").textContent = message || ""; }
 function inviteToken() { return new URLSearchParams(location.hash.slice(1)).get("invite"); }
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
-async function api(path, options = {}) {
+async function api(path, options = {}, signInOn401 = true) {
   const headers = new Headers(options.headers || {});
   if (token()) headers.set("Authorization", `Bearer ${token()}`);
   const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) {
+  if (response.status === 401 && signInOn401) {
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin();
   }
@@ -98,10 +98,11 @@ $("accept").addEventListener("submit", async (event) => {
   setError("");
   const invite = inviteToken();
   try {
+    // A 401 here is a wrong password for an existing account: stay on this form so it can be entered again.
     await startSession(await api(`/api/invites/${encodeURIComponent(invite)}/accept`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ password: $("new-password").value }),
-    }));
+    }, false));
     history.replaceState(null, "", "/patient"); // the used link should not stay in the address bar
   } catch (err) { setError(err.message); }
 });
