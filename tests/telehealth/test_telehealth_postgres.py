@@ -18,6 +18,10 @@ from test_telehealth_consults import (
     test_consult_actions_are_audited,
     test_unknown_ended_and_expired_rooms_refuse_joins,
 )
+from test_telehealth_invite_existing import (
+    test_existing_and_new_emails_get_the_same_answer,
+    test_existing_patient_accepting_with_their_password_moves_to_the_new_gp,
+)
 from test_telehealth_photo_api import test_idempotency_key_returns_the_original_receipt, test_upload_receipt_and_readback
 from test_telehealth_report_api import test_deidentified_export, test_draft_edit_sign_amend, test_fhir_bundle
 from test_telehealth_sessions import (
@@ -42,6 +46,8 @@ __all__ = [
     "test_unknown_ended_and_expired_rooms_refuse_joins",
     "test_idempotency_key_returns_the_original_receipt", "test_upload_receipt_and_readback",
     "test_deidentified_export", "test_draft_edit_sign_amend", "test_fhir_bundle",
+    "test_existing_and_new_emails_get_the_same_answer",
+    "test_existing_patient_accepting_with_their_password_moves_to_the_new_gp",
     "test_actor_for_token_reasons", "test_logout_revokes_this_session_only", "test_signing_in_purges_expired_sessions",
 ]
 
