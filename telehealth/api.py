@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from perception.vlm import VlmBackend
-from telehealth.accounts import authenticate
+from telehealth.accounts import add_user, authenticate
 from telehealth.analysis_api import analysis_routes
 from telehealth.analysis_runner import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
 from telehealth.auth import Authenticator
@@ -29,7 +29,8 @@ from telehealth.case_store import CaseStore
 from telehealth.consult_api import JoinAuthorizer, LiveConsults, consult_router, join_authorizer
 from telehealth.database import Database
 from telehealth.decode_slots import DecodeSlots
-from telehealth.errors import InvalidSession, NotFound, PhotoRejected
+from telehealth.errors import InvalidSession, NotFound, PhotoRejected, SetupDone
+from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.login_throttle import LoginThrottle, ThrottleLimits
 from telehealth.invites import accept_invite, create_invite
@@ -57,6 +58,7 @@ from telehealth.schemas import (
     PhotoReceipt,
     RowId,
     SessionOut,
+    SetupRequest,
     UserOut,
 )
 from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
@@ -122,17 +124,20 @@ def telehealth_router(
     analyses: AnalysisRunner | None = None,
     vlm: VlmBackend | None = None,
     decodes: DecodeSlots | None = None,
+    first_run: FirstRunSetup | None = None,
 ) -> APIRouter:
-    """`decodes` bounds concurrent photo decodes; pass the one the consult router uses too (TelehealthServices does)."""
+    """`decodes` bounds concurrent photo decodes; pass the one the consult router uses too (TelehealthServices does).
+    `first_run` holds the setup link's token (TelehealthServices.first_run_link makes it)."""
     router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
     limits = intake_limits(settings)
     if decodes is None:
         decodes = DecodeSlots(settings.max_concurrent_decodes)
+    if first_run is None:
+        first_run = FirstRunSetup()
     evidence = analyses.evidence if analyses is not None else EvidenceFiles(settings.evidence_dir)
     if analyses is None:
         analyses = AnalysisRunner(store, evidence, onnx_segmenter_factory(settings.wound_model_path), settings.marker_mm)
-    patient_page = (STATIC_DIR / "patient.html").read_bytes()
-    gp_page = (STATIC_DIR / "gp.html").read_bytes()
+    pages = {name: (STATIC_DIR / f"{name}.html").read_bytes() for name in ("patient", "gp", "setup", "signin")}
     static_files = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir() if p.suffix in _STATIC_TYPES}
     anyone = auth.require()
     clinicians_and_patients = auth.require(Role.patient, Role.gp, Role.admin)
@@ -252,11 +257,30 @@ def telehealth_router(
 
     @router.get("/patient", response_class=HTMLResponse, include_in_schema=False)
     async def patient() -> HTMLResponse:
-        return HTMLResponse(patient_page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(pages["patient"], headers={"Cache-Control": "no-cache"})
 
     @router.get("/gp", response_class=HTMLResponse, include_in_schema=False)
     async def gp() -> HTMLResponse:
-        return HTMLResponse(gp_page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(pages["gp"], headers={"Cache-Control": "no-cache"})
+
+    @router.get(SETUP_PATH, response_class=HTMLResponse, include_in_schema=False)
+    async def setup_page() -> HTMLResponse:
+        return HTMLResponse(pages["setup"], headers={"Cache-Control": "no-cache"})
+
+    @router.get("/signin", response_class=HTMLResponse, include_in_schema=False)
+    async def signin_page() -> HTMLResponse:
+        """Sign in, then go to ?next= (a same-origin path only; checked in signin.js)."""
+        return HTMLResponse(pages["signin"], headers={"Cache-Control": "no-cache"})
+
+    @router.post("/api/setup", response_model=SessionOut, status_code=201, tags=["telehealth"],
+                 responses={403: {"description": "wrong or no setup link"}, 410: {"description": "an account exists"}})
+    def first_account(body: SetupRequest, response: Response) -> SessionOut:
+        """Create the first account, an admin, with the first-run link's token; signs them in like /api/login."""
+        if store.has_users():
+            raise SetupDone("setup is done: an account exists, sign in at /signin")
+        with first_run.claim(body.token):
+            user = add_user(store, body.email, body.password, Role.admin)  # the usual email and password rules
+        return session_response(user, response)
 
     analysis_routes(router, store, auth, evidence)
     report_routes(router, store, auth, evidence, vlm if vlm is not None else default_vlm())
@@ -282,6 +306,20 @@ class TelehealthServices:
     reconciled: ReconcileReport
     analyses: AnalysisRunner
     decodes: DecodeSlots  # shared by the upload and the consult-capture routes
+    first_run: FirstRunSetup
+
+    def first_run_link(self, base_url: str | None = None) -> str | None:
+        """The one-time setup link `{public_base_url}/setup#token=...` while no account exists, else None.
+
+        Each call makes a new token and voids the previous link, so print the newest. `base_url` (e.g.
+        "http://127.0.0.1:8080") stands in for an unset public_base_url; without either the link is the bare path.
+        The token rides in the fragment, which browsers never send, so it stays out of access logs. Blocking (one
+        database read): call it before serving, or via asyncio.to_thread.
+        """
+        if self.store.has_users():
+            return None
+        base = (self.settings.public_base_url or base_url or "").rstrip("/")
+        return f"{base}{SETUP_PATH}#token={self.first_run.new_token()}"
 
     def consult_router(self, live: LiveConsults) -> APIRouter:
         """The video-consult routes, given the live rooms (built by the composition root, which owns the stream hub)."""
@@ -318,5 +356,6 @@ def create_telehealth(
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     analyses = AnalysisRunner(store, EvidenceFiles(settings.evidence_dir), factory, settings.marker_mm)
     decodes = DecodeSlots(settings.max_concurrent_decodes)
-    router = telehealth_router(store, auth, settings, analyses, vlm, decodes)
-    return TelehealthServices(settings, store, auth, router, report, analyses, decodes)
+    first_run = FirstRunSetup()
+    router = telehealth_router(store, auth, settings, analyses, vlm, decodes, first_run)
+    return TelehealthServices(settings, store, auth, router, report, analyses, decodes, first_run)

@@ -58,6 +58,10 @@ class CaseStore:
 
     # -- callers ---------------------------------------------------------------------------------------------
 
+    def has_users(self) -> bool:
+        with self.db.session() as s:
+            return s.scalars(select(UserRow.id).limit(1)).first() is not None
+
     def user_record(self, actor: Actor) -> UserRecord:
         with self.db.session() as s:
             user = s.get(UserRow, actor.user_id)

@@ -52,6 +52,12 @@ class InviteGone(TelehealthError):
     status_code = 410
 
 
+class SetupDone(TelehealthError):
+    """The first-run setup link once an account exists (410: it will never work again)."""
+
+    status_code = 410
+
+
 class InvalidSession(TelehealthError):
     status_code = 401
 

@@ -43,6 +43,14 @@ class LoginRequest(_Body):
     password: str = Field(..., max_length=1024)
 
 
+class SetupRequest(_Body):
+    """The first account, made from the first-run link (its token comes from the link's #token= fragment)."""
+
+    token: str = Field(..., max_length=200)
+    email: str = Field(..., max_length=320)
+    password: str = Field(..., max_length=1024)
+
+
 class InviteCreate(_Body):
     email: str = Field(..., max_length=320)
 
