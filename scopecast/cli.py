@@ -162,11 +162,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     print(f"scopecast: monitor at http://{settings.host}:{settings.port}/monitor (sign in first)", file=sys.stderr)
     setup_link = telehealth.first_run_link()
+    if setup_link is not None and setup_link.startswith("/"):  # no public base URL set: the local address
+        local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        setup_link = f"http://{local}:{settings.port}{setup_link}"
     if setup_link is not None:  # a fresh install: the first person creates the admin account in the browser
         print("scopecast: no account exists yet. To create the administrator account, open this one-time link:",
               file=sys.stderr)
         print(f"    {setup_link}", file=sys.stderr)
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    try:
+        uvicorn.Server(uvicorn_config(app, settings)).run()
+    except KeyboardInterrupt:  # Ctrl-C after a clean shutdown: nothing to report (as uvicorn.run does)
+        pass
     return 0
 
 

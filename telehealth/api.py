@@ -96,6 +96,8 @@ async def read_photo_field(request: Request, max_bytes: int) -> bytes:
     except StarletteHTTPException as exc:  # our byte limit, or starlette's report of a malformed body
         if exc.status_code == 413:
             raise PhotoRejected(413, f"too large: over {max_bytes / 1_000_000:g} MB") from None
+        if exc.status_code == 408:  # the server's body deadline: the upload stalled
+            raise PhotoRejected(408, "the photo arrived too slowly; check the connection and send it again") from None
         raise PhotoRejected(400, f"malformed multipart body: {exc.detail}") from None
     except MultiPartException as exc:
         raise PhotoRejected(400, f"malformed multipart body: {exc.message}") from None

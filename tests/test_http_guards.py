@@ -86,3 +86,34 @@ async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted():
     async with running_server(_app(max_sessions=10, max_sessions_per_address=2, forwarded_allow_ips="127.0.0.1")) as addr:
         reply = await _refusal_after(addr, 2, spoofed=True)
     assert reply["type"] == "authenticated", reply
+
+
+async def test_a_stalled_photo_upload_gets_a_408_and_frees_the_connection(tmp_path):
+    from telehealth.accounts import add_user
+    from telehealth.api import create_telehealth
+    from telehealth.tables import Role
+    from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
+
+    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
+    app = create_app(Settings(serve_sample=False, model="box", body_idle_timeout_s=0.5), registry_with(box=BoxModel()),
+                     vlm=keyword_vlm(), telehealth=services)
+    async with running_server(app) as addr:
+        async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
+            token = (await http.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]
+            case = (await http.post("/api/cases", json={"label": "heel"}, headers={"Authorization": f"Bearer {token}"})).json()
+        host, port = addr.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        boundary = b"scopecastboundary"
+        writer.write(
+            b"POST /api/cases/" + str(case["id"]).encode() + b"/photos HTTP/1.1\r\nHost: " + addr.encode() + b"\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n"
+            b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\nContent-Length: 5000000\r\n\r\n"
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + b"\xff\xd8\xff" + b"\0" * 105_000
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408"), head[:200]
+    assert b"too slowly" in head
