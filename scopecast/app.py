@@ -206,6 +206,8 @@ _INDEX_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>scopecast</title>
 <link rel="stylesheet" href="/static/scopecast.css"></head><body class="index">
 <h1>scopecast</h1>
+<p><a href="/signin">Sign in</a> (the first administrator account is made with the one-time link printed by
+<code>scopecast serve</code>, or with <code>scopecast user add</code>)</p>
 <ul>
 <li><a href="/monitor">Surgeon monitor</a>: watch an annotated stream</li>
 <li><a href="/capture">Camera publish</a>: send this device's camera, get the annotated stream back</li>

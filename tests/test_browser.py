@@ -112,3 +112,40 @@ async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
         await page.click("#watch")
         await page.wait_for_function("() => document.getElementById('error').textContent.includes('unknown_stream')", timeout=10_000)
         assert "unknown stream 'ghost'" in await page.inner_text("#error")
+
+
+async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(browser, tmp_path, artifacts_dir):
+    from telehealth.accounts import add_user
+    from telehealth.api import create_telehealth
+    from telehealth.tables import Role
+    from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
+
+    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    add_user(services.store, "surgeon@clinic.test", PASSWORD, Role.surgeon.value)
+    add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
+                     vlm=keyword_vlm(), telehealth=services)
+    async with running_server(app) as addr:
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 720})).new_page()
+        await page.goto(f"http://{addr}/monitor?stream=sample")
+        assert page.url.startswith(f"http://{addr}/signin?next=")
+        await page.screenshot(path=str(artifacts_dir / "signin-page.png"))
+        await page.fill("#email", "surgeon@clinic.test")
+        await page.fill("#password", PASSWORD)
+        await page.click("#signin button[type=submit]")
+        await page.wait_for_url(f"http://{addr}/monitor?stream=sample", timeout=15_000)
+        await _wait_video_playing(page, "#video")  # the socket signed in with the session cookie
+        await page.wait_for_selector("#panel li.object", timeout=15_000)
+        await page.screenshot(path=str(artifacts_dir / "monitor-signed-in.png"))
+        await page.click("#signout")  # the session ends on the server: the page goes back to sign-in
+        await page.wait_for_url(f"http://{addr}/signin?next=*", timeout=15_000)
+        await page.goto(f"http://{addr}/monitor")
+        assert page.url.startswith(f"http://{addr}/signin?next=")
+
+        patient = await (await browser.new_context()).new_page()
+        await patient.goto(f"http://{addr}/signin?next=%2Fmonitor")
+        await patient.fill("#email", "pat@mail.test")
+        await patient.fill("#password", PASSWORD)
+        await patient.click("#signin button[type=submit]")
+        await patient.wait_for_url(f"http://{addr}/monitor", timeout=15_000)
+        assert "Not available to this account" in await patient.inner_text("body")

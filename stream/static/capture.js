@@ -1,5 +1,6 @@
 // Publish this device's camera and watch the annotated copy come back. Served only to a signed-in clinician.
-import { connect, FindingsPanel, AskPanel } from "/static/scopecast.js";
+import { connect, FindingsPanel, AskPanel, wireSignOut } from "/static/scopecast.js";
+wireSignOut(document.getElementById("signout"));
 const errorBox = document.getElementById("error");
 let session = null;
 const askPanel = new AskPanel(document.getElementById("ask"), () => session);

@@ -1,6 +1,7 @@
 // The surgeon monitor: pick a stream, watch it annotated, findings panel and ask box. The page is served only to a
 // signed-in clinician; the socket and /api/streams carry the same session cookie.
-import { connect, FindingsPanel, AskPanel } from "/static/scopecast.js";
+import { connect, FindingsPanel, AskPanel, wireSignOut } from "/static/scopecast.js";
+wireSignOut(document.getElementById("signout"));
 const select = document.getElementById("streams");
 const errorBox = document.getElementById("error");
 const video = document.getElementById("video");

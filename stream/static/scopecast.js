@@ -147,3 +147,11 @@ export class AskPanel {
     }
   }
 }
+
+// Sign out ends this browser's session on the server too (its token stops working at once), then shows sign-in.
+export function wireSignOut(button) {
+  button.onclick = async () => {
+    await fetch("/api/logout", { method: "POST" }).catch(() => null);
+    location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+  };
+}
