@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
+from telehealth.private_files import private_dir
 from telehealth.settings import TelehealthSettings
 
 _SECRET_ENV = "SCOPECAST_TELEHEALTH_SECRET_KEY"
@@ -22,7 +23,7 @@ def telehealth_settings() -> TelehealthSettings:
     data_dir = Path(os.environ.get("SCOPECAST_TELEHEALTH_DATA_DIR", "var/telehealth"))
     secret_file = data_dir / "secret.key"
     if not secret_file.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # owner-only: it holds the secret, the database and the photos
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))

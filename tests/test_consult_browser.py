@@ -62,12 +62,13 @@ ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for
 
 
 async def _state(page, state: str, timeout: float = 30_000) -> None:
-    await page.wait_for_function(f"document.body.dataset.callState === '{state}'", timeout=timeout)
+    # Function form, not an expression string: Playwright would eval() a string, which the pages' CSP forbids.
+    await page.wait_for_function(f"() => document.body.dataset.callState === '{state}'", timeout=timeout)
 
 
 async def _playing(page, selector: str = "#remote") -> None:
     await page.wait_for_function(
-        f"(() => {{ const v = document.querySelector('{selector}'); return v && v.videoWidth > 0 && v.currentTime > 0.5; }})()",
+        f"() => {{ const v = document.querySelector('{selector}'); return v && v.videoWidth > 0 && v.currentTime > 0.5; }}",
         timeout=30_000)
 
 
@@ -153,7 +154,7 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await call.click("#capture-btn")
             captured = call.locator("#captures li.capture")
             await expect(captured).to_have_count(1, timeout=20_000)
-            await call.wait_for_function("document.querySelector('#captures img').naturalWidth > 0")
+            await call.wait_for_function("() => document.querySelector('#captures img').naturalWidth > 0")
             await call.screenshot(path=str(artifacts_dir / "consult-gp.png"))
             await patient_page.screenshot(path=str(artifacts_dir / "consult-patient-phone.png"))
             with store.db.session() as s:
