@@ -120,7 +120,8 @@ async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(brows
     from telehealth.tables import Role
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    # The shipped default: a Secure cookie, which browsers keep for http://127.0.0.1 and localhost too.
+    services = create_telehealth(fast_settings(tmp_path / "telehealth", cookie_secure=True))
     add_user(services.store, "surgeon@clinic.test", PASSWORD, Role.surgeon.value)
     add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
     app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
