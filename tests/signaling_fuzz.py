@@ -4,9 +4,35 @@ NUL bytes, no fingerprint) or mutated at random."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from dataclasses import dataclass
+
+from aiortc import RTCPeerConnection
+
+from stream.framestamp import StampedVideoTrack
+
+
+async def aiortc_offer() -> str:
+    """A real offer, as the Python client makes it: one sendrecv camera and the events data channel."""
+    pc = RTCPeerConnection()
+    pc.createDataChannel("events")
+    pc.addTransceiver(StampedVideoTrack(320, 240, 10), direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def all_released(app, timeout_s: float = 10.0) -> bool:  # app: FastAPI from scopecast.app.create_app
+    """Wait until the server holds no session slot and no stream; False if it still does after `timeout_s`."""
+    hub = app.state.hub
+    for _ in range(int(timeout_s / 0.05)):
+        if hub.session_count == 0 and not hub.all_streams():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 @dataclass(frozen=True)

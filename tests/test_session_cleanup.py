@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import websockets
-from aiortc import RTCPeerConnection
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
@@ -16,6 +15,7 @@ from stream.framestamp import StampedVideoTrack
 from stream.session import PeerSession
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
+from tests.signaling_fuzz import aiortc_offer, all_released
 from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 
@@ -24,27 +24,9 @@ def _app(**settings: object):
                       vlm=keyword_vlm(), stream_access=fixed_token_access())
 
 
-async def _offer() -> str:
-    pc = RTCPeerConnection()
-    pc.createDataChannel("events")
-    pc.addTransceiver(StampedVideoTrack(320, 240, 10), direction="sendrecv")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
-
-
-async def _released(app) -> bool:
-    for _ in range(100):
-        if app.state.hub.session_count == 0 and not app.state.hub.all_streams():
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 async def test_empty_mid_offers_cannot_use_up_the_session_slots():
     app = _app(max_sessions=4, max_sessions_per_address=4)
-    broken = (await _offer()).replace("a=mid:0", "a=mid:")
+    broken = (await aiortc_offer()).replace("a=mid:0", "a=mid:")
     async with running_server(app) as addr:
         for _ in range(16):  # four times the slots: each must be given back
             async with websockets.connect(f"ws://{addr}/ws") as ws:
@@ -52,11 +34,11 @@ async def test_empty_mid_offers_cannot_use_up_the_session_slots():
                 await ws.send(json.dumps({"type": "publish", "sdp": broken}))
                 reply = json.loads(await ws.recv())
                 assert reply["code"] == "invalid_sdp" and "a=mid" in reply["message"]
-        assert await _released(app)
+        assert await all_released(app)
         session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         assert (await session.next_event("findings", timeout=20))["objects"]
         await session.close()
-        assert await _released(app)
+        assert await all_released(app)
 
 
 async def test_an_idle_socket_is_closed_and_gives_its_slot_back():
@@ -70,7 +52,7 @@ async def test_an_idle_socket_is_closed_and_gives_its_slot_back():
             assert reply == {"type": "error", "code": "offer_timeout",
                              "message": "no valid offer within 0.5 s; open a new socket", "closing": True}
             await asyncio.wait_for(ws.wait_closed(), 5)
-        assert await _released(app)
+        assert await all_released(app)
         # Both slots are free again: a real session still gets in, and is not cut off by the offer clock once answered.
         session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         await asyncio.sleep(1.0)
@@ -88,7 +70,7 @@ async def test_one_address_cannot_hold_every_slot():
         assert reply["code"] == "too_many_sessions" and "from your address" in reply["message"] and reply["closing"]
         for ws in held:
             await ws.close()
-        assert await _released(app)
+        assert await all_released(app)
 
 
 async def test_a_failing_clean_up_step_does_not_stop_the_others(monkeypatch):
@@ -103,4 +85,4 @@ async def test_a_failing_clean_up_step_does_not_stop_the_others(monkeypatch):
         await session.next_event("findings", timeout=20)
         assert len(app.state.hub.all_streams()) == 1
         await session.close()
-        assert await _released(app)  # slot given back and the published stream removed despite the failure
+        assert await all_released(app)  # slot given back and the published stream removed despite the failure

@@ -9,7 +9,6 @@ from collections import Counter
 
 import pytest
 import websockets
-from aiortc import RTCPeerConnection
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
@@ -17,20 +16,10 @@ from stream import client
 from stream.framestamp import StampedVideoTrack
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.signaling_fuzz import generate, targeted_breakages
+from tests.signaling_fuzz import aiortc_offer, all_released, generate, targeted_breakages
 from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 MESSAGES = 1200
-
-
-async def _real_offer() -> str:
-    pc = RTCPeerConnection()
-    pc.createDataChannel("events")
-    pc.addTransceiver(StampedVideoTrack(320, 240, 10), direction="sendrecv")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 def _app(**settings: object):
@@ -46,21 +35,13 @@ async def _signed_in(addr: str) -> websockets.ClientConnection:
     return ws
 
 
-async def _wait_released(app) -> None:
-    hub = app.state.hub
-    for _ in range(200):
-        if hub.session_count == 0 and not hub.all_streams():
-            return
-        await asyncio.sleep(0.05)
-
-
 def _gauge_total(app, name: str) -> float:
     return sum(s.value for m in app.state.metrics.registry.collect() if m.name == name for s in m.samples)
 
 
 @pytest.mark.timeout(600)
 async def test_a_thousand_hostile_messages_each_get_an_error_and_leak_nothing():
-    offer = await _real_offer()
+    offer = await aiortc_offer()
     messages = generate(offer, MESSAGES)
     app = _app()
     replies: Counter[str] = Counter()
@@ -87,7 +68,7 @@ async def test_a_thousand_hostile_messages_each_get_an_error_and_leak_nothing():
             assert reply["message"] and "Traceback" not in reply["message"], reply
             assert "object has no attribute" not in reply["message"], reply  # no library text reaches clients
         await ws.close()
-        await _wait_released(app)
+        await all_released(app)
         hub = app.state.hub
         leaked = (hub.session_count, len(hub.all_streams()), _gauge_total(app, "scopecast_sessions"),
                   _gauge_total(app, "scopecast_signaling_sockets"))
@@ -109,7 +90,7 @@ async def test_a_thousand_hostile_messages_each_get_an_error_and_leak_nothing():
     "no video", "garbage line",
 ])
 async def test_each_malformed_offer_is_refused_with_a_reason(name):
-    offer = await _real_offer()
+    offer = await aiortc_offer()
     sdp, words = targeted_breakages(offer)[name]
     app = _app()
     async with running_server(app) as addr:
@@ -117,7 +98,7 @@ async def test_each_malformed_offer_is_refused_with_a_reason(name):
         await ws.send(json.dumps({"type": "publish", "sdp": sdp}))
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
         await ws.close()
-        await _wait_released(app)
+        await all_released(app)
         assert reply["type"] == "error" and reply["code"] == "invalid_sdp", reply
         assert words in reply["message"], reply
         assert app.state.hub.session_count == 0 and not app.state.hub.all_streams()
