@@ -63,7 +63,7 @@ ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for
 
 async def _state(page, state: str, timeout: float = 30_000) -> None:
     # Function form, not an expression string: Playwright would eval() a string, which the pages' CSP forbids.
-    await page.wait_for_function(f"() => document.body.dataset.callState === '{state}'", timeout=timeout)
+    await page.wait_for_function(f"() => document.body?.dataset.callState === '{state}'", timeout=timeout)
 
 
 async def _playing(page, selector: str = "#remote") -> None:
