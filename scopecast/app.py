@@ -92,6 +92,8 @@ def create_app(
         sync_wait_ms=settings.sync_wait_ms,
         annotate=settings.model != PASS_THROUGH,
         max_inference_fps=settings.max_inference_fps,
+        register_wait_ms=settings.register_wait_ms,
+        pause_without_viewers=not settings.keep_sources_running,
     )
 
     def model_factory(name: str) -> Callable[[], FrameModel] | None:

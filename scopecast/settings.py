@@ -32,6 +32,15 @@ class Settings(BaseSettings):
         0.0, ge=0, le=240, description="run each stream's model at most this often (0: as often as it can); "
         "on small CPUs this leaves room for video encoding"
     )
+    register_wait_ms: float = Field(
+        40.0, ge=0, le=200, description="an outgoing frame waits up to this long for its own findings when the model's "
+        "measured latency says they will come in time; otherwise the newest findings are carried onto it by motion "
+        "(0: never wait, always carry)"
+    )
+    keep_sources_running: bool = Field(
+        False, description="run the model on server sources even when nobody watches (for recording); "
+        "default: paused until the first viewer"
+    )
     max_sessions: int = Field(16, ge=1, le=1000)
     max_sessions_per_address: int = Field(
         8, ge=1, le=1000, description="open signaling sockets one client address may hold (one address never holds every slot)"

@@ -131,6 +131,8 @@ class StreamHub:
         name = model_name or self._default_model
         # Server sources and published cameras follow the server's setting (annotate=None); a room decides per seat.
         config = self._config if annotate is None else dataclasses.replace(self._config, annotate=annotate)
+        if kind != "source":  # a camera or a room is watched by the one who sent it: never paused
+            config = dataclasses.replace(config, pause_without_viewers=False)
         factory = self._models(name) if config.annotate else None
         pipeline = StreamPipeline(stream_id, factory, config, self._metrics)
         output = AnnotatedTrack(pipeline, self._metrics, self._draw_executor)

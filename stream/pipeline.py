@@ -26,6 +26,7 @@ from stream.events import StatusEvent, findings_event
 from stream.frames import frame_to_array
 from stream.freshest import FreshestFrame, SlotClosed
 from stream.metrics import StreamMetrics
+from stream.registration import FrameRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class PipelineConfig:
     error_backoff_s: float = 0.5  # pause after a failed model call, so a broken model does not spin
     annotate: bool = True  # False: plain relay (no model, no overlay), the baseline of the stream benchmark
     max_inference_fps: float = 0.0  # >0: run the model at most this often, leaving CPU to decode/encode
+    # Registration: an outgoing frame waits up to this long for its own findings when the model is expected to deliver
+    # them in time (by its measured latency); otherwise the newest findings are carried onto it by motion.
+    register_wait_ms: float = 40.0
+    pause_without_viewers: bool = False  # server sources: run no model while nobody watches
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,13 @@ class StreamPipeline:
         self._listeners: set[EventListener] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = asyncio.Event()
-        self.viewers = 0
+        self._viewers = 0
+        self._viewers_changed = asyncio.Event()
+        self._inflight_seq: int | None = None
+        self._next_run_at = 0.0  # monotonic time before which the paced model will not start
+        self._latency_ema_s: float | None = None  # the model's wall time per frame, pre/post included
+        self._resumed_at: float | None = None
+        self.registrar = FrameRegistrar()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,12 +133,29 @@ class StreamPipeline:
         # counting instead of waiting for a full garbage collection.
         self._result = None
         self._model = None
+        self.registrar.clear()
         self._ended.set()
         self._metrics.forget_stream(self.stream_id)
 
     @property
     def ended(self) -> asyncio.Event:
         return self._ended
+
+    @property
+    def viewers(self) -> int:
+        return self._viewers
+
+    @viewers.setter
+    def viewers(self, count: int) -> None:
+        was_watched = self._viewers > 0
+        self._viewers = max(0, count)
+        if (self._viewers > 0) != was_watched:
+            self._viewers_changed.set()
+
+    @property
+    def paused(self) -> bool:
+        """True while a source nobody watches runs no model."""
+        return self.config.pause_without_viewers and self._viewers == 0
 
     # -- input -------------------------------------------------------------------------------
 
@@ -179,6 +207,29 @@ class StreamPipeline:
                 break
         return self._result
 
+    def expected_wait_s(self, seq: int, now: float) -> float | None:
+        """How long until findings of frame `seq` exist, by the model's measured latency; None when they never will
+        (no model yet, paused, hung, or the model will take a newer frame)."""
+        ema = self._latency_ema_s
+        if ema is None or self._model is None or self.paused or self.frames.seq != seq and self._inflight_seq != seq:
+            return None
+        if self._inflight_seq == seq and self._inflight_since is not None:
+            return max(0.0, ema - (now - self._inflight_since))
+        if self._inflight_since is not None:  # busy with an older frame; ours is the newest and comes next
+            return max(0.0, ema - (now - self._inflight_since)) + ema
+        return max(0.0, self._next_run_at - now) + ema
+
+    async def wait_for_own_result(self, seq: int) -> None:
+        """Give frame `seq` its own findings when they are expected within `register_wait_ms`; return at once when
+        they are not (the video's rate never waits on a slow model)."""
+        budget = self.config.register_wait_ms / 1000
+        if budget <= 0 or (self._result is not None and self._result.seq >= seq):
+            return
+        expected = self.expected_wait_s(seq, time.monotonic())
+        if expected is None or expected > budget:
+            return
+        await self.wait_for_result(seq, budget)
+
     def compute_status(self, now: float) -> AiStatus:
         if self._model_error is not None:
             return AiStatus(False, f"model failed to load: {self._model_error}")
@@ -188,9 +239,13 @@ class StreamPipeline:
             return AiStatus(False, f"model not responding for {now - self._inflight_since:.1f} s")
         if self._call_error is not None:
             return AiStatus(False, f"model error: {self._call_error}")
+        if self.paused:
+            return AiStatus(True, "paused: nobody is watching")
         newest = self.frames.latest
         if newest is None:
             return AiStatus(True)
+        if self._resumed_at is not None and now - self._resumed_at < self.config.stale_after_s:
+            return AiStatus(True)  # just resumed for a viewer: the next findings are one model run away
         if self._result is None:
             waited = now - (self._first_frame_at or now)
             if waited > self.config.stale_after_s:
@@ -218,6 +273,9 @@ class StreamPipeline:
         model_name = model.info.name
         seen = 0
         while True:
+            if self.paused:
+                await self._wait_for_viewers()
+                continue
             try:
                 taken = await self.frames.next_after(seen)
             except SlotClosed:
@@ -227,16 +285,21 @@ class StreamPipeline:
                 self._metrics.frames_dropped.labels(self.stream_id, "model").inc(taken.skipped)
             started = time.monotonic()
             self._inflight_since = started
+            self._inflight_seq = taken.seq
             try:
                 findings = await loop.run_in_executor(self._executor, _run_model, model, taken.item.frame)
             except Exception as exc:
                 self._inflight_since = None
+                self._inflight_seq = None
                 self._call_error = f"{type(exc).__name__}: {exc}"[:300]
                 self._metrics.model_errors.labels(self.stream_id).inc()
                 log.warning("model call failed", extra={"stream": self.stream_id, "error": self._call_error})
                 await asyncio.sleep(self.config.error_backoff_s)
                 continue
             self._inflight_since = None
+            self._inflight_seq = None
+            elapsed = time.monotonic() - started
+            self._latency_ema_s = elapsed if self._latency_ema_s is None else 0.8 * self._latency_ema_s + 0.2 * elapsed
             self._call_error = None
             self._metrics.inference_seconds.labels(self.stream_id, model_name).observe(findings.inference_ms / 1000)
             self._result = ModelResult(taken.seq, taken.item, findings)
@@ -250,7 +313,17 @@ class StreamPipeline:
             self._broadcast(event.model_dump_json())
             if self.config.max_inference_fps > 0:
                 # Pace the model; the newest frame is taken when it is next free, so pacing never adds lag.
-                await asyncio.sleep(max(0.0, started + 1.0 / self.config.max_inference_fps - time.monotonic()))
+                self._next_run_at = started + 1.0 / self.config.max_inference_fps
+                await asyncio.sleep(max(0.0, self._next_run_at - time.monotonic()))
+
+    async def _wait_for_viewers(self) -> None:
+        log.info("model paused: no viewers", extra={"stream": self.stream_id})
+        self._refresh_status()
+        while self.paused:
+            self._viewers_changed.clear()
+            await self._viewers_changed.wait()
+        self._resumed_at = time.monotonic()
+        log.info("model resumed for a viewer", extra={"stream": self.stream_id})
 
     async def _watchdog_loop(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 import logging
 import time
@@ -83,9 +84,11 @@ async def next_output_frame(
     if not draw or not pipeline.config.annotate:
         out = ensure_yuv420p(source.frame)  # nobody is watching, or plain relay: no drawing work
     else:
+        await pipeline.wait_for_own_result(taken.seq)  # bounded, and only when the model can make it
+        result = pipeline.latest_result
         state = overlay_state(pipeline, source)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(draw_executor, render_frame, source.frame, state)
+        out = await loop.run_in_executor(draw_executor, render_registered, pipeline, taken.seq, source, result, state)
     metrics.frames_out.labels(stream_id).inc()
     metrics.pipeline_seconds.labels(stream_id).observe(time.monotonic() - source.arrival)
     return taken.seq, source, out
@@ -106,6 +109,17 @@ def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState
         opacity = max(0.0, 1.0 - (age - config.fade_after_s) / span)
     latency = f"AI {result.findings.inference_ms:.0f} ms | age {age * 1000:.0f} ms"
     return OverlayState(findings=result.findings, opacity=opacity, ai_available=True, latency_text=latency)
+
+
+def render_registered(
+    pipeline: StreamPipeline, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState
+) -> av.VideoFrame:
+    """Carry the findings onto this frame (or drop them), then draw. Runs in a worker thread."""
+    registered, how = pipeline.registrar.register(seq, source, result, state)
+    if how.kind in ("carried", "lost") and registered.latency_text:
+        note = "carried" if how.kind == "carried" else "motion lost"
+        registered = dataclasses.replace(registered, latency_text=f"{registered.latency_text} | {note}")
+    return render_frame(source.frame, registered)
 
 
 def render_frame(frame: av.VideoFrame, state: OverlayState) -> av.VideoFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -51,6 +52,20 @@ def _setup_link(lines: queue.Queue[str], seen: list[str], timeout_s: float) -> s
     return None
 
 
+async def _watch_sample(port: int, token: str) -> tuple[dict, dict]:
+    """Watch the sample as a monitor would; returns its first findings event and the stream's detail meanwhile."""
+    from stream import client
+
+    session = await client.watch(f"ws://127.0.0.1:{port}/ws", "sample", token=token)
+    try:
+        findings = await session.next_event("findings", timeout=60)  # the shipped polyp model loads and runs
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+            detail = (await http.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5)).json()
+    finally:
+        await session.close()
+    return findings, detail
+
+
 def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_through_the_link(tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -95,11 +110,10 @@ def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_throug
         time.sleep(1.5)
         detail = httpx.get(f"{base}/api/streams/sample", headers=headers, timeout=5).json()
         assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
-        for _ in range(60):  # the shipped polyp model loads and analyses the clip
-            detail = httpx.get(f"{base}/api/streams/sample", headers=headers, timeout=5).json()
-            if detail["ai_available"] and detail["last_result_seq"]:
-                break
-            time.sleep(0.5)
+        # Nobody watches yet: the model does not run for nobody.
+        assert detail["ai_reason"] == "paused: nobody is watching" and detail["last_result_seq"] is None, detail
+        findings, detail = asyncio.run(_watch_sample(port, made.json()["token"]))
+        assert findings["model"]["name"] == "polyp"  # the shipped model ran for the viewer
         assert detail["ai_available"], detail["ai_reason"]
         assert detail["last_inference_ms"] and detail["last_inference_ms"] > 0
         cookies = {"scopecast_session": made.json()["token"]}

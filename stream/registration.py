@@ -1,0 +1,83 @@
+"""Findings drawn on the frame they belong to.
+
+Each outgoing frame is drawn with its own findings when the model delivers them within a small budget, or with the
+newest findings carried onto it by the motion between the two frames (overlay.motion), or with none when the motion
+cannot be trusted (a cut, a resolution change): an outline that trails the tissue is worse than no outline.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+from overlay.draw import OverlayState
+from overlay.motion import MotionLimits, carry, estimate_motion, thumbnail
+
+if TYPE_CHECKING:  # the pipeline owns a registrar: import its types for annotations only
+    from stream.pipeline import ModelResult, SourceFrame
+
+_THUMBNAILS_KEPT = 16  # frames between a result and the frame it is drawn on, at most
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How the findings on one frame relate to it: 'own' (computed from it), 'carried' (moved by motion from frame
+    `from_seq`), 'lost' (could not be carried: not drawn) or 'none' (no findings yet)."""
+
+    kind: str
+    from_seq: int | None = None
+
+
+class FrameRegistrar:
+    """One per stream: thumbnails of recent frames, and the carry-over of findings between them. Thread-safe: the
+    output track draws in a worker pool."""
+
+    def __init__(self, limits: MotionLimits = MotionLimits()) -> None:
+        self._limits = limits
+        self._thumbnails: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def register(self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState) -> tuple[OverlayState, Registration]:
+        """`state` with findings that belong to frame `seq`. Runs in a worker thread (about 1 ms at 720p)."""
+        shown = self._thumbnail(seq, source.frame)
+        if result is None or state.findings is None:
+            return state, Registration("none")
+        if result.seq == seq:
+            return state, Registration("own")
+        origin = self._thumbnail(result.seq, result.source.frame)
+        motion = estimate_motion(origin, shown, source.frame.width)
+        carried = carry(state.findings, motion, self._limits)
+        if carried is None:
+            return dataclasses.replace(state, findings=None), Registration("lost", result.seq)
+        return dataclasses.replace(state, findings=carried), Registration("carried", result.seq)
+
+    def _thumbnail(self, seq: int, frame: av.VideoFrame) -> np.ndarray:
+        with self._lock:
+            cached = self._thumbnails.get(seq)
+        if cached is not None:
+            return cached
+        made = thumbnail(luma(frame))
+        with self._lock:
+            self._thumbnails[seq] = made
+            while len(self._thumbnails) > _THUMBNAILS_KEPT:
+                self._thumbnails.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._thumbnails.clear()
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's brightness as H x W uint8: the Y plane itself for YUV frames (no conversion), else converted."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "nv12"):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        return rows[:, : plane.width]
+    return frame.to_ndarray(format="gray")
