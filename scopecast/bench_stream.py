@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     results = asyncio.run(_run_all(args, resolutions, codecs))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": _machine(),
+        "machine": machine_description(),
         "fps": args.fps,
         "content": args.content,
         "model_fps_cap": args.model_fps,
@@ -128,7 +128,7 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
                         max_inference_fps=args.model_fps)
     app = create_app(settings, room_authorizer=two_sides if args.room else None,
                      stream_access=StreamAccess(bench_clinician, "scopecast_bench_session"))
-    async with _serve(app) as addr:
+    async with serve_locally(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
         if args.room:
             url = f"ws://{addr}/ws"
@@ -180,7 +180,8 @@ async def _drain(track) -> None:  # type: ignore[no-untyped-def]
         await track.recv()
 
 
-def _serve(app):  # type: ignore[no-untyped-def]
+def serve_locally(app):  # type: ignore[no-untyped-def]
+    """Serve `app` on a free loopback port for one bench run; yields "127.0.0.1:PORT"."""
     import contextlib
     import socket
 
@@ -224,7 +225,7 @@ def _background(content: str, width: int, height: int):  # type: ignore[no-untyp
     return lambda index: cycle[index % len(cycle)]
 
 
-def _machine() -> str:
+def machine_description() -> str:
     import os
 
     cpu = platform.processor() or platform.machine()

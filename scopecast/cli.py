@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scopecast.bench_stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
+    from scopecast.bench_overlay import add_arguments as add_overlay_bench_arguments
+
+    add_overlay_bench_arguments(bench_sub.add_parser(
+        "overlay", help="does the overlay sit on the frame it is drawn on: IoU of what is drawn vs the frame shown"))
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -97,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scopecast.bench_stream import run as run_stream_bench
 
         return run_stream_bench(args)
+    if args.command == "bench" and args.bench_command == "overlay":
+        from scopecast.bench_overlay import run as run_overlay_bench
+
+        return run_overlay_bench(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

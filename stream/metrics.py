@@ -43,6 +43,13 @@ class StreamMetrics:
             ["surface", "code"],  # surface: socket, api, page
             registry=r,
         )
+        self.overlay_frames = Counter(
+            "scopecast_overlay_frames_total",
+            "Annotated frames by how their findings relate to them: own (computed from the frame), carried (moved onto "
+            "it by motion), lost (motion not trusted: nothing drawn), none (no findings yet)",
+            ["stream", "registration"],
+            registry=r,
+        )
         self.open_sockets = Gauge("scopecast_signaling_sockets", "Open signaling sockets (each holds a session slot)", registry=r)
 
     def forget_stream(self, stream_id: str) -> None:
@@ -50,6 +57,11 @@ class StreamMetrics:
         for metric in (self.frames_in, self.frames_out, self.ai_available, self.model_errors, self.pipeline_seconds):
             try:
                 metric.remove(stream_id)
+            except KeyError:
+                pass
+        for kind in ("own", "carried", "lost", "none"):
+            try:
+                self.overlay_frames.remove(stream_id, kind)
             except KeyError:
                 pass
         for stage in ("model", "output"):

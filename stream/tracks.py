@@ -88,7 +88,9 @@ async def next_output_frame(
         result = pipeline.latest_result
         state = overlay_state(pipeline, source)
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(draw_executor, render_registered, pipeline, taken.seq, source, result, state)
+        out = await loop.run_in_executor(
+            draw_executor, render_registered, pipeline, taken.seq, source, result, state, metrics
+        )
     metrics.frames_out.labels(stream_id).inc()
     metrics.pipeline_seconds.labels(stream_id).observe(time.monotonic() - source.arrival)
     return taken.seq, source, out
@@ -112,10 +114,16 @@ def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState
 
 
 def render_registered(
-    pipeline: StreamPipeline, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState
+    pipeline: StreamPipeline,
+    seq: int,
+    source: SourceFrame,
+    result: ModelResult | None,
+    state: OverlayState,
+    metrics: StreamMetrics,
 ) -> av.VideoFrame:
     """Carry the findings onto this frame (or drop them), then draw. Runs in a worker thread."""
     registered, how = pipeline.registrar.register(seq, source, result, state)
+    metrics.overlay_frames.labels(pipeline.stream_id, how.kind).inc()
     if how.kind in ("carried", "lost") and registered.latency_text:
         note = "carried" if how.kind == "carried" else "motion lost"
         registered = dataclasses.replace(registered, latency_text=f"{registered.latency_text} | {note}")
