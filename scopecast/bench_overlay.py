@@ -181,7 +181,7 @@ async def measure(
     from scopecast.settings import Settings
     from stream import client
     from stream.access import AccessDenied, Principal, StreamAccess
-    from stream.framestamp import StampedVideoTrack, read_stamp, stamp_frame
+    from stream.framestamp import StampedVideoTrack, read_stamp
     from stream.registration import luma
 
     token = secrets.token_urlsafe(24)
@@ -195,15 +195,12 @@ async def measure(
     app = create_app(settings, registry, stream_access=StreamAccess(bench_clinician, "scopecast_bench_session"))
     count = len(sequence.frames)
     width, height = sequence.size
-    clean = []
-    for image in sequence.frames:
-        stamped = image.copy()
-        stamp_frame(stamped, 0)
-        clean.append(stamped)
-    ignore = stamp_area(sequence.size)
-    own: list[dict] = []
-    returned: list[dict] = []
     total = count * loops
+    events: list[tuple[int, list[dict], tuple[int, int]]] = []
+    frames_back: list[tuple[int, float, np.ndarray | None]] = []
+    # While the video runs the bench only reads stamps and keeps a small copy of each frame: the analysis below would
+    # otherwise take the CPU from the server it measures.
+    analysis = _analysis_size(sequence.size)
     async with serve_locally(app) as addr:
         camera = StampedVideoTrack(width, height, fps, lambda i: sequence.frames[i % count])
         session = await client.publish(f"ws://{addr}/ws", camera, token=token)
@@ -215,21 +212,18 @@ async def measure(
                 return
             result = entry.pipeline.recent_result(event["frame_seq"])
             index = read_stamp(luma(result.source.frame)) if result is not None else None
-            if index is None or index >= total:
-                return
-            drawn = outline_mask(event["objects"], tuple(event["frame_size"]), sequence.size)
-            own.append({"index": index, "iou": iou(drawn, sequence.masks[index % count], ignore),
-                        "objects": len(event["objects"])})
+            if index is not None and index < total:
+                events.append((index, event["objects"], tuple(event["frame_size"])))
 
         unsubscribe = entry.pipeline.add_listener(on_event)
         colour = label_colour
+        keep_pixels = model != "none"
         started = time.monotonic()
         try:
             while True:
                 frame = await asyncio.wait_for(session.track.recv(), 10)
                 now = time.monotonic()
-                image = frame.to_ndarray(format="bgr24")
-                index = read_stamp(image)
+                index = read_stamp(luma(frame))
                 if index is None:
                     continue
                 if index >= total:
@@ -239,9 +233,8 @@ async def measure(
                 latest = entry.pipeline.latest_result
                 if colour is None and latest is not None and latest.findings.model.labels:
                     colour = colour_for_label(latest.findings.model.labels[0])
-                shown = drawn_region(image, clean[index % count], colour) if colour is not None else np.zeros_like(ignore)
-                returned.append({"index": index, "latency_ms": (now - camera.sent_at[index]) * 1000,
-                                 "iou": iou(shown, sequence.masks[index % count], ignore)})
+                small = frame.reformat(width=analysis[0], height=analysis[1], format="bgr24").to_ndarray() if keep_pixels else None
+                frames_back.append((index, (now - camera.sent_at[index]) * 1000, small))
             registrations = {
                 sample.labels["registration"]: sample.value
                 for metric in app.state.metrics.registry.collect() if metric.name == "scopecast_overlay_frames"
@@ -252,7 +245,44 @@ async def measure(
             unsubscribe()
             await session.close()
         seconds = time.monotonic() - started - warmup_s
+    returned, own = _analyse(sequence, analysis, frames_back, events, colour)
     return Measured(returned, own, seconds, registrations)
+
+
+def _analysis_size(size: tuple[int, int]) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, 640 / width)
+    return int(width * scale) // 2 * 2, int(height * scale) // 2 * 2
+
+
+def _analyse(
+    sequence: Sequence,
+    size: tuple[int, int],
+    frames_back: list[tuple[int, float, np.ndarray | None]],
+    events: list[tuple[int, list[dict], tuple[int, int]]],
+    colour: tuple[int, int, int] | None,
+) -> tuple[list[dict], list[dict]]:
+    """IoUs at the analysis size: what is drawn on each returned frame, and each event's own outlines."""
+    from stream.framestamp import stamp_frame
+
+    count = len(sequence.frames)
+    clean, masks = [], []
+    for image, mask in zip(sequence.frames, sequence.masks):
+        stamped = image.copy()
+        stamp_frame(stamped, 0)  # the stamp's pixels are left out below
+        clean.append(cv2.resize(stamped, size, interpolation=cv2.INTER_AREA))
+        masks.append(cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool))
+    ignore = cv2.resize(stamp_area(sequence.size).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    returned = []
+    for index, latency_ms, small in frames_back:
+        if small is None or colour is None:
+            returned.append({"index": index, "latency_ms": latency_ms, "iou": None})
+            continue
+        shown = drawn_region(small, clean[index % count], colour)
+        returned.append({"index": index, "latency_ms": latency_ms, "iou": iou(shown, masks[index % count], ignore)})
+    own = [{"index": index, "iou": iou(outline_mask(objects, frame_size, size), masks[index % count], ignore),
+            "objects": len(objects)} for index, objects, frame_size in events]
+    return returned, own
 
 
 def summarise(sequence: Sequence, fps: float, resolution: str, model: str, full: Measured, relay: Measured) -> OverlayBenchResult:
@@ -260,8 +290,8 @@ def summarise(sequence: Sequence, fps: float, resolution: str, model: str, full:
     relay_returned = relay.returned
     own_by_index = {o["index"]: o["iou"] for o in own}
     # Compare like with like: frames whose own findings exist, shown or not.
-    displayed = [r["iou"] for r in returned if r["index"] in own_by_index]
-    own_values = [own_by_index[r["index"]] for r in returned if r["index"] in own_by_index]
+    displayed = [r["iou"] for r in returned if r["index"] in own_by_index and r["iou"] is not None]
+    own_values = [own_by_index[r["index"]] for r in returned if r["index"] in own_by_index and r["iou"] is not None]
     latency = [r["latency_ms"] for r in returned]
     relay_latency = [r["latency_ms"] for r in relay_returned]
     own_mean = statistics.fmean(own_values) if own_values else 0.0
