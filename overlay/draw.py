@@ -18,6 +18,7 @@ from overlay.palette import (
     colour_for_label,
 )
 from perception.findings import FrameFindings
+from perception.vlm.clinical_words import finding_name
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FILL_ALPHA = 0.35
@@ -73,7 +74,7 @@ def _draw_findings(frame: np.ndarray, findings: FrameFindings, opacity: float) -
             _blend_fill(frame, polygons, colour, (x0, y0, x1, y1), _FILL_ALPHA * opacity)
             cv2.polylines(frame, polygons, True, _fade(colour, opacity), thickness, cv2.LINE_AA)
         cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), _fade(colour, opacity), thickness)
-        tag = f"{obj.label} {obj.score:.2f}" + (f" #{obj.track_id}" if obj.track_id is not None else "")
+        tag = finding_name(obj)  # the name the panel and the answers use: 'polyp 3'
         _label(frame, tag, (x0, y0), colour, font_scale)
 
 

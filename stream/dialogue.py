@@ -52,12 +52,21 @@ class PingMessage(_Msg):
     type: Literal["ping"]
 
 
-ChannelMessage = Annotated[Union[AskMessage, CancelMessage, PingMessage], Field(discriminator="type")]
-_CHANNEL_ADAPTER: TypeAdapter[AskMessage | CancelMessage | PingMessage] = TypeAdapter(ChannelMessage)
-CHANNEL_MESSAGE_TYPES = ("ask", "cancel", "ping")
+class ViewMessage(_Msg):
+    """How this viewer wants the overlay: on or off, and how opaque (the session switches its video track)."""
+
+    type: Literal["view"]
+    overlay: bool = True
+    opacity: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
-def parse_channel_message(raw: str | bytes, max_bytes: int = 16 * 1024) -> AskMessage | CancelMessage | PingMessage:
+AnyChannelMessage = AskMessage | CancelMessage | PingMessage | ViewMessage
+ChannelMessage = Annotated[Union[AskMessage, CancelMessage, PingMessage, ViewMessage], Field(discriminator="type")]
+_CHANNEL_ADAPTER: TypeAdapter[AnyChannelMessage] = TypeAdapter(ChannelMessage)
+CHANNEL_MESSAGE_TYPES = ("ask", "cancel", "ping", "view")
+
+
+def parse_channel_message(raw: str | bytes, max_bytes: int = 16 * 1024) -> AnyChannelMessage:
     """Validate one data-channel request; raises SignalingError naming the problem."""
     return parse_tagged_message(raw, _CHANNEL_ADAPTER, CHANNEL_MESSAGE_TYPES, max_bytes)
 
@@ -113,12 +122,8 @@ class SessionDialogue:
         self._task: asyncio.Task[None] | None = None
         self._request_id: str | None = None
 
-    def handle(self, raw: str | bytes) -> None:
-        try:
-            message = parse_channel_message(raw)
-        except SignalingError as exc:
-            self._error(exc.code, exc.message, None)
-            return
+    def handle(self, message: AskMessage | CancelMessage | PingMessage) -> None:
+        """One parsed request (see parse_channel_message; the session handles `view` itself)."""
         if isinstance(message, PingMessage):
             self._send(json.dumps({"type": "pong"}))
         elif isinstance(message, CancelMessage):

@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from perception.findings import FrameFindings
+from perception.vlm.clinical_words import confidence_word, finding_name, where_words
+from perception.vlm.geometry import area_fraction
 
 SCHEMA_VERSION = "1.0"
 
@@ -33,6 +35,11 @@ class ObjectEvent(_Event):
     )
     track_id: int | None = None
     area_px: int = Field(default=0, ge=0)
+    # The same words the overlay draws and the grounded answers use (perception.vlm.clinical_words).
+    name: str = Field(default="", description="short stable name as drawn on the video, e.g. 'polyp 3'")
+    frame_share: float = Field(default=0.0, ge=0.0, le=1.0, description="share of the frame the object covers")
+    where: str = Field(default="", description="place in the frame: 'upper left', 'centre', ...")
+    confidence: str = Field(default="", description="the model's score in words: high, moderate or low")
 
 
 class FindingsEvent(_Event):
@@ -104,8 +111,19 @@ class RoomEvent(_Event):
     peer_present: bool = Field(description="whether the other side is connected now")
 
 
-AnyServerEvent = FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent | RoomEvent
-ServerEvent = Annotated[Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent, RoomEvent], Field(discriminator="type")]
+class ViewEvent(_Event):
+    """The overlay this viewer now receives, after a `view` request: off (plain video) or on at an opacity."""
+
+    type: Literal["view"] = "view"
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    overlay: bool
+    opacity: float = Field(ge=0.0, le=1.0)
+
+
+AnyServerEvent = FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent | RoomEvent | ViewEvent
+ServerEvent = Annotated[
+    Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent, RoomEvent, ViewEvent], Field(discriminator="type")
+]
 SERVER_EVENT_ADAPTER: TypeAdapter[AnyServerEvent] = TypeAdapter(ServerEvent)
 
 
@@ -127,6 +145,10 @@ def findings_event(
                 box=o.box,
                 outline=[list(poly) for poly in o.outline],
                 track_id=o.track_id,
+                name=finding_name(o),
+                frame_share=round(min(1.0, area_fraction(o, findings.frame_size)), 4),
+                where=where_words(o, findings),
+                confidence=confidence_word(o.score),
                 area_px=o.area_px,
             )
             for o in findings.objects

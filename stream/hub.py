@@ -49,6 +49,15 @@ class StreamEntry:
     size: tuple[int, int] | None = None
     # A consult room's stream: never listed, watched or asked about through the public API, only by its room.
     private: bool = False
+    # Outputs at other overlay opacities (0.0: plain video), each drawn once per frame for all its viewers.
+    other_outputs: dict[float, AnnotatedTrack] = field(default_factory=dict)
+
+    def output_at(self, opacity: float, make: Callable[[float], AnnotatedTrack]) -> AnnotatedTrack:
+        if opacity >= 1.0:
+            return self.output
+        if opacity not in self.other_outputs:
+            self.other_outputs[opacity] = make(opacity)
+        return self.other_outputs[opacity]
 
 
 class StreamHub:
@@ -152,6 +161,8 @@ class StreamHub:
         await asyncio.gather(*entry.tasks, return_exceptions=True)
         await entry.pipeline.close()
         entry.output.stop()
+        for other in entry.other_outputs.values():
+            other.stop()
         log.info("stream removed", extra={"stream": stream_id})
         if self._reclaim is not None:
             self._reclaim()
@@ -173,11 +184,15 @@ class StreamHub:
 
     # -- viewers -----------------------------------------------------------------------------
 
-    def subscribe(self, stream_id: str) -> MediaStreamTrack:
-        """A viewer's own copy of a stream's annotated track (newest frame only, no buffering)."""
+    def subscribe(self, stream_id: str, overlay_opacity: float = 1.0) -> MediaStreamTrack:
+        """A viewer's own copy of a stream's annotated track (newest frame only, no buffering); `overlay_opacity`
+        picks the output drawn at that opacity (0: the plain video)."""
         entry = self.get(stream_id)
+        output = entry.output_at(
+            overlay_opacity, lambda level: AnnotatedTrack(entry.pipeline, self._metrics, self._draw_executor, level)
+        )
         entry.pipeline.viewers += 1
-        return self._relay.subscribe(entry.output, buffered=False)
+        return self._relay.subscribe(output, buffered=False)
 
     def unsubscribe(self, stream_id: str, track: MediaStreamTrack) -> None:
         track.stop()

@@ -142,6 +142,11 @@ class StreamPipeline:
         return self._ended
 
     @property
+    def clock_origin(self) -> float:
+        """Arrival time of the stream's first frame: every output's timestamps count from it."""
+        return self._first_frame_at if self._first_frame_at is not None else 0.0
+
+    @property
     def viewers(self) -> int:
         return self._viewers
 

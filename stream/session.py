@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,17 +18,25 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 
 from perception.vlm.base import VlmBackend
-from stream.dialogue import SessionDialogue
+from stream.dialogue import SessionDialogue, ViewMessage, parse_channel_message
+from stream.events import ErrorEvent, ViewEvent
 from stream.hub import StreamEntry, StreamHub, UnknownStream
 from stream.metrics import StreamMetrics
 from stream.rooms import ConsultRooms, RoomGrant, RoomMedia
 from stream.signaling import AnswerMessage, SignalingError, check_offer_sdp
+from stream.switchable import SwitchableTrack
 
 log = logging.getLogger(__name__)
 
 # A viewer that cannot keep up with findings events gets fewer of them rather than
 # an ever-growing SCTP buffer.
 _MAX_CHANNEL_BUFFER = 1 << 20
+# Overlay opacities a viewer can pick: each level in use is one more shared drawing per frame, so keep few.
+OPACITY_LEVELS = (0.25, 0.5, 0.75, 1.0)
+
+
+def snap_opacity(opacity: float) -> float:
+    return min(OPACITY_LEVELS, key=lambda level: abs(level - opacity))
 
 
 class PeerSession:
@@ -58,6 +65,7 @@ class PeerSession:
         self.negotiation_started = False  # an offer reached aiortc: a failure after this leaves the connection unusable
         self._published: StreamEntry | None = None
         self._watched: tuple[str, MediaStreamTrack] | None = None
+        self._video: SwitchableTrack | None = None  # what this viewer's video sender reads
         self._channel: RTCDataChannel | None = None
         self._unsubscribe_events: Callable[[], None] | None = None
         self._closed = asyncio.Event()
@@ -166,7 +174,8 @@ class PeerSession:
     def _watch_entry(self, entry: StreamEntry) -> None:
         track = self._hub.subscribe(entry.stream_id)
         self._watched = (entry.stream_id, track)
-        sender = self._pc.addTrack(track)
+        self._video = SwitchableTrack(track)  # the viewer may switch the overlay off or on later
+        sender = self._pc.addTrack(self._video)
         self._prefer_codec(sender)
         self._metrics.sessions.labels(self._role).inc()
         self._subscribe_events()
@@ -224,16 +233,41 @@ class PeerSession:
             return
         channel.send(message)
 
-    def _on_channel_message(self, message: str | bytes) -> None:
+    def _on_channel_message(self, raw: str | bytes) -> None:
         if self._grant is not None and not self._grant.ai_assist:
-            self.send_event(json.dumps({"type": "error", "code": "not_allowed", "message": "questions are for the clinician"}))
+            self._send_error("not_allowed", "questions are for the clinician")
             return
-        if self._dialogue is not None:
+        try:
+            message = parse_channel_message(raw)
+        except SignalingError as exc:
+            self._send_error(exc.code, exc.message)
+            return
+        if isinstance(message, ViewMessage):
+            self._set_view(message)
+        elif self._dialogue is not None:
             self._dialogue.handle(message)
+        else:
+            self._send_error("no_vlm", "questions are not enabled on this server", getattr(message, "request_id", None))
+
+    def _set_view(self, view: ViewMessage) -> None:
+        """Switch this viewer to the output drawn at the asked opacity (0: plain video): no renegotiation, one encode."""
+        if self._watched is None or self._video is None:
+            self._send_error("not_watching", "the overlay can be changed on watched streams only")
             return
-        self.send_event(
-            json.dumps({"type": "error", "code": "no_vlm", "message": "questions are not enabled on this server"})
-        )
+        level = snap_opacity(view.opacity) if view.overlay else 0.0
+        stream_id, old = self._watched
+        try:
+            new = self._hub.subscribe(stream_id, level)
+        except UnknownStream as exc:
+            self._send_error("unknown_stream", str(exc))
+            return
+        self._video.switch(new)
+        self._hub.unsubscribe(stream_id, old)
+        self._watched = (stream_id, new)
+        self.send_event(ViewEvent(overlay=level > 0, opacity=level).model_dump_json())
+
+    def _send_error(self, code: str, message: str, request_id: str | None = None) -> None:
+        self.send_event(ErrorEvent(code=code, message=message, request_id=request_id).model_dump_json())
 
     async def close(self) -> None:
         """Release everything this session took. Never raises: each step is attempted whatever the others did, so a
@@ -265,6 +299,8 @@ class PeerSession:
             await self._rooms.leave(self._grant, self)
 
     def _stop_watching(self) -> None:
+        if self._video is not None:
+            self._video.stop()
         if self._watched is not None:
             stream_id, track = self._watched
             self._hub.unsubscribe(stream_id, track)

@@ -35,13 +35,16 @@ class AnnotatedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, pipeline: StreamPipeline, metrics: StreamMetrics, draw_executor: Executor) -> None:
+    def __init__(
+        self, pipeline: StreamPipeline, metrics: StreamMetrics, draw_executor: Executor, overlay_opacity: float = 1.0
+    ) -> None:
+        """`overlay_opacity` scales the findings' opacity on this output (0: the plain video, nothing drawn)."""
         super().__init__()
+        self.overlay_opacity = overlay_opacity
         self._pipeline = pipeline
         self._metrics = metrics
         self._draw_executor = draw_executor
         self._seen = 0
-        self._clock_start: float | None = None
 
     @property
     def last_sent_seq(self) -> int:
@@ -54,20 +57,22 @@ class AnnotatedTrack(MediaStreamTrack):
         pipeline = self._pipeline
         try:
             self._seen, source, out = await next_output_frame(
-                pipeline, self._seen, self._metrics, self._draw_executor, draw=pipeline.viewers > 0
+                pipeline, self._seen, self._metrics, self._draw_executor,
+                draw=pipeline.viewers > 0 and self.overlay_opacity > 0, opacity=self.overlay_opacity,
             )
         except SlotClosed:
             self.stop()
             raise MediaStreamError from None
-        if self._clock_start is None:
-            self._clock_start = source.arrival
-        out.pts = int((source.arrival - self._clock_start) * _VIDEO_CLOCK)
+        # One clock per stream, not per output: a viewer switched to another output (overlay off, another opacity)
+        # must see timestamps that keep rising, or its jitter buffer drops the frames.
+        out.pts = int((source.arrival - pipeline.clock_origin) * _VIDEO_CLOCK)
         out.time_base = _TIME_BASE
         return out
 
 
 async def next_output_frame(
-    pipeline: StreamPipeline, seen: int, metrics: StreamMetrics, draw_executor: Executor, *, draw: bool
+    pipeline: StreamPipeline, seen: int, metrics: StreamMetrics, draw_executor: Executor, *, draw: bool,
+    opacity: float = 1.0,
 ) -> tuple[int, SourceFrame, av.VideoFrame]:
     """The next newest frame after `seen`, drawn with the newest findings when `draw` and the pipeline annotates.
 
@@ -87,6 +92,8 @@ async def next_output_frame(
         await pipeline.wait_for_own_result(taken.seq)  # bounded, and only when the model can make it
         result = pipeline.latest_result
         state = overlay_state(pipeline, source)
+        if opacity < 1.0:
+            state = dataclasses.replace(state, opacity=state.opacity * opacity)
         loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(
             draw_executor, render_registered, pipeline, taken.seq, source, result, state, metrics

@@ -16,6 +16,7 @@ from typing import Any
 
 from perception.findings import Finding, FrameFindings
 from perception.vlm.base import AskRequest, ReportContext, VlmInfo
+from perception.vlm.clinical_words import clinical_summary, count_words
 from perception.vlm.geometry import area_fraction, box_gap_px, describe_finding, percent, region_words
 from perception.vlm.intents import Intent, IntentMatcher
 from perception.vlm.prompts import format_measurement_value, safe_measurements
@@ -152,11 +153,7 @@ class GroundedAnswerer:
         return sorted(objs, key=lambda f: area_fraction(f, findings.frame_size), reverse=True)
 
     def _describe(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
-        if not findings.objects:
-            text = f"Nothing was detected in this frame by {findings.model.name}."
-        else:
-            parts = [describe_finding(f, findings) for f in self._targets(findings, [])]
-            text = f"{findings.model.name} detected {len(parts)} object(s): " + "; ".join(parts) + "."
+        text = clinical_summary(findings)
         extra = {k: v for k, v in meas.items() if k != "regions"}
         if extra:
             text += " Measurements: " + "; ".join(f"{k.replace('_', ' ')} {format_measurement_value(v)}" for k, v in extra.items()) + "."
@@ -170,9 +167,10 @@ class GroundedAnswerer:
         for f in findings.objects:
             counts[f.label] = counts.get(f.label, 0) + 1
         if not counts:
-            return "There are 0 objects detected in this frame."
+            return "Nothing is detected in this frame."
         total = sum(counts.values())
-        return f"There {'is' if total == 1 else 'are'} {total} object(s) detected: " + ", ".join(f"{n} {_plural(lb, n)}" for lb, n in counts.items()) + "."
+        kinds = " and ".join(count_words(n, lb) for lb, n in counts.items())
+        return f"{kinds[0].upper()}{kinds[1:]} in this frame" + ("." if len(counts) == 1 else f" ({total} in all).")
 
     def _not_found(self, findings: FrameFindings, labels: list[str]) -> str:
         what = " or ".join(labels) if labels else "object"
@@ -249,7 +247,7 @@ class GroundedAnswerer:
                 )
             if not findings.objects:
                 return "No, nothing was detected in this frame."
-            return "Yes. " + self._describe(q, findings, [], {})
+            return "Yes. " + clinical_summary(findings)
         objs = self._targets(findings, labels)
         if not objs:
             return f"No, no {' or '.join(labels)} was detected in this frame."

@@ -1,11 +1,18 @@
 // The surgeon monitor: pick a stream, watch it annotated, findings panel and ask box. The page is served only to a
 // signed-in clinician; the socket and /api/streams carry the same session cookie.
-import { connect, FindingsPanel, AskPanel, wireSignOut } from "/static/scopecast.js";
+// Theatre mode (T) lets the video fill the screen with a status badge readable from across the room; O turns the
+// overlay off and on (the server switches this viewer to the plain or annotated video: no renegotiation), F is
+// fullscreen, P the findings panel.
+import { connect, FindingsPanel, AskPanel, StatusBadge, wireSignOut } from "/static/scopecast.js";
 wireSignOut(document.getElementById("signout"));
 const select = document.getElementById("streams");
 const errorBox = document.getElementById("error");
 const video = document.getElementById("video");
+const overlayButton = document.getElementById("overlay");
+const opacity = document.getElementById("opacity");
+const badge = new StatusBadge(document.getElementById("status-badge"));
 let session = null;
+let overlayOn = true;
 const askPanel = new AskPanel(document.getElementById("ask"), () => session);
 
 async function loadStreams() {
@@ -27,11 +34,52 @@ async function watch() {
   const panel = new FindingsPanel(document.getElementById("panel"));
   try {
     session = await connect({ mode: "watch", streamId: select.value,
-      onEvent: (e) => { panel.handle(e); askPanel.handle(e); }, onError: (m) => { errorBox.textContent = m; } });
+      onEvent: (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); },
+      onError: (m) => { errorBox.textContent = m; } });
     video.srcObject = session.remote;
     window.scopecastSession = session;
+    if (!overlayOn || opacity.value !== "100") sendView();
   } catch (e) { errorBox.textContent = e.message; }
 }
+
+function sendView() {
+  if (session && session.channel.readyState === "open") {
+    session.channel.send(JSON.stringify({ type: "view", overlay: overlayOn, opacity: Number(opacity.value) / 100 }));
+  }
+}
+
+function onView(event) {
+  if (event.type !== "view") return;
+  overlayButton.textContent = event.overlay ? "Overlay on" : "Overlay off";
+  overlayButton.setAttribute("aria-pressed", String(event.overlay));
+  document.body.dataset.overlay = event.overlay ? `on ${event.opacity}` : "off";
+}
+
+function toggle(button, className) {
+  const on = !document.body.classList.contains(className);
+  document.body.classList.toggle(className, on);
+  button.setAttribute("aria-pressed", String(on));
+}
+
+const theatreButton = document.getElementById("theatre");
+const panelButton = document.getElementById("panel-toggle");
+const actions = {
+  t: () => toggle(theatreButton, "theatre"),
+  p: () => { document.body.classList.toggle("panel-hidden"); panelButton.setAttribute("aria-pressed", String(!document.body.classList.contains("panel-hidden"))); },
+  o: () => { overlayOn = !overlayOn; sendView(); },
+  f: () => (document.fullscreenElement ? document.exitFullscreen() : document.documentElement.requestFullscreen()).catch(() => null),
+};
+theatreButton.onclick = actions.t;
+panelButton.onclick = actions.p;
+overlayButton.onclick = actions.o;
+document.getElementById("fullscreen").onclick = actions.f;
+opacity.onchange = sendView;
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, textarea, select") || ev.ctrlKey || ev.metaKey || ev.altKey) return;  // typing a question
+  const action = actions[ev.key.toLowerCase()];
+  if (action) { ev.preventDefault(); action(); }
+});
+if (new URLSearchParams(location.search).get("theatre") === "1") actions.t();
 
 document.getElementById("watch").onclick = watch;
 const streams = await loadStreams();

@@ -85,8 +85,9 @@ export class FindingsPanel {
   }
   handle(event) {
     if (event.type === "status") {
-      this.el("light").className = "light " + (event.ai_available ? "ok" : "down");
-      this.el("status").textContent = event.ai_available ? "AI live" : `AI unavailable: ${event.reason}`;
+      const state = aiState(event);
+      this.el("light").className = "light " + state.kind;
+      this.el("status").textContent = state.text;
     } else if (event.type === "findings") {
       this.count += 1;
       this.el("count").textContent = String(this.count);
@@ -96,11 +97,38 @@ export class FindingsPanel {
       list.replaceChildren(...(event.objects.length ? event.objects.map((o) => {
         const li = document.createElement("li");
         li.className = "object";
-        li.textContent = `${o.label} ${(o.score * 100).toFixed(0)}%` + (o.track_id != null ? ` · track ${o.track_id}` : "") +
-          ` · box ${o.box.join(",")}`;
+        li.textContent = findingWords(o);
         return li;
       }) : [Object.assign(document.createElement("li"), { className: "none", textContent: "nothing detected" })]));
     }
+  }
+}
+
+// One finding as the overlay names it and a clinician would say it: "polyp 3: about 12% of the frame, lower left;
+// confidence high" (the same words as perception.vlm.clinical_words).
+export function findingWords(o) {
+  const share = o.frame_share * 100;
+  const pct = share < 10 ? share.toFixed(1) : share.toFixed(0);
+  return `${o.name || o.label}: about ${pct}% of the frame, ${o.where}; confidence ${o.confidence}`;
+}
+
+// AI state from a status event, in three colours a surgeon reads from across the room: live (green), content the
+// model does not know (amber: findings withheld), unavailable (red).
+export function aiState(event) {
+  if (event.ai_available) return { kind: "ok", text: "AI live" };
+  if (/^content /.test(event.reason)) return { kind: "amber", text: `Content not recognised: ${event.reason}` };
+  return { kind: "down", text: `AI unavailable: ${event.reason}` };
+}
+
+// The large status word over the video (theatre mode shows it even with the panel hidden).
+export class StatusBadge {
+  constructor(root) { this.root = root; }
+  handle(event) {
+    if (event.type !== "status") return;
+    const state = aiState(event);
+    this.root.className = `status-badge ${state.kind}`;
+    this.root.textContent = state.kind === "ok" ? "AI live" : state.kind === "amber" ? "Content not recognised" : "AI unavailable";
+    this.root.title = state.text;
   }
 }
 

@@ -34,15 +34,15 @@ async def ask(backend: GroundedBackend, q: str, findings: FrameFindings | None, 
 async def test_streams_word_by_word(backend, wound_findings):
     pieces = [p async for p in backend.answer(AskRequest("describe this frame", findings=wound_findings))]
     assert len(pieces) > 10
-    assert "".join(pieces).startswith("wound-seg detected 2 object(s)")
+    assert "".join(pieces).startswith("Two findings: the larger, wound 3, about")
 
 
 @pytest.mark.parametrize(
     "question, expected",
     [
-        ("describe this frame", ["2 object(s)", "wound", "instrument", "upper left", "track #3"]),
+        ("describe this frame", ["Two findings", "wound 3", "instrument", "upper left", "model confidence high"]),
         ("What is detected?", ["wound", "instrument"]),
-        ("How many objects are there?", ["2 object(s)", "1 wound", "1 instrument"]),
+        ("How many objects are there?", ["One wound and one instrument", "2 in all"]),
         ("where is the wound?", ["upper left", "x 20-200"]),
         ("How confident is the model about the wound?", ["0.91", "not a clinical probability"]),
         ("is there a wound?", ["Yes", "upper left"]),
@@ -103,7 +103,7 @@ async def test_declines_the_rest(backend, wound_findings, question, why):
 async def test_empty_frame_and_no_findings(backend):
     empty = FrameFindings(ModelInfo("polyp", "1", labels=("polyp",)), (320, 240), ())
     assert (await ask(backend, "is there a polyp?", empty)).startswith("No")
-    assert "Nothing was detected" in await ask(backend, "describe the frame", empty)
+    assert "Nothing detected by the" in await ask(backend, "describe the frame", empty)
     assert "no detection results" in await ask(backend, "where is the polyp?", None)
 
 
