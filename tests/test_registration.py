@@ -126,3 +126,27 @@ async def test_a_source_kept_running_runs_its_model_unwatched():
     async with running_server(app):
         await asyncio.sleep(1.5)
         assert model.calls > 5
+
+
+def test_bench_overlay_refuses_bad_input_with_a_clear_message(tmp_path, capsys):
+    from scopecast.cli import main
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    frame = np.full((64, 64, 3), 100, np.uint8)
+    cv2.imwrite(str(images / "001.png"), frame)
+    cv2.imwrite(str(images / "002.png"), frame)
+    cv2.imwrite(str(masks / "001.png"), np.zeros((64, 64), np.uint8))
+    assert main(["bench", "overlay", "--images", str(images), "--masks", str(masks)]) == 2
+    assert "1 image(s) have no mask of the same base name" in capsys.readouterr().err
+    cv2.imwrite(str(masks / "002.png"), np.zeros((64, 64), np.uint8))
+    (images / "003.png").write_bytes(b"not a png")
+    (masks / "003.png").write_bytes(b"not a png")
+    assert main(["bench", "overlay", "--images", str(images), "--masks", str(masks)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot read image" in error and "003.png" in error
+    assert main(["bench", "overlay", "--images", str(images), "--masks", str(masks), "--fps", "500"]) == 2
+    assert "--fps 500 is out of range (1-60)" in capsys.readouterr().err
+    assert main(["bench", "overlay", "--images", str(tmp_path / "nope"), "--masks", str(masks)]) == 2
+    assert "not a folder" in capsys.readouterr().err
