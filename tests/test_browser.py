@@ -150,3 +150,26 @@ async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(brows
         await patient.click("#signin button[type=submit]")
         await patient.wait_for_url(f"http://{addr}/monitor", timeout=15_000)
         assert "Not available to this account" in await patient.inner_text("body")
+
+
+async def test_no_page_breaks_the_content_security_policy(browser, tmp_path):
+    from telehealth.api import create_telehealth
+    from tests.telehealth.telehealth_testutil import fast_settings
+
+    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
+                     vlm=keyword_vlm(), telehealth=services, stream_access=fixed_token_access())
+    async with running_server(app) as addr:
+        page = await clinician_page(browser, addr)
+        # Every refusal by the policy fires this event in the page; Playwright's init script is not subject to it.
+        await page.add_init_script("""window.__cspViolations = [];
+            document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective));""")
+        for path in ("/", "/signin", "/setup", "/patient", "/gp", "/consult", "/monitor", "/capture"):
+            await page.goto(f"http://{addr}{path}")
+            await page.wait_for_load_state("networkidle")
+            assert await page.evaluate("() => window.__cspViolations") == [], path
+        # The check itself works: an inline script, as an injected page would try, is refused and reported.
+        await page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.x = 1';
+                                       document.body.appendChild(s); }""")
+        await page.wait_for_function("() => window.__cspViolations.length > 0", timeout=5_000)
+        assert await page.evaluate("() => window.x") is None
