@@ -52,7 +52,7 @@ import numpy as np
 
 from perception.findings import Finding, FrameFindings, ModelInfo
 from perception.model import ModelError, check_frame
-from perception.tracking import IouTracker
+from perception.tracking import IouTracker, MotionTracker
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -157,7 +157,7 @@ class OnnxSegmentationModel:
         max_outline_points: int = 48,
         max_objects: int = 16,
         analysis_max_side: int = 512,
-        tracker: IouTracker | None = None,
+        tracker: IouTracker | MotionTracker | None = None,
         runtime: Any = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
         session: Any = None,
@@ -223,7 +223,7 @@ class OnnxSegmentationModel:
         self.max_outline_points = max(3, int(max_outline_points))
         self.max_objects = max(1, int(max_objects))
         self.analysis_max_side = max(16, int(analysis_max_side))
-        self.tracker = tracker if tracker is not None else IouTracker()
+        self.tracker = tracker if tracker is not None else MotionTracker()
         self._info = ModelInfo(name=self.meta.name, version=self.meta.version, task="segmentation",
                                labels=self.meta.labels)
         try:  # a first run proves the graph executes (and warms it up)
@@ -442,7 +442,9 @@ class OnnxSegmentationModel:
                 min(height, int(np.ceil((y + h) * sy))),
             )
             found.append((label, score, box, tuple(outline), int(round(area * sx * sy))))
-        ids = self.tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found])
+        boxes, labels_found, scores = [b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found]
+        ids = (self.tracker.update(boxes, labels_found, scores) if isinstance(self.tracker, MotionTracker)
+               else self.tracker.update(boxes, labels_found))
         objects = tuple(
             Finding(label=lab, score=score, box=box, outline=outline, track_id=tid, area_px=area)
             for (lab, score, box, outline, area), tid in zip(found, ids)
