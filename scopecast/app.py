@@ -40,6 +40,7 @@ from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
 from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
+from stream.turn import TurnRelay
 from telehealth.api import TelehealthServices
 from telehealth.errors import TelehealthError
 
@@ -153,6 +154,9 @@ def create_app(
             vlm=vlm,
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
             rooms=rooms,
+            turn=TurnRelay(tuple(settings.turn_urls), settings.turn_secret.get_secret_value(), settings.turn_ttl_s)
+            if settings.turn_urls and settings.turn_secret is not None else None,
+            ice_transport_policy=settings.ice_transport_policy,
         )
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perception.vlm.factory import VlmConfig
@@ -67,6 +67,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN servers for peers behind NAT, as URLs: stun:host:3478 or turn:USER:PASSWORD@host:3478",
     )
+    turn_urls: list[str] = Field(
+        default_factory=list,
+        description="TURN servers sharing `turn_secret` (coturn use-auth-secret), e.g. turn:turn.example.org:3478; "
+        "pages and the server's own peers get time-limited credentials for them",
+    )
+    turn_secret: SecretStr | None = Field(None, description="coturn's static-auth-secret")
+    turn_ttl_s: int = Field(3600, ge=60, le=86_400, description="lifetime of the TURN credentials handed out")
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        "all", description="'relay': pages send media through TURN only (strict networks, and the TURN test)"
+    )
     vlm: VlmConfig = Field(
         default_factory=VlmConfig,
         description="who answers questions: grounded (findings only, default), transformers (local path) or openai (server); "
@@ -94,12 +104,26 @@ class Settings(BaseSettings):
             normalized.append(clean)
         return normalized
 
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("turn:", "turns:")) or "@" in url:
+                raise ValueError(f"TURN URL {url!r} must look like turn:host:port (credentials come from turn_secret)")
+        return value
+
     @field_validator("ice_servers")
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
         for url in value:
             parse_ice_server(url)  # raises ValueError naming the bad entry
         return value
+
+    @model_validator(mode="after")
+    def _turn_needs_its_secret(self) -> "Settings":
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("turn_urls are set but turn_secret is not: give coturn's static-auth-secret")
+        return self
 
     @field_validator("fade_after_s")
     @classmethod

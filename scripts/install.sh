@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable) and
-# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing).
+# System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable),
+# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing) and coturn.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
+# coturn: the TURN tests start a throwaway one on loopback (a browser forced to relay through it).
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (tests) ..."

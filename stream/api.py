@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from perception.vlm.base import Turn, VlmBackend, VlmError
+from stream.access import AccessDenied, Principal, StreamAccess
 from stream.dialogue import ask_backend, snapshot, vlm_error_code
 from stream.events import server_event_schema
 from stream.hub import StreamHub, TooManySessions, UnknownStream
 from stream.metrics import StreamMetrics
-from stream.access import AccessDenied, Principal, StreamAccess
 from stream.rooms import ConsultRooms, RoomRefused
 from stream.session import PeerSession
 from stream.signaling import (
@@ -32,6 +32,7 @@ from stream.signaling import (
     WatchRequest,
     parse_client_message,
 )
+from stream.turn import TurnRelay
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def streaming_router(
     vlm: VlmBackend | None = None,
     ice_servers: list[dict[str, str]] | None = None,
     rooms: ConsultRooms | None = None,
+    turn: TurnRelay | None = None,
+    ice_transport_policy: str = "all",
 ) -> APIRouter:
     """Every stream route needs a principal from `access` that may watch (publish, for `publish`); consult-room `join`
     carries its own credential. `ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends
@@ -107,11 +110,42 @@ def streaming_router(
             return HTMLResponse(_FORBIDDEN_PAGE.format(role=principal.role), status_code=403)
         return FileResponse(STATIC_DIR / file_name, headers={"Cache-Control": "no-store"})
 
+    async def ice_servers_for(request: Request) -> list[dict]:
+        """The static STUN servers for anyone; time-limited TURN credentials only for a signed-in user or a
+        consult participant (X-Consult-Room / X-Consult-Key: a patient who joins with the invite link has no
+        session), so the relay is not open to whoever finds the page."""
+        servers: list[dict] = list(ice_servers or [])
+        if turn is None:
+            return servers
+        who = await _turn_user(request)
+        if who is not None:
+            servers.append(turn.credentials(who))
+        return servers
+
+    async def _turn_user(request: Request) -> str | None:
+        try:
+            token = access.token_from(request.headers, request.cookies, cookie_ok=True)
+            if token is not None:
+                return f"user{(await access.authenticate(token)).user_id}"
+        except AccessDenied:
+            pass
+        room, key = request.headers.get("x-consult-room"), request.headers.get("x-consult-key")
+        if rooms is not None and room and key:
+            try:
+                return f"room-{(await rooms.authorize(room, key)).side}"
+            except RoomRefused:
+                return None
+        return None
+
     @router.get("/api/ice-servers")
-    async def ice_server_list() -> list[dict[str, str]]:
-        """STUN/TURN servers the browser should use; same as the server's own. Open: a patient joining a consult
-        with the invite link has no session yet."""
-        return ice_servers or []
+    async def ice_server_list(request: Request) -> list[dict]:
+        """STUN/TURN servers the browser should use (RTCIceServer dicts)."""
+        return await ice_servers_for(request)
+
+    @router.get("/api/ice-config")
+    async def ice_config(request: Request) -> dict:
+        """The RTCPeerConnection configuration for pages: servers, and whether media must go through TURN."""
+        return {"iceServers": await ice_servers_for(request), "iceTransportPolicy": ice_transport_policy}
 
     @router.get("/monitor", include_in_schema=False)
     async def monitor_page(request: Request) -> Response:
@@ -203,7 +237,8 @@ def streaming_router(
             return
         metrics.open_sockets.inc()
         try:
-            session = PeerSession(hub, metrics, video_codec, vlm, ice_servers, rooms)
+            own_servers = list(ice_servers or []) + ([turn.credentials("scopecast")] if turn is not None else [])
+            session = PeerSession(hub, metrics, video_codec, vlm, own_servers, rooms)
             try:
                 state = _SocketState(await _cookie_principal(websocket, access))
                 await _serve_socket(websocket, session, state, access, metrics, limits)

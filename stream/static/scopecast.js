@@ -4,8 +4,11 @@
 // mode: "publish" (send `stream`'s video, get it back annotated), "watch" (receive `streamId`), or "join" (a consult
 // room: send `stream`'s video and sound, receive the other side's; `roomId` and `credential` say which room and who).
 export async function connect({ mode, streamId = null, stream = null, label = null, roomId = null, credential = null, onEvent, onError }) {
-  const iceServers = await fetch("/api/ice-servers").then((r) => r.json()).catch(() => []);
-  const pc = new RTCPeerConnection({ iceServers });
+  // TURN credentials are time-limited and only for the signed-in (cookie) or, in a consult, the room's key holder.
+  const headers = mode === "join" && roomId && credential ? { "X-Consult-Room": roomId, "X-Consult-Key": credential } : {};
+  const config = await fetch("/api/ice-config", { headers }).then((r) => r.json())
+    .catch(() => ({ iceServers: [], iceTransportPolicy: "all" }));
+  const pc = new RTCPeerConnection(config);
   const channel = pc.createDataChannel("events");
   channel.onmessage = (msg) => {
     try { onEvent && onEvent(JSON.parse(msg.data)); } catch (e) { console.warn("bad event", e); }
