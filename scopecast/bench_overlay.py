@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import sys
 import time
@@ -177,22 +176,15 @@ async def measure(
     """Play `sequence` `loops` times through a real in-process server and measure what comes back."""
     from overlay.palette import colour_for_label
     from scopecast.app import create_app
-    from scopecast.bench_stream import serve_locally
+    from scopecast.bench_stream import bench_access, serve_locally
     from scopecast.settings import Settings
     from stream import client
-    from stream.access import AccessDenied, Principal, StreamAccess
     from stream.framestamp import StampedVideoTrack, read_stamp
     from stream.registration import luma
 
-    token = secrets.token_urlsafe(24)
-
-    async def bench_clinician(presented: str) -> Principal:
-        if not secrets.compare_digest(presented, token):
-            raise AccessDenied("invalid_session", "not the bench's token")
-        return Principal(user_id=0, role="bench", may_watch=True, may_publish=True)
-
+    access, token = bench_access()
     settings = Settings(serve_sample=False, model=model, log_level="WARNING", **(settings_overrides or {}))
-    app = create_app(settings, registry, stream_access=StreamAccess(bench_clinician, "scopecast_bench_session"))
+    app = create_app(settings, registry, stream_access=access)
     count = len(sequence.frames)
     width, height = sequence.size
     total = count * loops

@@ -110,24 +110,17 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     from stream import client
     from stream.framestamp import StampedVideoTrack, read_stamp
 
-    from stream.access import AccessDenied, Principal, StreamAccess
     from stream.rooms import RoomGrant
 
     async def two_sides(room_id: str, credential: str) -> RoomGrant:
         return RoomGrant(room_id, "patient" if credential == "bench-patient" else "clinician")
 
-    # The bench's own server, on loopback for one run: one random token stands for a signed-in clinician.
-    bench_token = secrets.token_urlsafe(24)
-
-    async def bench_clinician(token: str) -> Principal:
-        if not secrets.compare_digest(token, bench_token):
-            raise AccessDenied("invalid_session", "not the bench's token")
-        return Principal(user_id=0, role="bench", may_watch=True, may_publish=True)
+    access, bench_token = bench_access()
 
     settings = Settings(serve_sample=False, model=model, consult_model=model, video_codec=codec, log_level="WARNING",
                         max_inference_fps=args.model_fps)
     app = create_app(settings, room_authorizer=two_sides if args.room else None,
-                     stream_access=StreamAccess(bench_clinician, "scopecast_bench_session"))
+                     stream_access=access)
     async with serve_locally(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
         if args.room:
@@ -178,6 +171,20 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
 async def _drain(track) -> None:  # type: ignore[no-untyped-def]
     while True:
         await track.recv()
+
+
+def bench_access():  # -> (stream.access.StreamAccess, token)
+    """Sign-in for a bench's own server, on loopback for one run: one random token stands for a signed-in clinician."""
+    from stream.access import AccessDenied, Principal, StreamAccess
+
+    token = secrets.token_urlsafe(24)
+
+    async def bench_clinician(presented: str) -> Principal:
+        if not secrets.compare_digest(presented, token):
+            raise AccessDenied("invalid_session", "not the bench's token")
+        return Principal(user_id=0, role="bench", may_watch=True, may_publish=True)
+
+    return StreamAccess(bench_clinician, "scopecast_bench_session"), token
 
 
 def serve_locally(app):  # type: ignore[no-untyped-def]
