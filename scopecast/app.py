@@ -138,7 +138,9 @@ def create_app(
                 await telehealth.close()
 
     app = FastAPI(title="scopecast", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(RequestBodyDeadline, deadline=BodyDeadline(settings.body_idle_timeout_s, settings.body_total_timeout_s))
+    app.add_middleware(
+        RequestBodyDeadline, deadline=BodyDeadline(settings.body_idle_timeout_s, settings.body_min_bytes_per_s)
+    )
     app.add_middleware(SecurityHeaders)
     app.state.hub = hub
     app.state.metrics = metrics

@@ -29,11 +29,13 @@ _DOCS_PATHS = ("/docs", "/redoc")
 
 @dataclass(frozen=True)
 class BodyDeadline:
-    """A request body must keep arriving: at most `idle_s` between chunks and `total_s` in all (slow-loris uploads
-    would otherwise hold a connection and a worker for as long as the client likes)."""
+    """A request body must keep arriving: at most `idle_s` between chunks, and after `grace_s` at least
+    `min_bytes_per_s` on average (slow-loris uploads would otherwise hold a connection and a worker as long as the
+    client likes). No absolute cap: a 20 MB photo over a poor mobile uplink may take minutes and must not be lost."""
 
     idle_s: float = 15.0
-    total_s: float = 120.0
+    min_bytes_per_s: float = 4096.0
+    grace_s: float = 20.0
 
 
 class SecurityHeaders:
@@ -80,19 +82,24 @@ class RequestBodyDeadline:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self.deadline.total_s
+        started = loop.time()
+        received = 0
         body_done = False
+        deadline = self.deadline
 
         async def receive_in_time() -> Message:
-            nonlocal body_done
+            nonlocal body_done, received
             if body_done:  # after the body only a disconnect can come: wait for it as long as the app likes
                 return await receive()
-            wait = min(self.deadline.idle_s, give_up_at - loop.time())
             try:
-                message = await asyncio.wait_for(receive(), timeout=max(0.0, wait))
+                message = await asyncio.wait_for(receive(), timeout=deadline.idle_s)
             except TimeoutError:
                 # Raised inside the route, so the app's own handler turns it into a 408 response.
                 raise HTTPException(408, "the request body arrived too slowly; send it again") from None
+            received += len(message.get("body", b""))
+            elapsed = loop.time() - started
+            if elapsed > deadline.grace_s and received < deadline.min_bytes_per_s * elapsed:
+                raise HTTPException(408, "the request body arrived too slowly; send it again")
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         "empty: none, the peer address is the client"
     )
     body_idle_timeout_s: float = Field(15.0, gt=0, le=600, description="longest pause allowed while a request body arrives")
-    body_total_timeout_s: float = Field(120.0, gt=0, le=3600, description="longest a whole request body may take to arrive")
+    body_min_bytes_per_s: float = Field(
+        4096.0, ge=0, le=10_000_000, description="after the first 20 s, a request body must average at least this rate"
+    )
     hang_timeout_s: float = Field(2.0, gt=0, le=60)
     stale_after_s: float = Field(1.0, gt=0, le=60)
     fade_after_s: float = Field(0.3, ge=0, le=60)

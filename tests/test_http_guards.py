@@ -8,8 +8,10 @@ import json
 
 import httpx
 import websockets
+from fastapi import FastAPI, Request
 
 from scopecast.app import create_app
+from scopecast.http_guards import BodyDeadline, RequestBodyDeadline
 from scopecast.settings import Settings
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
@@ -117,3 +119,34 @@ async def test_a_stalled_photo_upload_gets_a_408_and_frees_the_connection(tmp_pa
         writer.close()
     assert head.startswith(b"HTTP/1.1 408"), head[:200]
     assert b"too slowly" in head
+
+
+async def test_a_trickled_body_is_cut_off_but_a_steady_slow_one_is_not():
+    inner = FastAPI()
+
+    @inner.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    inner.add_middleware(RequestBodyDeadline, deadline=BodyDeadline(idle_s=2.0, min_bytes_per_s=2000, grace_s=0.5))
+
+    async def send_slowly(addr: str, chunk: bytes, pause_s: float, chunks: int) -> bytes:
+        host, port = addr.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(len(chunk) * chunks).encode() + b"\r\n\r\n")
+        try:
+            for _ in range(chunks):
+                writer.write(chunk)
+                await writer.drain()
+                await asyncio.sleep(pause_s)
+        except ConnectionError:
+            pass  # the server answered and closed early
+        head = await asyncio.wait_for(reader.read(200), 10)
+        writer.close()
+        return head
+
+    async with running_server(inner) as addr:
+        trickle = await send_slowly(addr, b"x" * 10, 0.1, 20)  # 100 bytes/s: under the floor once the grace ends
+        steady = await send_slowly(addr, b"x" * 1000, 0.1, 10)  # 10 KB/s: slow, but a real upload
+    assert trickle.startswith(b"HTTP/1.1 408"), trickle
+    assert steady.startswith(b"HTTP/1.1 200") and b'"bytes":10000' in steady, steady
