@@ -111,7 +111,10 @@ class StreamHub:
                 log.info("source ended", extra={"stream": stream_id})
             asyncio.ensure_future(self.remove_stream(stream_id))
 
-        entry.source = VideoSource(spec, loop, entry.pipeline.push_frame, on_end)
+        pipeline = entry.pipeline
+        # A file nobody watches is not decoded either (when the server pauses unwatched sources).
+        wanted = (lambda: pipeline.viewers > 0) if pipeline.config.pause_without_viewers else None
+        entry.source = VideoSource(spec, loop, pipeline.push_frame, on_end, wanted)
         entry.source.start()
         log.info("stream started", extra={"stream": stream_id, "kind": "source", "size": f"{width}x{height}"})
         return entry

@@ -103,8 +103,12 @@ class VideoSource:
         loop: asyncio.AbstractEventLoop,
         on_frame: Callable[[av.VideoFrame], None],
         on_end: Callable[[SourceError | None], None],
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
+        """`wanted` says whether anyone needs frames now: a file nobody watches is not decoded (it resumes where it
+        stopped); a live source is always read, or it would fall behind its camera."""
         self._spec = spec
+        self._wanted = wanted
         self._loop = loop
         self._on_frame = on_frame
         self._on_end = on_end
@@ -154,6 +158,9 @@ class VideoSource:
                     got_frame = True
                     t = media_offset + (frame.time or 0.0)
                     last_time = t
+                    if paced and self._wanted is not None and not self._wanted():
+                        self._idle_until_wanted()
+                        clock_start = time.monotonic() - t  # pick up from here, without a burst of frames
                     if paced:
                         delay = clock_start + t - time.monotonic()
                         if delay > 0:
@@ -168,6 +175,10 @@ class VideoSource:
                 media_offset = last_time + 1.0 / float(stream.average_rate or 25)
         finally:
             container.close()
+
+    def _idle_until_wanted(self) -> None:
+        while not self._stop.is_set() and self._wanted is not None and not self._wanted():
+            self._stop.wait(0.05)
 
     def _deliver(self, frame: av.VideoFrame) -> None:
         try:

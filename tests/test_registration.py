@@ -107,16 +107,21 @@ async def test_a_source_runs_no_model_for_nobody_and_resumes_for_the_first_viewe
     async with running_server(app) as addr:
         await asyncio.sleep(1.5)
         assert model.calls == 0
-        assert app.state.hub.get("sample").pipeline.status.reason == "paused: nobody is watching"
+        pipeline = app.state.hub.get("sample").pipeline
+        assert pipeline.status.reason == "paused: nobody is watching"
+        assert pipeline.frames.seq <= 1  # the file is not even decoded
         started = time.monotonic()
         viewer = await client.watch(f"ws://{addr}/ws", "sample", token=CLINICIAN_TOKEN)
         first = await viewer.next_event("findings", timeout=10)
         assert first["objects"] and time.monotonic() - started < 5
+        await asyncio.sleep(0.5)
+        assert pipeline.frames.seq > 5  # decoding resumed for the viewer
         await viewer.close()
         await asyncio.sleep(0.5)
-        after_leaving = model.calls
+        after_leaving, frames_after_leaving = model.calls, pipeline.frames.seq
         await asyncio.sleep(1.0)
         assert model.calls <= after_leaving + 1  # at most the call in flight when the last viewer left
+        assert pipeline.frames.seq <= frames_after_leaving + 1  # and decoding stopped again
 
 
 async def test_a_source_kept_running_runs_its_model_unwatched():

@@ -59,6 +59,7 @@ async def _watch_sample(port: int, token: str) -> tuple[dict, dict]:
     session = await client.watch(f"ws://127.0.0.1:{port}/ws", "sample", token=token)
     try:
         findings = await session.next_event("findings", timeout=60)  # the shipped polyp model loads and runs
+        await asyncio.sleep(1.0)  # a second of the clip, watched
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
             detail = (await http.get(f"http://127.0.0.1:{port}/api/streams/sample", timeout=5)).json()
     finally:
@@ -109,11 +110,12 @@ def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_throug
         assert streams[0]["label"] == "colonoscopy-sample.mp4" and streams[0]["model"] == "polyp"
         time.sleep(1.5)
         detail = httpx.get(f"{base}/api/streams/sample", headers=headers, timeout=5).json()
-        assert detail["last_frame_seq"] > 10, "the bundled clip must be playing"
-        # Nobody watches yet: the model does not run for nobody.
+        # Nobody watches yet: the clip is not decoded and the model does not run, for nobody.
         assert detail["ai_reason"] == "paused: nobody is watching" and detail["last_result_seq"] is None, detail
+        assert detail["last_frame_seq"] <= 1, detail
         findings, detail = asyncio.run(_watch_sample(port, made.json()["token"]))
         assert findings["model"]["name"] == "polyp"  # the shipped model ran for the viewer
+        assert detail["last_frame_seq"] > 10, "the bundled clip plays once watched"
         assert detail["ai_available"], detail["ai_reason"]
         assert detail["last_inference_ms"] and detail["last_inference_ms"] > 0
         cookies = {"scopecast_session": made.json()["token"]}
