@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# Lint first (a second): an undefined name or a broken import fails here with its file and line.
+.venv/bin/ruff check scopecast stream perception overlay telehealth tests scripts
 exec .venv/bin/python -m pytest -q -ra "$@"

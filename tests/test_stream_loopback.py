@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from scopecast.app import create_app
 from scopecast.settings import Settings

@@ -4,7 +4,6 @@ theatre mode at the sizes of theatre screens, and the three status colours."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 
 import numpy as np

@@ -90,8 +90,10 @@ async def test_invite_flow_replay_and_expiry(services, client) -> None:
 
 async def test_visibility_by_role(world) -> None:
     c = world.client
-    ids = lambda who: [case["id"] for case in c_json[who]]
     c_json = {who: (await c.get("/api/cases", headers=h)).json() for who, h in world.headers.items()}
+
+    def ids(who: str) -> list[int]:
+        return [case["id"] for case in c_json[who]]
     assert ids("pat_a") == [world.case_ids["pat_a"]]
     assert ids("gp_a") == [world.case_ids["pat_a"]]
     assert ids("gp_b") == [world.case_ids["pat_b"]]
