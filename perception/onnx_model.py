@@ -442,9 +442,7 @@ class OnnxSegmentationModel:
                 min(height, int(np.ceil((y + h) * sy))),
             )
             found.append((label, score, box, tuple(outline), int(round(area * sx * sy))))
-        boxes, labels_found, scores = [b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found]
-        ids = (self.tracker.update(boxes, labels_found, scores) if isinstance(self.tracker, MotionTracker)
-               else self.tracker.update(boxes, labels_found))
+        ids = self.tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found])
         objects = tuple(
             Finding(label=lab, score=score, box=box, outline=outline, track_id=tid, area_px=area)
             for (lab, score, box, outline, area), tid in zip(found, ids)

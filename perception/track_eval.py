@@ -15,6 +15,7 @@ Plays frames in order through a shipped model (its tracker included) and counts:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -93,8 +94,6 @@ def run_model(model, frames: Iterator[np.ndarray], stride: int) -> list:  # type
 
     Each finding's track_id is replaced by its track's unique serial where the tracker reuses display numbers, so
     a new track is counted as new even when it is shown as 'polyp 1' again."""
-    import dataclasses
-
     model.reset()
     out = []
     for i, frame_bgr in enumerate(frames):
@@ -112,7 +111,7 @@ def run_model(model, frames: Iterator[np.ndarray], stride: int) -> list:  # type
 
 def _cvc_sequences(images: Path, masks: Path) -> Iterator[tuple[str, list[Path], list[Path]]]:
     names = sorted(p.stem for p in images.glob("*.jpg"))
-    bounds = [s for s in CVC_SEQUENCE_STARTS] + [10**9]
+    bounds = [*CVC_SEQUENCE_STARTS, 10**9]
     for k, start in enumerate(bounds[:-1]):
         stems = [n for n in names if n.isdigit() and start <= int(n) < bounds[k + 1]]
         if stems:

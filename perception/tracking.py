@@ -48,8 +48,10 @@ class IouTracker:
         self._tracks.clear()
         self._next_id = 1
 
-    def update(self, boxes: Sequence[Sequence[float]], labels: Sequence[str] | None = None) -> list[int]:
-        """Match this frame's boxes to tracks; returns one track id per box, in order."""
+    def update(
+        self, boxes: Sequence[Sequence[float]], labels: Sequence[str] | None = None, scores: Sequence[float] | None = None
+    ) -> list[int]:
+        """Match this frame's boxes to tracks; returns one track id per box, in order (`scores` are not used)."""
         labels = list(labels) if labels is not None else [""] * len(boxes)
         if len(labels) != len(boxes):
             raise ValueError("boxes and labels must have the same length")
@@ -182,7 +184,6 @@ class MotionTracker:
             for track in tracks:
                 if track.label != labels[i]:
                     continue
-                predicted = _box(track.state)
                 if by_distance:
                     cx, cy = (boxes[i][0] + boxes[i][2]) / 2, (boxes[i][1] + boxes[i][3]) / 2
                     reach = self.max_centre_distance * max(track.state[2], track.state[3], 1.0)
@@ -190,7 +191,7 @@ class MotionTracker:
                     if distance <= reach:
                         pairs.append((-distance / reach, i, track))
                 else:
-                    overlap = box_iou(predicted, boxes[i])
+                    overlap = box_iou(_box(track.state), boxes[i])
                     if overlap >= self.min_iou:
                         pairs.append((overlap, i, track))
         pairs.sort(key=lambda p: -p[0])

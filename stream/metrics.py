@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stream.registration import REGISTRATION_KINDS
+
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -59,7 +61,7 @@ class StreamMetrics:
                 metric.remove(stream_id)
             except KeyError:
                 pass
-        for kind in ("own", "carried", "lost", "none"):
+        for kind in REGISTRATION_KINDS:
             try:
                 self.overlay_frames.remove(stream_id, kind)
             except KeyError:

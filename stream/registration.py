@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import av
@@ -25,13 +24,10 @@ if TYPE_CHECKING:  # the pipeline owns a registrar: import its types for annotat
 _THUMBNAILS_KEPT = 16  # frames between a result and the frame it is drawn on, at most
 
 
-@dataclass(frozen=True)
-class Registration:
-    """How the findings on one frame relate to it: 'own' (computed from it), 'carried' (moved by motion from frame
-    `from_seq`), 'lost' (could not be carried: not drawn) or 'none' (no findings yet)."""
-
-    kind: str
-    from_seq: int | None = None
+# How the findings drawn on a frame relate to it: computed from it, moved onto it by motion, not carried (nothing
+# drawn), or no findings yet.
+OWN, CARRIED, LOST, NONE = "own", "carried", "lost", "none"
+REGISTRATION_KINDS = (OWN, CARRIED, LOST, NONE)
 
 
 class FrameRegistrar:
@@ -43,19 +39,21 @@ class FrameRegistrar:
         self._thumbnails: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def register(self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState) -> tuple[OverlayState, Registration]:
-        """`state` with findings that belong to frame `seq`. Runs in a worker thread (about 1 ms at 720p)."""
-        shown = self._thumbnail(seq, source.frame)
+    def register(self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState) -> tuple[OverlayState, str]:
+        """`state` with findings that belong to frame `seq`, and how (OWN, CARRIED, LOST, NONE). Runs in a worker
+        thread; a frame drawn with its own findings costs nothing here, a carried one about 1 ms at 720p."""
         if result is None or state.findings is None:
-            return state, Registration("none")
+            return state, NONE
         if result.seq == seq:
-            return state, Registration("own")
+            return state, OWN
+        # Thumbnails are made only when a carry needs them (the result's frame is still held by the result).
         origin = self._thumbnail(result.seq, result.source.frame)
+        shown = self._thumbnail(seq, source.frame)
         motion = estimate_motion(origin, shown, source.frame.width)
         carried = carry(state.findings, motion, self._limits)
         if carried is None:
-            return dataclasses.replace(state, findings=None), Registration("lost", result.seq)
-        return dataclasses.replace(state, findings=carried), Registration("carried", result.seq)
+            return dataclasses.replace(state, findings=None), LOST
+        return dataclasses.replace(state, findings=carried), CARRIED
 
     def _thumbnail(self, seq: int, frame: av.VideoFrame) -> np.ndarray:
         with self._lock:

@@ -17,6 +17,7 @@ from stream.frames import array_to_frame, ensure_yuv420p, frame_to_array
 from stream.freshest import SlotClosed
 from stream.metrics import StreamMetrics
 from stream.pipeline import ModelResult, SourceFrame, StreamPipeline
+from stream.registration import CARRIED, LOST
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,9 @@ def render_registered(
 ) -> av.VideoFrame:
     """Carry the findings onto this frame (or drop them), then draw. Runs in a worker thread."""
     registered, how = pipeline.registrar.register(seq, source, result, state)
-    metrics.overlay_frames.labels(pipeline.stream_id, how.kind).inc()
-    if how.kind in ("carried", "lost") and registered.latency_text:
-        note = "carried" if how.kind == "carried" else "motion lost"
+    metrics.overlay_frames.labels(pipeline.stream_id, how).inc()
+    if how in (CARRIED, LOST) and registered.latency_text:
+        note = "carried" if how == CARRIED else "motion lost"
         registered = dataclasses.replace(registered, latency_text=f"{registered.latency_text} | {note}")
     return render_frame(source.frame, registered)
 
