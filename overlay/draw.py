@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from overlay.palette import (
+    STATUS_CONTENT_BGR,
     STATUS_OK_BGR,
     STATUS_UNAVAILABLE_BGR,
     TEXT_BGR,
@@ -30,7 +31,9 @@ class OverlayState:
 
     `findings` may come from an earlier frame than the one drawn on; `opacity`
     (0..1) fades them out as they age. `ai_available` False shows the red
-    banner with `status_text` and draws no findings.
+    banner with `status_text` and draws no findings; with `content_paused` the
+    banner is amber instead (the AI works, the content is not what the model
+    knows, so nothing is drawn).
     """
 
     findings: FrameFindings | None
@@ -38,6 +41,7 @@ class OverlayState:
     ai_available: bool = True
     status_text: str = ""
     latency_text: str = ""
+    content_paused: bool = False
 
 
 def draw_overlay(frame_bgr: np.ndarray, state: OverlayState) -> np.ndarray:
@@ -113,11 +117,16 @@ def _draw_banner(frame: np.ndarray, state: OverlayState) -> None:
     scale = max(0.5, min(width, height) / 900)
     pad = max(4, round(scale * 8))
     if not state.ai_available:
-        text = "AI unavailable" + (f": {state.status_text}" if state.status_text else "")
+        if state.content_paused:
+            text, colour, ink = state.status_text or "content not recognised", STATUS_CONTENT_BGR, (0, 0, 0)
+            text = text[:1].upper() + text[1:]
+        else:
+            text = "AI unavailable" + (f": {state.status_text}" if state.status_text else "")
+            colour, ink = STATUS_UNAVAILABLE_BGR, TEXT_BGR
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, 2)
         bar_h = th + base + 2 * pad
-        cv2.rectangle(frame, (0, 0), (width, bar_h), STATUS_UNAVAILABLE_BGR, cv2.FILLED)
-        cv2.putText(frame, text, (pad, pad + th), _FONT, scale, TEXT_BGR, 2, cv2.LINE_AA)
+        cv2.rectangle(frame, (0, 0), (width, bar_h), colour, cv2.FILLED)
+        cv2.putText(frame, text, (pad, pad + th), _FONT, scale, ink, 2, cv2.LINE_AA)
     else:
         # A small green dot: AI is live. The surgeon should never have to guess.
         radius = max(5, round(scale * 8))

@@ -15,6 +15,8 @@ _COLOURS_BGR: tuple[tuple[int, int, int], ...] = (
 )
 
 STATUS_OK_BGR = (40, 160, 40)
+# Amber: the AI works but the content is not what the model knows, so its findings are withheld.
+STATUS_CONTENT_BGR = (0, 165, 255)
 STATUS_UNAVAILABLE_BGR = (0, 0, 200)
 TEXT_BGR = (255, 255, 255)
 

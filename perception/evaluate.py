@@ -1,6 +1,7 @@
 """Evaluate a segmentation model on image/mask pairs.
 
     python -m perception.evaluate --model polyp --images DIR --masks DIR [--json FILE]
+    python -m perception.evaluate --model polyp --images DIR            # content gate only: in_domain_fraction
     python -m perception.evaluate --model polyp --split polyp        # the model's validation split
 
 Scores (mean over images, see ``perception.metrics`` for empty-mask conventions):
@@ -8,9 +9,12 @@ Dice, IoU, precision, recall of the thresholded mask at the ORIGINAL image
 resolution, and box AP at IoU 0.5 of the model's findings (one per connected
 component) against ground-truth boxes from the connected components of each
 true mask (components smaller than the model's ``min_area_frac`` are ignored,
-like the model ignores them).
+like the model ignores them). Every image is scored, including those the
+model's content gate judges foreign; ``in_domain_fraction`` is the share of
+images the gate accepts (absent for a model without a gate).
 
-Writes to the output folder (default ``runs/eval/<model>``): ``per_image.csv``,
+Writes to the output folder (default ``scopecast-eval/<model>`` under the
+current directory, never inside the package or the checkout's code): ``per_image.csv``,
 ``worst.png`` (the lowest-Dice images: ground truth in green, prediction in
 red) and ``summary.json``.
 """
@@ -32,23 +36,35 @@ from perception import datasets
 from perception.metrics import MASK_METRICS, average_precision, mask_scores, mean_scores
 from perception.model import ModelError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EVAL_DIR = REPO_ROOT / "runs" / "eval"
+def default_eval_dir() -> Path:
+    """Where evaluations go unless ``--out`` says otherwise: ``./scopecast-eval`` (the current directory)."""
+    return Path.cwd() / "scopecast-eval"
 
 
 def load_model(model_name_or_path: str | Path, *, threads: int = 1):
-    """An ``OnnxSegmentationModel`` from a shipped model name (``polyp``) or an ONNX path."""
+    """An ``OnnxSegmentationModel`` from a shipped model name (``polyp``) or an ONNX path.
+
+    The model scores every image (``withhold_out_of_domain=False``): Dice does not depend on the gate.
+    """
     from perception.builtin import shipped_models
     from perception.onnx_model import OnnxSegmentationModel
 
     p = Path(model_name_or_path)
     if p.suffix == ".onnx" or p.exists():
-        return OnnxSegmentationModel(p, threads=threads, device="cpu")
+        return OnnxSegmentationModel(p, threads=threads, device="cpu", withhold_out_of_domain=False)
     shipped = shipped_models()
     if str(model_name_or_path) not in shipped:
         known = ", ".join(shipped) or "none"
         raise ModelError(f"unknown model {model_name_or_path!r}: not a file and not a shipped model ({known})")
-    return OnnxSegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu")
+    return OnnxSegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
+                                 withhold_out_of_domain=False)
+
+
+def _content_columns(found) -> dict[str, Any]:
+    c = found.content
+    if c is None or not c.available:
+        return {"in_domain": "", "domain_distance": ""}
+    return {"in_domain": int(bool(c.in_domain)), "domain_distance": c.distance}
 
 
 def mask_boxes(mask: np.ndarray, min_area: float) -> list[tuple[int, int, int, int]]:
@@ -79,7 +95,8 @@ def _score(model, samples: Sequence[datasets.Sample], progress: bool):
         g = mask_boxes(gt, min_area)
         d = [(o.box, o.score) for o in found.objects]
         rows.append({"source": s.source, "name": s.name, **mask_scores(pred, gt), "n_true": len(g),
-                     "n_found": len(d), "ms": found.inference_ms, "width": img.shape[1], "height": img.shape[0]})
+                     "n_found": len(d), "ms": found.inference_ms, "width": img.shape[1], "height": img.shape[0],
+                     **_content_columns(found)})
         dets.append(d)
         gts.append(g)
     return rows, dets, gts
@@ -90,16 +107,25 @@ def _aggregate(rows, dets, gts) -> dict[str, Any]:
     out["ap50"] = average_precision(dets, gts, 0.5) if rows else float("nan")
     out["n_images"] = len(rows)
     out["ms_mean"] = float(np.mean([r["ms"] for r in rows])) if rows else float("nan")
+    out.update(_in_domain(rows))
     return out
 
 
+def _in_domain(rows) -> dict[str, Any]:
+    judged = [r["in_domain"] for r in rows if r.get("in_domain", "") != ""]
+    if not judged:
+        return {}
+    return {"in_domain_fraction": float(np.mean(judged)), "n_in_domain": int(sum(judged))}
+
+
 def _write_csv(rows, path: Path) -> None:
-    keys = ["source", "name", *MASK_METRICS, "n_true", "n_found", "ms", "width", "height"]
+    keys = ["source", "name", *MASK_METRICS, "n_true", "n_found", "ms", "width", "height", "in_domain",
+            "domain_distance"]
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{r[k]:.5f}" if isinstance(r[k], float) else r[k]) for k in keys})
+            w.writerow({k: (f"{r[k]:.5f}" if isinstance(r[k], float) else r[k]) for k in keys if k in r})
 
 
 def _worst_grid(model, samples, rows, path: Path, k: int = 12) -> None:
@@ -181,7 +207,7 @@ def evaluate(
     """Evaluate a shipped model (by name) or an ONNX file on ``images_dir``/``masks_dir`` pairs.
 
     ``names`` restricts to those base names. Writes ``per_image.csv``, ``worst.png`` and
-    ``summary.json`` to ``out_dir`` (default ``runs/eval/<model>``). Returns a dict with
+    ``summary.json`` to ``out_dir`` (default ``./scopecast-eval/<model>``). Returns a dict with
     ``dice``, ``iou``, ``precision``, ``recall``, ``ap50`` (plus ``n_images``, ``ms_mean``
     and the paths written).
     """
@@ -193,8 +219,40 @@ def evaluate(
         raise FileNotFoundError(f"no image/mask pairs in {images_dir} and {masks_dir}")
     model = load_model(model_name_or_path, threads=threads)
     if out_dir is None:
-        out_dir = DEFAULT_EVAL_DIR / Path(str(model_name_or_path)).stem
+        out_dir = default_eval_dir() / Path(str(model_name_or_path)).stem
     return evaluate_samples(model, samples, out_dir=out_dir, worst_k=worst_k)
+
+
+def image_files(images_dir: str | Path) -> list[Path]:
+    d = Path(images_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"folder not found: {d}")
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in datasets.IMAGE_SUFFIXES)
+
+
+def content_check(model_name_or_path: str | Path, images_dir: str | Path, *, out_dir: str | Path | None = None,
+                  threads: int = 1) -> dict[str, Any]:
+    """The content gate's verdict on every image of a folder without masks: ``in_domain_fraction`` and per image."""
+    files = image_files(images_dir)
+    if not files:
+        raise FileNotFoundError(f"no images in {images_dir}")
+    model = load_model(model_name_or_path, threads=threads)
+    if not model.has_content_gate:
+        raise ModelError(f"{model.info.name}: {model.content_unavailable_reason}")
+    rows = []
+    for path in files:
+        model.reset()
+        found = model.predict(datasets.read_image(path))
+        rows.append({"name": path.name, **_content_columns(found)})
+    res: dict[str, Any] = {"n_images": len(rows), "content": model.content_words, **_in_domain(rows)}
+    out = Path(out_dir) if out_dir is not None else default_eval_dir() / f"{Path(str(model_name_or_path)).stem}-content"
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "per_image.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["name", "in_domain", "domain_distance"])
+        w.writeheader()
+        w.writerows(rows)
+    res["per_image_csv"] = str(out / "per_image.csv")
+    return res
 
 
 def evaluate_split(
@@ -212,7 +270,7 @@ def evaluate_split(
         raise FileNotFoundError(f"no validation data for {task!r} under {datasets.data_root()}")
     model = load_model(model_name_or_path, threads=threads)
     if out_dir is None:
-        out_dir = DEFAULT_EVAL_DIR / f"{Path(str(model_name_or_path)).stem}-{task}-val"
+        out_dir = default_eval_dir() / f"{Path(str(model_name_or_path)).stem}-{task}-val"
     return evaluate_samples(model, val, out_dir=out_dir, progress=progress)
 
 
@@ -222,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, help="folder of images")
     p.add_argument("--masks", type=Path, help="folder of masks (same base names, white = foreground)")
     p.add_argument("--split", choices=datasets.TASKS, help="evaluate on this task's validation split instead")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/eval/<model>)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default ./scopecast-eval/<model>)")
     p.add_argument("--json", type=Path, default=None, help="also write the summary to this file")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -232,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                                  progress=sys.stderr.isatty())
         elif args.images and args.masks:
             res = evaluate(args.model, args.images, args.masks, out_dir=args.out, threads=args.threads)
+        elif args.images:
+            res = content_check(args.model, args.images, out_dir=args.out, threads=args.threads)
         else:
-            p.error("give --images and --masks, or --split")
+            p.error("give --images (and --masks for Dice), or --split")
     except (ModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

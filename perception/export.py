@@ -30,13 +30,19 @@ TASK_INFO = {
         "labels": ["polyp"],
         "data": ["Kvasir-SEG (Jha et al., MMM 2020)", "CVC-ClinicDB sequences 1-23 (Bernal et al., CMIG 2015)"],
         "domain": "colonoscopy / endoscopy",
+        "content": "colonoscopy",
     },
     "wound": {
         "labels": ["wound"],
         "data": ["FUSeg 2021 train (Wang et al., Sci Rep 2020)"],
         "domain": "foot ulcer photographs",
+        "content": "a wound photo",
     },
 }
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the architecture it names."""
 
 
 def load_checkpoint_net(checkpoint: str | Path):
@@ -45,22 +51,36 @@ def load_checkpoint_net(checkpoint: str | Path):
 
     from perception.nets import build_net
 
-    ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {checkpoint}: {str(e).strip()[:200]}") from None
+    if not isinstance(ckpt, dict) or not {"arch", "model", "config"} <= set(ckpt):
+        raise CheckpointError(f"{checkpoint} is not a scopecast training checkpoint (needs arch, model and config)")
     arch = dict(ckpt["arch"])
-    kind = arch.pop("arch")
-    net = build_net(kind, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
-    net.load_state_dict(ckpt["model"])
+    kind = arch.pop("arch", None)
+    try:
+        net = build_net(kind, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
+        net.load_state_dict(ckpt["model"])
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{checkpoint} does not fit architecture {kind!r}: {str(e).splitlines()[0][:200]}") from None
     net.eval()
     return net, ckpt
 
 
 def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
-    """torch -> ONNX with a dynamic batch axis (TorchScript exporter: no onnxscript needed)."""
+    """torch -> ONNX with a dynamic batch axis (TorchScript exporter: no onnxscript needed).
+
+    A net with a content gate (``GatedNet``) gets a second output, ``domain_distance``.
+    """
     import torch
+
+    from perception.content_gate import GATE_OUTPUT
 
     w, h = input_size
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, h, w)
+    outputs = ["logits"] + ([GATE_OUTPUT] if getattr(net, "gated", False) else [])
     with torch.no_grad():
         torch.onnx.export(
             net,
@@ -69,22 +89,76 @@ def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17
             dynamo=False,
             opset_version=opset,
             input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             do_constant_folding=True,
         )
 
 
 def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
-    """Max |torch - onnxruntime| over the logits of ``inputs`` (N x 3 x H x W float32)."""
+    """Max |torch - onnxruntime| over the logits of ``inputs`` (N x 3 x H x W float32), relative for the gate."""
     import onnxruntime as ort
     import torch
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: inputs})[0]
+    got = sess.run(None, {sess.get_inputs()[0].name: inputs})
     with torch.no_grad():
-        ref = net(torch.from_numpy(inputs)).numpy()
-    return float(np.max(np.abs(got - ref)))
+        ref = net(torch.from_numpy(inputs))
+    ref = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+    diff = float(np.max(np.abs(got[0] - ref[0])))
+    for g, r in zip(got[1:], ref[1:]):  # distances are in the hundreds: compare relative to their size
+        diff = max(diff, float(np.max(np.abs(g - r) / np.maximum(1.0, np.abs(r)))))
+    return diff
+
+
+def gated_net(net, fit):
+    """``net`` with the content gate folded in: forward gives (logits, squared Mahalanobis distance)."""
+    import torch
+    from torch import nn
+
+    class GatedNet(nn.Module):
+        gated = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("gate_mean", torch.from_numpy(fit.mean.astype(np.float32)))
+            self.register_buffer("gate_precision", torch.from_numpy(fit.precision.astype(np.float32)))
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits, emb = self.net.forward_with_embedding(x)
+            d = emb - self.gate_mean
+            return logits, ((d @ self.gate_precision) * d).sum(1)
+
+    return GatedNet().eval()
+
+
+def embeddings(net, samples, size: int, mean, std, *, batch: int = 16) -> np.ndarray:
+    """The gate's feature vector for each sample (resized like the runtime does)."""
+    import torch
+
+    from perception import datasets
+    from perception.training import normalise_batch
+
+    out = []
+    for i in range(0, len(samples), batch):
+        imgs, _ = datasets.load_resized(samples[i : i + batch], size)
+        with torch.no_grad():
+            out.append(net.forward_with_embedding(torch.from_numpy(normalise_batch(imgs, mean, std)))[1].numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.embedding_dim), np.float32)
+
+
+def fit_content_gate(net, task: str, size: int, mean, std, *, split_seed: int, percentile: float = 99.5):
+    """Fit the gate on 80% of the training images; threshold from the other 20% (the validation split is left
+    untouched, so its in-domain fraction is an honest figure)."""
+    from perception import datasets
+    from perception.content_gate import fit_gate
+
+    train, _ = datasets.task_split(task, seed=split_seed)
+    fit_part = [s for s in train if not datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
+    calib_part = [s for s in train if datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
+    return fit_gate(embeddings(net, fit_part, size, mean, std), embeddings(net, calib_part, size, mean, std),
+                    percentile=percentile)
 
 
 def _embed_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
@@ -115,6 +189,7 @@ def export(
     tolerance: float = 1e-3,
     evaluate_val: bool = True,
     threads: int = 1,
+    content_gate: bool = True,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` as ``<out_dir>/<name>.onnx`` + ``.json``; returns the metadata written.
 
@@ -133,6 +208,22 @@ def export(
     task = cfg["task"]
     size = int(cfg["input_size"])
     mean, std = list(ckpt.get("mean", (0.485, 0.456, 0.406))), list(ckpt.get("std", (0.229, 0.224, 0.225)))
+    info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": "", "content": task})
+    gate_meta = None
+    if content_gate and hasattr(net, "forward_with_embedding"):
+        fit = fit_content_gate(net, task, size, mean, std, split_seed=cfg.get("split_seed", datasets.DEFAULT_SEED))
+        gate_meta = {
+            "output": "domain_distance",
+            "content": info["content"],
+            "threshold": fit.threshold,
+            "percentile": fit.percentile,
+            "method": "squared Mahalanobis distance (Ledoit-Wolf) of the per-channel mean and std of the 1/2, 1/4 "
+                      "and 1/8 encoder features",
+            "fit_images": fit.n_fit,
+            "calibration_images": fit.n_calibration,
+            "shrinkage": fit.shrinkage,
+        }
+        net = gated_net(net, fit)
     export_onnx(net, onnx_path, (size, size), opset=opset)
 
     # parity on random inputs (batch 3, exercises the dynamic axis) and on real validation frames
@@ -144,13 +235,12 @@ def export(
         from perception.training import normalise_batch
 
         imgs, _ = datasets.load_resized(val[:4], size)
-        diff = max(diff, parity(net, onnx_path, normalise_batch(imgs)))
+        diff = max(diff, parity(net, onnx_path, normalise_batch(imgs, mean, std)))
     except (FileNotFoundError, ValueError):
         pass
     if diff > tolerance:
         raise RuntimeError(f"onnxruntime and torch disagree: max |diff| {diff:.2e} > {tolerance:.0e}")
 
-    info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": ""})
     meta: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -182,6 +272,7 @@ def export(
             "val_at_input_size": ckpt.get("val"),
         },
         "parity_max_abs_diff": diff,
+        **({"content_gate": gate_meta} if gate_meta else {}),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     _embed_metadata(onnx_path, meta)
@@ -199,9 +290,10 @@ def export(
         except FileNotFoundError as e:
             print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
         else:
-            meta["val_metrics"] = {k: res[k] for k in ("dice", "iou", "precision", "recall", "ap50", "n_images")}
+            keys = ("dice", "iou", "precision", "recall", "ap50", "n_images", "in_domain_fraction")
+            meta["val_metrics"] = {k: res[k] for k in keys if k in res}
             meta["val_metrics"]["per_source"] = {
-                src: {k: r[k] for k in ("dice", "iou", "precision", "recall", "ap50", "n_images")}
+                src: {k: r[k] for k in keys if k in r}
                 for src, r in res.get("per_source", {}).items()
             }
             json_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -219,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-eval", action="store_true", help="skip the validation-split evaluation")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-content-gate", action="store_true", help="export without the content gate output")
     p.add_argument("--triton", type=Path, default=None, metavar="DIR",
                    help="also write a Triton model repository DIR/<name>/ (config.pbtxt + 1/model.onnx)")
     p.add_argument("--triton-max-batch", type=int, default=8)
@@ -226,9 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint.is_file():
         print(f"checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
-    meta = export(args.checkpoint, args.name, out_dir=args.out_dir, version=args.version, threshold=args.threshold,
-                  min_area_frac=args.min_area_frac, opset=args.opset, evaluate_val=not args.no_eval,
-                  threads=args.threads)
+    from perception.encoders import EncoderWeightsError
+
+    try:
+        meta = export(args.checkpoint, args.name, out_dir=args.out_dir, version=args.version,
+                      threshold=args.threshold, min_area_frac=args.min_area_frac, opset=args.opset,
+                      evaluate_val=not args.no_eval, threads=args.threads,
+                      content_gate=not args.no_content_gate)
+    except (CheckpointError, EncoderWeightsError) as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: meta[k] for k in ("name", "params", "onnx_bytes", "parity_max_abs_diff")}
                      | {"val_metrics": meta.get("val_metrics")}, indent=1))
     if args.triton is not None:

@@ -33,10 +33,40 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class ContentCheck:
+    """Whether a frame looks like the content the model was trained on (the model's content gate).
+
+    `in_domain` is None when the model has no gate (an older model, or a
+    runtime that returns only the mask): then nobody knows, and `reason` says why.
+    When it is False the model withholds its findings for that frame.
+    """
+
+    content: str  # what the model knows, in words a clinician reads: "colonoscopy", "a wound photo"
+    in_domain: bool | None
+    distance: float | None = None  # the gate's score: larger is further from the training images
+    threshold: float | None = None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.in_domain is not None
+
+
+@dataclass(frozen=True)
 class FrameFindings:
-    """The result of running one model on one frame."""
+    """The result of running one model on one frame.
+
+    `content` is None for models that make no statement about their input (the
+    test models); a segmentation ONNX always fills it (see ContentCheck).
+    """
 
     model: ModelInfo
     frame_size: tuple[int, int]  # (width, height) of the frame the model saw
     objects: tuple[Finding, ...] = field(default_factory=tuple)
     inference_ms: float = 0.0
+    content: ContentCheck | None = None
+
+    @property
+    def withheld(self) -> bool:
+        """True when the content gate judged the frame foreign and the findings were not given."""
+        return self.content is not None and self.content.in_domain is False

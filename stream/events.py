@@ -6,6 +6,7 @@ parsed back by clients and tests, and has a JSON Schema served by the API.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -42,8 +43,18 @@ class ObjectEvent(_Event):
     confidence: str = Field(default="", description="the model's score in words: high, moderate or low")
 
 
+class ContentEvent(_Event):
+    """The model's content gate on this frame: whether it looks like what the model was trained on."""
+
+    content: str = Field(description="what the model knows, in words: 'colonoscopy', 'a wound photo'")
+    in_domain: bool | None = Field(description="null: this model cannot tell (see reason)")
+    distance: float | None = None
+    threshold: float | None = None
+    reason: str = ""
+
+
 class FindingsEvent(_Event):
-    """The findings of one processed frame."""
+    """The findings of one processed frame (none while the content gate withholds them)."""
 
     type: Literal["findings"] = "findings"
     schema_version: Literal["1.0"] = SCHEMA_VERSION
@@ -55,6 +66,7 @@ class FindingsEvent(_Event):
     inference_ms: float = Field(ge=0.0)
     frame_size: tuple[int, int] = Field(description="width, height of the frame the model saw")
     objects: list[ObjectEvent]
+    content: ContentEvent | None = None
 
 
 class StatusEvent(_Event):
@@ -64,6 +76,9 @@ class StatusEvent(_Event):
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     stream_id: str
     ai_available: bool
+    state: Literal["live", "content", "down"] = Field(
+        default="live", description="live: findings shown (green); content: the content is not what the model knows, "
+        "findings withheld (amber); down: no AI (red)")
     reason: str = ""
     time: float = Field(description="unix time (s) of the change")
 
@@ -153,7 +168,17 @@ def findings_event(
             )
             for o in findings.objects
         ],
+        content=_content_event(findings),
     )
+
+
+def _content_event(findings: FrameFindings) -> ContentEvent | None:
+    c = findings.content
+    if c is None:
+        return None
+    distance = round(c.distance, 2) if c.distance is not None and math.isfinite(c.distance) else None
+    return ContentEvent(content=c.content, in_domain=c.in_domain, distance=distance,
+                        threshold=None if c.threshold is None else round(c.threshold, 2), reason=c.reason)
 
 
 def parse_server_event(data: str | bytes) -> AnyServerEvent:

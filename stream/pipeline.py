@@ -50,6 +50,10 @@ class PipelineConfig:
     # them in time (by its measured latency); otherwise the newest findings are carried onto it by motion.
     register_wait_ms: float = 40.0
     pause_without_viewers: bool = False  # server sources: run no model while nobody watches
+    # Content gate hysteresis: findings pause after this many consecutive frames the model judges foreign and come
+    # back after this many it knows, so the light does not flicker on a borderline frame.
+    content_pause_after: int = 2
+    content_resume_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,16 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class AiStatus:
+    """`kind`: "live" (findings shown), "content" (the model works but the content is not what it knows:
+    findings withheld, amber) or "down" (no findings: loading, failed, hung or too slow, red)."""
+
     available: bool
     reason: str = ""
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", "live" if self.available else "down")
 
 
 class StreamPipeline:
@@ -109,6 +121,8 @@ class StreamPipeline:
         self._next_run_at = 0.0  # monotonic time before which the paced model will not start
         self._latency_ema_s: float | None = None  # the model's wall time per frame, pre/post included
         self._resumed_at: float | None = None
+        self._content_streak = 0  # consecutive frames on the same side of the gate (+ known, - foreign)
+        self._content_paused = False
         self.registrar = FrameRegistrar()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -259,7 +273,31 @@ class StreamPipeline:
         lag = newest.arrival - self._result.source.arrival
         if lag > self.config.stale_after_s:
             return AiStatus(False, f"model too slow: findings {lag:.1f} s behind the video")
+        content = self._result.findings.content
+        if self._content_paused and content is not None:
+            model = self._result.findings.model.name
+            return AiStatus(False, f"content does not look like {content.content}: {model} model paused", "content")
+        if content is not None and not content.available:
+            return AiStatus(True, content.reason or "content check unavailable")
         return AiStatus(True)
+
+    def _judge_content(self, findings: FrameFindings) -> FrameFindings:
+        """Advance the content hysteresis with one result; while paused, its findings are not shown."""
+        content = findings.content
+        if content is None or content.in_domain is None:
+            self._content_streak, self._content_paused = 0, False
+            return findings
+        if content.in_domain:
+            self._content_streak = max(1, self._content_streak + 1)
+            if self._content_paused and self._content_streak >= self.config.content_resume_after:
+                self._content_paused = False
+        else:
+            self._content_streak = min(-1, self._content_streak - 1)
+            if -self._content_streak >= self.config.content_pause_after:
+                self._content_paused = True
+        if self._content_paused and findings.objects:
+            return dataclasses.replace(findings, objects=())
+        return findings
 
     # -- workers -------------------------------------------------------------------------------
 
@@ -307,6 +345,7 @@ class StreamPipeline:
             self._latency_ema_s = elapsed if self._latency_ema_s is None else 0.8 * self._latency_ema_s + 0.2 * elapsed
             self._call_error = None
             self._metrics.inference_seconds.labels(self.stream_id, model_name).observe(findings.inference_ms / 1000)
+            findings = self._judge_content(findings)
             self._result = ModelResult(taken.seq, taken.item, findings)
             self._recent.append(self._result)
             self._result_changed.set()
@@ -337,9 +376,7 @@ class StreamPipeline:
 
     def _refresh_status(self) -> None:
         status = self.compute_status(time.monotonic())
-        if status.available == self._status.available and (
-            status.available or _same_kind(status.reason, self._status.reason)
-        ):
+        if status.kind == self._status.kind and _same_kind(status.reason, self._status.reason):
             return
         self._status = status
         self._metrics.ai_available.labels(self.stream_id).set(1 if status.available else 0)
@@ -349,7 +386,8 @@ class StreamPipeline:
 
     def _status_event(self, status: AiStatus) -> StatusEvent:
         return StatusEvent(
-            stream_id=self.stream_id, ai_available=status.available, reason=status.reason, time=time.time()
+            stream_id=self.stream_id, ai_available=status.available, state=status.kind, reason=status.reason,
+            time=time.time()
         )
 
     def _broadcast(self, message: str) -> None:

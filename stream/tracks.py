@@ -109,7 +109,8 @@ def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState
     status = pipeline.status
     result: ModelResult | None = pipeline.latest_result
     if not status.available or result is None:
-        return OverlayState(findings=None, ai_available=status.available, status_text=status.reason)
+        return OverlayState(findings=None, ai_available=status.available, status_text=status.reason,
+                            content_paused=status.kind == "content")
     config = pipeline.config
     age = max(0.0, source.arrival - result.source.arrival)
     if age <= config.fade_after_s:

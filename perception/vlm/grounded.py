@@ -117,6 +117,10 @@ class GroundedAnswerer:
             return self._tissue(meas) if intent == Intent.TISSUE else self._infection(meas)
         if findings is None:
             return _DECLINE + "no detection results are available for this frame."
+        if findings.withheld:
+            # The model said nothing about this frame: "no polyp" would be a claim it cannot make.
+            return (f"I cannot answer from the detections: this frame does not look like {findings.content.content}, "
+                    f"so the {findings.model.name} model withheld its findings. Please judge the image yourself.")
         if not labels:
             unknown = self.unknown_terms(q, findings, meas)
             if unknown and intent not in (Intent.DESCRIBE,):
@@ -326,6 +330,7 @@ class GroundedAnswerer:
         lines: list[str] = []
         labels: dict[str, int] = {}
         scores: list[float] = []
+        withheld = sum(1 for ff in context.findings if ff.withheld)
         for ff in context.findings:
             for f in ff.objects:
                 lines.append(describe_finding(f, ff))
@@ -340,6 +345,9 @@ class GroundedAnswerer:
             impression = f"The detection model reported nothing across {n_frames} frame(s). No diagnosis is made by this draft."
             lines = ["No objects detected."]
         follow = ["Clinician to confirm the detected regions on the evidence frames."]
+        if withheld:
+            follow.insert(0, f"{withheld} frame(s) did not look like what the detection model knows; it made no "
+                             "statement about them. Review those frames without AI support.")
         if self._area_cm2(meas, next(iter(labels), "")) is None and labels:
             follow.append("Measure the area with a calibrated method if size is clinically relevant.")
         infection = self._infection(meas)

@@ -118,8 +118,10 @@ export function findingWords(o) {
 // AI state from a status event, in three colours a surgeon reads from across the room: live (green), content the
 // model does not know (amber: findings withheld), unavailable (red).
 export function aiState(event) {
-  if (event.ai_available) return { kind: "ok", text: "AI live" };
-  if (/^content /.test(event.reason)) return { kind: "amber", text: `Content not recognised: ${event.reason}` };
+  if (event.ai_available) return { kind: "ok", text: event.reason ? `AI live (${event.reason})` : "AI live" };
+  if (event.state === "content" || /^content /.test(event.reason)) {
+    return { kind: "amber", text: `Content not recognised: ${event.reason}` };
+  }
   return { kind: "down", text: `AI unavailable: ${event.reason}` };
 }
 

@@ -25,11 +25,14 @@ def make_onnx(
     rank: int = 4,
     meta: dict | None = None,
     sidecar: dict | None = None,
+    gate: bool = False,
 ) -> Path:
     """A "segmentation" graph whose logits are 20 * (red channel - 0.5).
 
     With mean 0 / std 1 metadata the red channel is pixel / 255, so bright red
     pixels are foreground with probability ~1 and dark ones background.
+    With ``gate`` a second output ``domain_distance`` is 100 x the mean of the
+    blue channel: blue frames are "foreign content" for a threshold of 10.
     Arguments break the graph in controlled ways for the validation tests.
     """
     shape: list = ["N", channels, size, size][:rank] if rank <= 4 else ["N", channels, size, size, 1]
@@ -53,7 +56,20 @@ def make_onnx(
         helper.make_node("Sub", ["red", "half"], ["centred"]),
         helper.make_node("Mul", ["centred", "gain"], ["logits"]),
     ]
-    graph = helper.make_graph(nodes, "toy", inputs, [out], initializer=inits)
+    outputs = [out]
+    if gate:
+        inits += [
+            helper.make_tensor("b_starts", TensorProto.INT64, [1], [2]),
+            helper.make_tensor("b_ends", TensorProto.INT64, [1], [3]),
+            helper.make_tensor("hundred", TensorProto.FLOAT, [], [100.0]),
+        ]
+        nodes += [
+            helper.make_node("Slice", [src, "b_starts", "b_ends", "axes"], ["blue"]),
+            helper.make_node("ReduceMean", ["blue"], ["blue_mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Mul", ["blue_mean", "hundred"], ["domain_distance"]),
+        ]
+        outputs.append(helper.make_tensor_value_info("domain_distance", TensorProto.FLOAT, ["N"]))
+    graph = helper.make_graph(nodes, "toy", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if meta is not None:
@@ -75,6 +91,9 @@ TOY_META = {
     "min_area_frac": 0.001,
     "input_size": [64, 64],
 }
+
+
+GATED_META = {**TOY_META, "content_gate": {"output": "domain_distance", "content": "red things", "threshold": 10.0}}
 
 
 def red_frame(w: int, h: int, rects: list[tuple[int, int, int, int]]) -> np.ndarray:

@@ -78,7 +78,7 @@ def test_torch_parity(name):
         np.clip(rng.normal(120, 40, (512, 512, 3)), 0, 255).astype(np.uint8),
     ]
     batch = np.stack([model._preprocess(f) for f in frames])
-    got = model._run(batch)
+    got = model._run(batch)[0]
     with torch.no_grad():
         ref = net(torch.from_numpy(batch)).numpy()[:, 0]
     assert got.shape == ref.shape

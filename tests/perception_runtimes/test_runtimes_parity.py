@@ -110,7 +110,7 @@ def test_shipped_polyp_parity():
     b = OnnxSegmentationModel(path, runtime="torch")
     frames = structured_frames(3, 1280, 720, seed=11)
     x = np.stack([a._preprocess(f) for f in frames])
-    la, lb = a._run(x), b._run(x)
+    la, lb = a._run(x)[0], b._run(x)[0]
     np.testing.assert_allclose(la, lb, atol=1e-3)
     assert ((la >= 0) != (lb >= 0)).mean() < 1e-3
     for fa, fb in zip(a.predict_batch(frames), b.predict_batch(frames)):
