@@ -111,6 +111,28 @@ def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
     return diff
 
 
+def flip_averaged(net):
+    """``net`` run on the image and its horizontal mirror, logits averaged (test-time augmentation, twice the cost);
+    the gate's embedding comes from the unflipped pass."""
+    import torch
+    from torch import nn
+
+    class FlipAveraged(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.embedding_dim = getattr(net, "embedding_dim", 0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * (self.net(x) + self.net(x.flip(3)).flip(3))
+
+        def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits, emb = self.net.forward_with_embedding(x)
+            return 0.5 * (logits + self.net(x.flip(3)).flip(3)), emb
+
+    return FlipAveraged().eval()
+
+
 def gated_net(net, fit):
     """``net`` with the content gate folded in: forward gives (logits, squared Mahalanobis distance)."""
     import torch
@@ -190,6 +212,7 @@ def export(
     evaluate_val: bool = True,
     threads: int = 1,
     content_gate: bool = True,
+    flip_tta: bool = False,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` as ``<out_dir>/<name>.onnx`` + ``.json``; returns the metadata written.
 
@@ -223,6 +246,9 @@ def export(
             "calibration_images": fit.n_calibration,
             "shrinkage": fit.shrinkage,
         }
+    if flip_tta:
+        net = flip_averaged(net)
+    if gate_meta is not None:
         net = gated_net(net, fit)
     export_onnx(net, onnx_path, (size, size), opset=opset)
 
@@ -259,6 +285,7 @@ def export(
         "threshold": threshold,
         "min_area_frac": min_area_frac,
         "arch": ckpt["arch"],
+        "test_time_augmentation": "horizontal flip, logits averaged" if flip_tta else "none",
         "params": count_params(net),
         "opset": opset,
         "training": {
@@ -312,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-eval", action="store_true", help="skip the validation-split evaluation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-content-gate", action="store_true", help="export without the content gate output")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="average the logits of the image and its mirror inside the graph (twice the network cost)")
     p.add_argument("--triton", type=Path, default=None, metavar="DIR",
                    help="also write a Triton model repository DIR/<name>/ (config.pbtxt + 1/model.onnx)")
     p.add_argument("--triton-max-batch", type=int, default=8)
@@ -325,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = export(args.checkpoint, args.name, out_dir=args.out_dir, version=args.version,
                       threshold=args.threshold, min_area_frac=args.min_area_frac, opset=args.opset,
                       evaluate_val=not args.no_eval, threads=args.threads,
-                      content_gate=not args.no_content_gate)
+                      content_gate=not args.no_content_gate, flip_tta=args.flip_tta)
     except (CheckpointError, EncoderWeightsError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 2

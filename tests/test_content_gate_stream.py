@@ -15,7 +15,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from perception.onnx_model import OnnxSegmentationModel
 from stream.events import parse_server_event
