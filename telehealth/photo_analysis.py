@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from telehealth.access import visible_case, visible_photo
 from telehealth.analysis import PreviousMeasurement, Segmenter, analyse_wound_photo
+from telehealth.analysis.segmentation import ContentNotRecognised
 from telehealth.audit import AuditAction, record_audit
 from telehealth.case_store import CaseStore, photo_record
 from telehealth.errors import NotFound
@@ -111,6 +112,8 @@ def analyse_stored_photo(
                 "analysis": analysis.model_dump(mode="json", exclude={"evidence": {"overlay_png"}}),
                 "wound_box": recorder.box,
             }
+        except ContentNotRecognised as exc:
+            result = {"status": NOT_ANALYSED, "reason": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a bad photo or model must not lose the upload; it is recorded
             log.warning("wound analysis failed", extra={"photo_id": photo_id, "error": type(exc).__name__})
             result = {"status": FAILED, "reason": f"analysis failed: {type(exc).__name__}"}

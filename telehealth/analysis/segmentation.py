@@ -19,6 +19,10 @@ def default_wound_model_path() -> Path:
     return Path(perception.__file__).resolve().parent / "weights" / "wound.onnx"
 
 
+class ContentNotRecognised(Exception):
+    """The wound model's content gate judged the photo not to be a wound photo: nothing is measured."""
+
+
 class _MaskModel(Protocol):
     @property
     def info(self) -> Any: ...  # perception.findings.ModelInfo: .name, .version
@@ -48,6 +52,16 @@ class OnnxWoundSegmenter:
         return self._model
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, str, str]:
+        if getattr(self._model, "has_content_gate", False):
+            # The gate's verdict comes with the findings; a photo the model does not know is not measured.
+            found, mask = self._model.predict_with_mask(rgb)  # type: ignore[attr-defined]
+            self._model.reset()  # type: ignore[attr-defined]
+            if found.withheld:
+                raise ContentNotRecognised(
+                    f"not analysed: the photo does not look like {found.content.content}, so the wound model "
+                    "made no measurement")
+            info = self._model.info
+            return np.asarray(mask).astype(bool), str(info.name), str(info.version)
         segment = getattr(self._model, "segment", None)
         if callable(segment):
             mask = segment(rgb)

@@ -106,3 +106,25 @@ def test_package_imports_only_allowed_scopecast_packages():
                 names = [node.module]
             for n in names:
                 assert n.split(".")[0] not in forbidden, f"{f.name} imports {n}"
+
+
+class GatedFakeModel(FakeModel):
+    """A model with a content gate that judges every photo foreign."""
+
+    has_content_gate = True
+
+    def predict_with_mask(self, rgb):
+        from perception.findings import ContentCheck, FrameFindings, ModelInfo
+
+        found = FrameFindings(ModelInfo("fake-wound", "9"), (rgb.shape[1], rgb.shape[0]),
+                              content=ContentCheck("a wound photo", False, distance=900.0, threshold=300.0))
+        return found, self.mask
+
+
+def test_photo_the_gate_rejects_is_not_measured_and_says_why():
+    from telehealth.analysis.segmentation import ContentNotRecognised
+
+    img, mask = red_disc_photo()
+    seg = OnnxWoundSegmenter(GatedFakeModel(mask))
+    with pytest.raises(ContentNotRecognised, match="does not look like a wound photo"):
+        seg(img)
