@@ -5,7 +5,7 @@
 For one shipped model (or ONNX) it reports the in-domain fraction on: the
 model's own validation split, the other task's validation split, frames of the
 laparoscopy clip and the Cholec80 sample in ``../shared/data/``, the bundled
-colonoscopy clip, and ordinary photos (scikit-image's bundled sample images,
+colonoscopy clip (polyp) or FUSeg's unlabeled test photos (wound), and ordinary photos (scikit-image's bundled sample images,
 each whole and as four quadrant crops). Sets whose files are missing are
 reported as skipped, with the path looked for.
 """
@@ -110,6 +110,10 @@ def evaluate_content(model, task: str, root: Path | None = None) -> list[Content
     if task == "polyp":
         colon = ASSETS / "colonoscopy-sample.mp4"
         add("bundled colonoscopy clip (every 5th frame)", True, lambda: video_frames(colon), colon)
+    if task == "wound":
+        unlabeled = root / "fuseg" / "unlabeled" / "images"
+        add("FUSeg unlabeled test photos", True, lambda: (datasets.read_image(p) for p in sorted(unlabeled.iterdir())
+                                                          if p.suffix.lower() in datasets.IMAGE_SUFFIXES), unlabeled)
     add(f"{other} validation split", False, lambda: split_images(other), root)
     lap = root / "videos" / "laparoscopy-rvimlab-720p25.mp4"
     add("laparoscopy clip (every 5th frame)", False, lambda: video_frames(lap, stride=5), lap)
