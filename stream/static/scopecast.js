@@ -97,6 +97,12 @@ export class FindingsPanel {
       this.el("model").textContent = `${event.model.name} ${event.model.version}`;
       this.el("latency").textContent = `${event.inference_ms.toFixed(1)} ms`;
       const list = this.el("objects");
+      if (event.content && event.content.in_domain === false) {
+        // The model made no statement about this frame: "nothing detected" would be a claim it cannot make.
+        list.replaceChildren(Object.assign(document.createElement("li"), {
+          className: "none withheld", textContent: `withheld: this frame does not look like ${event.content.content}` }));
+        return;
+      }
       list.replaceChildren(...(event.objects.length ? event.objects.map((o) => {
         const li = document.createElement("li");
         li.className = "object";
