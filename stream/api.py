@@ -165,6 +165,7 @@ def streaming_router(
                 "model": e.model_name,
                 "viewers": e.pipeline.viewers,
                 "ai_available": e.pipeline.status.available,
+                "ai_state": e.pipeline.status.kind,
                 "ai_reason": e.pipeline.status.reason,
                 "size": list(e.size) if e.size else None,
             }
@@ -183,6 +184,7 @@ def streaming_router(
             "kind": entry.kind,
             "model": entry.model_name,
             "ai_available": entry.pipeline.status.available,
+            "ai_state": entry.pipeline.status.kind,
             "ai_reason": entry.pipeline.status.reason,
             "last_frame_seq": entry.pipeline.frames.seq,
             "last_result_seq": result.seq if result else None,
