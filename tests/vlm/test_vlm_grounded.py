@@ -107,6 +107,22 @@ async def test_empty_frame_and_no_findings(backend):
     assert "no detection results" in await ask(backend, "where is the polyp?", None)
 
 
+async def test_withheld_frame_is_never_answered_as_empty(backend):
+    """A frame the content gate rejected: the model said nothing, so "no polyp" would be a false claim."""
+    from perception.findings import ContentCheck
+    from perception.vlm.prompts import findings_facts
+
+    foreign = FrameFindings(ModelInfo("polyp", "2", labels=("polyp",)), (320, 240), (),
+                            content=ContentCheck("colonoscopy", False, distance=5000.0, threshold=400.0))
+    for question in ("is there a polyp?", "describe the frame", "how many polyps?"):
+        text = await ask(backend, question, foreign)
+        assert "does not look like colonoscopy" in text and "withheld" in text, text
+        assert not text.startswith("No")
+    assert "made no statement" in findings_facts(foreign)[0]
+    draft = await backend.draft_report(ReportContext(findings=(foreign,), measurements={}, evidence_frames=()))
+    assert "did not look like what the detection model knows" in draft.follow_up
+
+
 async def test_follow_up_uses_history(backend, wound_findings):
     text = await ask(backend, "and how big is it?", wound_findings, history=(Turn("where is the instrument?", "..."),))
     assert "instrument" in text and "1.6%" in text
