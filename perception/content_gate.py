@@ -46,12 +46,17 @@ class GateFit:
         return self.distances(embeddings) <= self.threshold
 
 
-def fit_gate(train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *, percentile: float = 99.5) -> GateFit:
-    """Fit the Gaussian on the training embeddings and set the threshold at ``percentile`` of the calibration ones.
+def fit_gate(train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *, percentile: float = 99.5,
+             margin: float = 1.0) -> GateFit:
+    """Fit the Gaussian on the training embeddings; the threshold is ``margin`` x the ``percentile`` of the
+    calibration embeddings' distances.
 
-    The calibration images must not be training images, or the threshold is too
-    tight for new in-domain frames.
+    The calibration images should not have been seen by the Gaussian; when the
+    encoder itself was fine-tuned on them (as here), their distances are lower
+    than those of truly new images, which ``margin`` (> 1) makes up for.
     """
+    if not margin >= 1.0:
+        raise ValueError(f"margin must be >= 1, got {margin}")
     from sklearn.covariance import LedoitWolf
 
     train = np.asarray(train_embeddings, np.float64)
@@ -63,6 +68,6 @@ def fit_gate(train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *
     lw = LedoitWolf().fit(train)
     partial = GateFit(mean=lw.location_, precision=lw.precision_, threshold=np.inf, percentile=percentile,
                       n_fit=len(train), n_calibration=len(calib), shrinkage=float(lw.shrinkage_))
-    threshold = float(np.percentile(partial.distances(calib), percentile))
+    threshold = margin * float(np.percentile(partial.distances(calib), percentile))
     return GateFit(mean=partial.mean, precision=partial.precision, threshold=threshold, percentile=percentile,
                    n_fit=len(train), n_calibration=len(calib), shrinkage=partial.shrinkage)
