@@ -68,6 +68,19 @@ class SeparableBlock(nn.Module):
         return self.body(x)
 
 
+def add_unet_decoder(net: nn.Module, enc: tuple[int, ...], dec: tuple[int, ...]) -> None:
+    """The shared decoder: `dec4`..`dec1` fuse each upsampled level with its skip (channels `enc`, 1/2 .. 1/32), then
+    a 1x1 `head` gives one logit channel. Set as attributes so both nets keep the same parameter names."""
+    c1, c2, c3, c4, c5 = enc
+    d4, d3, d2, d1 = dec
+    net.dec4 = SeparableBlock(c5 + c4, d4)
+    net.dec3 = SeparableBlock(d4 + c3, d3)
+    net.dec2 = SeparableBlock(d3 + c2, d2)
+    net.dec1 = SeparableBlock(d2 + c1, d1)
+    net.head = nn.Conv2d(d1, 1, 1)
+    nn.init.constant_(net.head.bias, -2.0)  # start predicting mostly background
+
+
 class LiteUNet(nn.Module):
     """Lightweight U-Net: inverted-residual encoder, separable decoder, 1 logit channel out."""
 
@@ -94,13 +107,7 @@ class LiteUNet(nn.Module):
         self.enc4 = stage(c3, c4, depth[2])  # 1/16
         self.enc5 = stage(c4, c5, depth[3])  # 1/32
         self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c5, c5, 1), nn.ReLU(inplace=True))
-        d4, d3, d2, d1 = dec
-        self.dec4 = SeparableBlock(c5 + c4, d4)
-        self.dec3 = SeparableBlock(d4 + c3, d3)
-        self.dec2 = SeparableBlock(d3 + c2, d2)
-        self.dec1 = SeparableBlock(d2 + c1, d1)
-        self.head = nn.Conv2d(d1, 1, 1)
-        nn.init.constant_(self.head.bias, -2.0)  # start predicting mostly background
+        add_unet_decoder(self, enc, dec)
 
     @staticmethod
     def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -150,15 +157,8 @@ class EfficientLiteUNet(nn.Module):
         self.drop_connect = drop_connect
         taps, channels = self._find_taps(input_size)
         self.taps = taps
-        c1, c2, c3, c4, c5 = channels
-        d4, d3, d2, d1 = dec
-        self.dec4 = SeparableBlock(c5 + c4, d4)
-        self.dec3 = SeparableBlock(d4 + c3, d3)
-        self.dec2 = SeparableBlock(d3 + c2, d2)
-        self.dec1 = SeparableBlock(d2 + c1, d1)
-        self.head = nn.Conv2d(d1, 1, 1)
-        nn.init.constant_(self.head.bias, -2.0)
-        self.embedding_dim = 2 * (c1 + c2 + c3)
+        add_unet_decoder(self, channels, dec)
+        self.embedding_dim = 2 * sum(channels[:3])
 
     def _find_taps(self, size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Index of the last block at each of the five strides, and its channel count."""
