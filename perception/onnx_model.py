@@ -290,7 +290,7 @@ class OnnxSegmentationModel:
             self._gate_missing_reason = "content check unavailable: this model has no content gate"
         elif not isinstance(threshold, int | float) or not np.isfinite(threshold) or threshold <= 0:
             self._gate_missing_reason = "content check unavailable: the model's metadata has no valid gate threshold"
-        elif self._runtime is not None and not hasattr(self._runtime, "session"):
+        elif self._runtime is not None:  # a Runtime returns the logits only
             self._gate_missing_reason = f"content check unavailable on the {self._runtime.name} runtime"
         else:
             self._gate_threshold = float(threshold)

@@ -74,3 +74,10 @@ def test_gate_output_without_threshold_is_reported_not_guessed(tmp_path):
     model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=meta, gate=True))
     found = model.predict(red_frame(320, 240, [(40, 40, 120, 120)]))
     assert found.content.in_domain is None and "no valid gate threshold" in found.content.reason
+
+
+def test_model_run_through_a_runtime_says_the_gate_is_unavailable_there(tmp_path):
+    model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True), runtime="cpu")
+    found = model.predict(_blue(red_frame(320, 240, [(40, 40, 120, 120)])))
+    assert found.content.in_domain is None and "unavailable on the" in found.content.reason
+    assert len(found.objects) == 1  # nothing is withheld on a verdict nobody made
