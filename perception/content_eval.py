@@ -36,6 +36,9 @@ class ContentSet:
     n_images: int
     in_domain_fraction: float | None  # None: the set was not found
     note: str = ""
+    distance_min: float | None = None  # the gate's squared distances over the set: how far from the threshold
+    distance_median: float | None = None
+    distance_max: float | None = None
 
 
 def video_frames(path: Path, *, stride: int = 5, limit: int = 200) -> Iterator[np.ndarray]:
@@ -76,12 +79,20 @@ def sample_photos() -> Iterator[np.ndarray]:
                 yield rgb[y : y + h // 2, x : x + w // 2]
 
 
-def _fraction(model, images) -> tuple[int, float]:
-    verdicts = []
+def _verdicts(model, images) -> tuple[list[bool], list[float]]:
+    verdicts, distances = [], []
     for rgb in images:
         model.reset()
-        verdicts.append(bool(model.predict(np.ascontiguousarray(rgb)).content.in_domain))
-    return len(verdicts), float(np.mean(verdicts)) if verdicts else float("nan")
+        content = model.predict(np.ascontiguousarray(rgb)).content
+        verdicts.append(bool(content.in_domain))
+        distances.append(float(content.distance))
+    return verdicts, distances
+
+
+def _folder_images(folder: Path) -> Iterator[np.ndarray]:
+    from perception.evaluate import image_files
+
+    return (datasets.read_image(p) for p in image_files(folder))
 
 
 def evaluate_content(model, task: str, root: Path | None = None) -> list[ContentSet]:
@@ -99,8 +110,9 @@ def evaluate_content(model, task: str, root: Path | None = None) -> list[Content
         if not images:
             out.append(ContentSet(name, expected, 0, None, f"skipped: nothing found at {where}"))
             return
-        n, frac = _fraction(model, images)
-        out.append(ContentSet(name, expected, n, frac))
+        verdicts, d = _verdicts(model, images)
+        out.append(ContentSet(name, expected, len(verdicts), float(np.mean(verdicts)), distance_min=min(d),
+                              distance_median=float(np.median(d)), distance_max=max(d)))
 
     def split_images(t: str):
         _, val = datasets.task_split(t, root=root)
@@ -112,14 +124,12 @@ def evaluate_content(model, task: str, root: Path | None = None) -> list[Content
         add("bundled colonoscopy clip (every 5th frame)", True, lambda: video_frames(colon), colon)
     if task == "wound":
         unlabeled = root / "fuseg" / "unlabeled" / "images"
-        add("FUSeg unlabeled test photos", True, lambda: (datasets.read_image(p) for p in sorted(unlabeled.iterdir())
-                                                          if p.suffix.lower() in datasets.IMAGE_SUFFIXES), unlabeled)
+        add("FUSeg unlabeled test photos", True, lambda: _folder_images(unlabeled), unlabeled)
     add(f"{other} validation split", False, lambda: split_images(other), root)
     lap = root / "videos" / "laparoscopy-rvimlab-720p25.mp4"
     add("laparoscopy clip (every 5th frame)", False, lambda: video_frames(lap, stride=5), lap)
     chol = root / "cholec80-instrument-sample" / "images"
-    add("Cholec80 sample", False,
-        lambda: (datasets.read_image(p) for p in sorted(chol.iterdir()) if p.suffix.lower() in (".png", ".jpg")), chol)
+    add("Cholec80 sample", False, lambda: _folder_images(chol), chol)
     add("ordinary photos (scikit-image samples + quadrants)", False, sample_photos, "skimage.data")
     return out
 
@@ -129,6 +139,13 @@ def markdown_table(sets: list[ContentSet]) -> str:
     for s in sets:
         frac = f"{100 * s.in_domain_fraction:.1f} %" if s.in_domain_fraction is not None else s.note
         lines.append(f"| {s.name} | {'in' if s.expected_in_domain else 'out'} | {s.n_images} | {frac} |")
+    return "\n".join(lines)
+
+
+def distance_table(sets: list[ContentSet], threshold: float) -> str:
+    lines = [f"squared distances (threshold {threshold:.1f}): min / median / max"]
+    lines += [f"  {s.name}: {s.distance_min:.0f} / {s.distance_median:.0f} / {s.distance_max:.0f}"
+              for s in sets if s.distance_min is not None]
     return "\n".join(lines)
 
 
@@ -156,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sets = evaluate_content(model, task)
     print(markdown_table(sets))
+    print(distance_table(sets, model.content_check_threshold))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(s) for s in sets], indent=1) + "\n")

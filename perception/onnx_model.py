@@ -300,6 +300,10 @@ class OnnxSegmentationModel:
         return self._gate_threshold is not None
 
     @property
+    def content_check_threshold(self) -> float | None:
+        return self._gate_threshold
+
+    @property
     def content_unavailable_reason(self) -> str:
         """Why this model cannot judge its input ("" when it can)."""
         return self._gate_missing_reason

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import av
 
@@ -77,7 +78,7 @@ class AiStatus:
 
     available: bool
     reason: str = ""
-    kind: str = ""
+    kind: Literal["live", "content", "down", ""] = ""  # "": derived from `available`
 
     def __post_init__(self) -> None:
         if not self.kind:

@@ -89,6 +89,7 @@ export class FindingsPanel {
   handle(event) {
     if (event.type === "status") {
       const state = aiState(event);
+      this.aiKind = state.kind;
       this.el("light").className = "light " + state.kind;
       this.el("status").textContent = state.text;
     } else if (event.type === "findings") {
@@ -97,10 +98,12 @@ export class FindingsPanel {
       this.el("model").textContent = `${event.model.name} ${event.model.version}`;
       this.el("latency").textContent = `${event.inference_ms.toFixed(1)} ms`;
       const list = this.el("objects");
-      if (event.content && event.content.in_domain === false) {
+      // While amber the stream holds findings back (also for the few known frames before it resumes).
+      if ((event.content && event.content.in_domain === false) || this.aiKind === "amber") {
         // The model made no statement about this frame: "nothing detected" would be a claim it cannot make.
         list.replaceChildren(Object.assign(document.createElement("li"), {
-          className: "none withheld", textContent: `withheld: this frame does not look like ${event.content.content}` }));
+          className: "none withheld",
+          textContent: `withheld: this frame does not look like ${event.content ? event.content.content : "what the model knows"}` }));
         return;
       }
       list.replaceChildren(...(event.objects.length ? event.objects.map((o) => {
