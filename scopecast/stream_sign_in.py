@@ -11,7 +11,7 @@ from telehealth.api import TelehealthServices
 from telehealth.errors import TelehealthError
 from telehealth.records import Actor
 from telehealth.session_tokens import SESSION_COOKIE
-from telehealth.tables import Role
+from telehealth.records import Role
 
 # Theatre sources and published cameras are clinical video: patients never see them (their consult room has its own
 # grant), everyone else signed in may watch and publish.

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
-from telehealth.audit import AuditAction, record_audit
-from telehealth.case_store import CaseStore
-from telehealth.errors import DuplicateEmail, InvalidEmail, InvalidSession, UnknownRole
-from telehealth.records import UserRecord
-from telehealth.tables import PatientRow, Role, UserRow, utc_now
+from telehealth.errors import InvalidEmail, UnknownRole
+from telehealth.records import Role, UserRecord
+from telehealth.store.accounts import check_login, insert_user
+from telehealth.store.cases import CaseStore
 
 # Deliberately loose: one @, something on both sides, a dot in the domain. Delivery is what really proves an email.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -37,16 +34,7 @@ def add_user(store: CaseStore, email: str, password: str, role: str | Role) -> U
     kind = parse_role(role)
     store.passwords.check_strength(password)
     password_hash = store.passwords.hash(password)  # slow on purpose: done before the write lock is taken
-    with store.db.session() as s:
-        if s.scalars(select(UserRow.id).where(UserRow.email == address)).first() is not None:
-            raise DuplicateEmail("an account with this email already exists")
-        user = UserRow(email=address, password_hash=password_hash, role=kind.value, disabled=False, created_at=utc_now())
-        s.add(user)
-        s.flush()
-        if kind is Role.patient:
-            s.add(PatientRow(user_id=user.id, gp_user_id=None, created_at=utc_now()))
-        record_audit(s, None, AuditAction.create, "user", user.id)
-        return UserRecord(user.id, user.email, kind)
+    return insert_user(store, address, password_hash, kind)
 
 
 def authenticate(store: CaseStore, email: str, password: str) -> UserRecord:
@@ -55,10 +43,4 @@ def authenticate(store: CaseStore, email: str, password: str) -> UserRecord:
         address = normalize_email(email)
     except InvalidEmail:
         address = None
-    with store.db.session() as s:
-        user = None if address is None else s.scalars(select(UserRow).where(UserRow.email == address)).first()
-        stored = None if user is None or user.disabled else user.password_hash
-        if not store.passwords.verify(stored, password) or user is None:
-            raise InvalidSession("wrong email or password")
-        record_audit(s, user.id, AuditAction.login, "user", user.id)
-        return UserRecord(user.id, user.email, Role(user.role))
+    return check_login(store, address, lambda stored_hash: store.passwords.verify(stored_hash, password))

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from telehealth.auth import Authenticator
-from telehealth.case_store import CaseStore
 from telehealth.case_trend import trend_json, trend_plots
 from telehealth.evidence_files import EvidenceFiles
-from telehealth.photo_analysis import case_analyses, read_analysis, read_evidence
 from telehealth.records import Actor
 from telehealth.schemas import RowId
+from telehealth.store.analyses import case_analyses, read_analysis, read_evidence
+from telehealth.store.cases import CaseStore
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -27,9 +27,9 @@ def analysis_routes(router: APIRouter, store: CaseStore, auth: Authenticator, ev
         if record is None:
             return {"photo_id": photo_id, "status": "pending"}
         return {
-            "photo_id": photo_id, "analysis_id": record.id, "status": record.status, "reason": record.result.get("reason"),
+            "photo_id": photo_id, "analysis_id": record.id, "status": record.status, "reason": record.stored.reason,
             "model": {"name": record.model_name, "version": record.model_version},
-            "created_at": record.created_at.isoformat(), "analysis": record.analysis,
+            "created_at": record.created_at.isoformat(), "analysis": None if record.assessment is None else record.assessment.model_dump(mode="json"),
             "evidence_url": f"/api/photos/{photo_id}/evidence.png" if record.evidence_path else None,
         }
 

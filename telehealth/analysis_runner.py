@@ -6,23 +6,60 @@ The upload's receipt does not wait for the analysis; `wait_idle()` lets tests (a
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import select
+import numpy as np
+from PIL import Image
 
-from telehealth.analysis import OnnxWoundSegmenter, Segmenter, default_wound_model_path
-from telehealth.case_store import CaseStore
+from telehealth.analysis import (
+    OnnxWoundSegmenter,
+    Segmenter,
+    StoredAnalysis,
+    analyse_wound_photo,
+    default_wound_model_path,
+)
+from telehealth.analysis.segmentation import ContentNotRecognised
 from telehealth.evidence_files import EvidenceFiles
-from telehealth.photo_analysis import AnalysisRecord, analyse_stored_photo
-from telehealth.tables import AnalysisRow, PhotoSubmissionRow
+from telehealth.store.analyses import AnalysisRecord, photo_to_analyse, save_analysis, unanalysed_photo_ids
+from telehealth.store.cases import CaseStore
 
 log = logging.getLogger(__name__)
 
+NOT_INSTALLED = "not analysed: wound model not installed"
+
 # Called once, on the worker thread: a segmenter, or None when no wound model is installed.
 SegmenterFactory = Callable[[], Segmenter | None]
+
+
+def analyse_stored_photo(
+    store: CaseStore, evidence: EvidenceFiles, photo_id: int, segment: Segmenter | None, marker_mm: float = 20.0
+) -> AnalysisRecord:
+    """Analyse one stored photo and save the result; a missing model or a failure is saved as such, never raised."""
+    photo = photo_to_analyse(store, photo_id)
+    evidence_path = None
+    model_name, model_version = "none", "-"
+    if segment is None:
+        stored = StoredAnalysis(status="not_analysed", reason=NOT_INSTALLED)
+    else:
+        try:
+            with Image.open(io.BytesIO(store.files.read(photo.sha256))) as img:
+                rgb = np.asarray(img.convert("RGB"))  # stored photos already have EXIF orientation applied
+            analysis = analyse_wound_photo(rgb, segment, marker_mm=marker_mm, previous=photo.previous)
+            evidence_path = evidence.put(analysis.evidence.overlay_png)
+            model_name, model_version = analysis.model.name, analysis.model.version
+            stored = StoredAnalysis(status="analysed", assessment=analysis.assessment())
+        except ContentNotRecognised as exc:
+            stored = StoredAnalysis(status="not_analysed", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bad photo or model must not lose the upload; it is recorded
+            log.warning("wound analysis failed", extra={"photo_id": photo_id, "error": type(exc).__name__})
+            stored = StoredAnalysis(status="failed", reason=f"analysis failed: {type(exc).__name__}")
+    record = save_analysis(store, photo_id, model_name, model_version, stored, evidence_path)
+    log.info("wound analysis saved", extra={"photo_id": photo_id, "analysis_id": record.id, "status": record.status})
+    return record
 
 
 def onnx_segmenter_factory(path: Path | None = None) -> SegmenterFactory:
@@ -85,9 +122,7 @@ class AnalysisRunner:
 
         Call once the event loop runs; returns how many were queued.
         """
-        with self.store.db.session() as s:
-            analysed = select(AnalysisRow.photo_id)
-            pending = list(s.scalars(select(PhotoSubmissionRow.id).where(PhotoSubmissionRow.id.not_in(analysed))))
+        pending = unanalysed_photo_ids(self.store)
         for photo_id in pending:
             self.schedule(photo_id)
         if pending:

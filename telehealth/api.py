@@ -25,16 +25,12 @@ from telehealth.body_limits import (
     limited_receive,
     telehealth_route_class,
 )
-from telehealth.case_store import CaseStore
 from telehealth.consult_api import JoinAuthorizer, LiveConsults, consult_router, join_authorizer
-from telehealth.database import Database
 from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import InvalidSession, NotFound, PhotoRejected, SetupDone
-from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.evidence_files import EvidenceFiles
+from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.login_throttle import LoginThrottle, ThrottleLimits
-from telehealth.invites import accept_invite, create_invite
-from telehealth.migrate import upgrade_to_head
 from telehealth.passwords import PasswordPolicy
 from telehealth.photo_files import PhotoFiles
 from telehealth.photo_intake import (
@@ -44,8 +40,7 @@ from telehealth.photo_intake import (
     thumbnail_jpeg,
 )
 from telehealth.private_files import private_dir
-from telehealth.reconcile import ReconcileReport, reconcile
-from telehealth.records import Actor, UserRecord
+from telehealth.records import Actor, Role, UserRecord
 from telehealth.report_api import report_routes
 from telehealth.schemas import (
     CaseCreate,
@@ -63,7 +58,11 @@ from telehealth.schemas import (
 )
 from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
 from telehealth.settings import TelehealthSettings
-from telehealth.tables import Role
+from telehealth.store.cases import CaseStore
+from telehealth.store.database import Database
+from telehealth.store.invites import accept_invite, create_invite
+from telehealth.store.migrate import upgrade_to_head
+from telehealth.store.reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
 

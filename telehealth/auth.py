@@ -7,12 +7,11 @@ from datetime import datetime
 
 from fastapi import Request
 
-from telehealth.case_store import CaseStore
 from telehealth.errors import Forbidden, InvalidSession
-from telehealth.records import Actor
+from telehealth.records import Actor, Role
 from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
-from telehealth.sessions import open_session, revoke_session, session_actor
-from telehealth.tables import Role
+from telehealth.store.cases import CaseStore
+from telehealth.store.sessions import live_session_actor, open_session, revoke_session
 
 # The cookie is only honoured for reads: a page's <img> cannot send a bearer header, but accepting the cookie on
 # writes would open the door to cross-site request forgery.
@@ -33,8 +32,7 @@ class Authenticator:
         """The caller a token stands for, or InvalidSession with the reason (invalid, expired, signed out, account
         disabled). Blocking (one database read): async callers run it via asyncio.to_thread."""
         session_id = self.tokens.verify(token)
-        with self.store.db.session() as s:
-            return session_actor(s, session_id)
+        return live_session_actor(self.store, session_id)
 
     def sign_out(self, token: str) -> bool:
         """Revoke the token's session; False when it named no live session (a second sign-out, or garbage)."""

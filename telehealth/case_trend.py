@@ -5,33 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from telehealth.analysis import TissueFractions, TrendPlots, Visit, healing_trend, plot_healing_trend
-from telehealth.photo_analysis import ANALYSED, AnalysisRecord
+from telehealth.analysis.models import WoundAssessment
 from telehealth.records import PhotoRecord
+from telehealth.store.analyses import AnalysisRecord
+
+Analysed = tuple[PhotoRecord, WoundAssessment]
 
 
-def _visit(photo: PhotoRecord, analysis: AnalysisRecord) -> Visit:
-    data = analysis.analysis or {}
-    tissue = data.get("tissue")
+def _analysed(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> list[Analysed]:
+    return [(p, a.assessment) for p, a in items if a is not None and a.assessment is not None]
+
+
+def _visit(photo: PhotoRecord, assessment: WoundAssessment) -> Visit:
+    tissue = assessment.tissue
     return Visit(
         when=photo.received_at.date(),
-        area_cm2=(data.get("measurement") or {}).get("area_cm2"),
-        tissue=None if not tissue else TissueFractions(
-            granulation=tissue["granulation"], slough=tissue["slough"], necrotic=tissue["necrotic"],
-            unclassified=tissue.get("unclassified", 0.0)),
+        area_cm2=assessment.measurement.area_cm2,
+        tissue=None if tissue is None else TissueFractions(
+            granulation=tissue.granulation, slough=tissue.slough, necrotic=tissue.necrotic,
+            unclassified=tissue.unclassified),
     )
 
 
 def trend_json(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> dict[str, Any]:
     """Visits (one per analysed photo), weekly % change between measured visits, and the tissue mix per visit."""
-    analysed = [(p, a) for p, a in items if a is not None and a.status == ANALYSED]
+    analysed = _analysed(items)
     trend = healing_trend([_visit(p, a) for p, a in analysed])
     visits = []
     for p, a in sorted(analysed, key=lambda pa: pa[0].received_at):
-        m = (a.analysis or {}).get("measurement") or {}
         v = _visit(p, a)
         visits.append({
             "photo_id": p.id, "date": v.when.isoformat(), "area_cm2": v.area_cm2,
-            "area_reason": m.get("reason"), "tissue": None if v.tissue is None else v.tissue.model_dump(),
+            "area_reason": a.measurement.reason, "tissue": None if v.tissue is None else v.tissue.model_dump(),
         })
     return {
         "visits": visits,
@@ -46,5 +51,5 @@ def trend_json(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> dict[s
 
 
 def trend_plots(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> TrendPlots:
-    analysed = [(p, a) for p, a in items if a is not None and a.status == ANALYSED]
+    analysed = _analysed(items)
     return plot_healing_trend(healing_trend([_visit(p, a) for p, a in analysed]))

@@ -19,8 +19,14 @@ from pydantic import BaseModel
 from telehealth.analysis_runner import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.body_limits import telehealth_route_class
-from telehealth.case_store import CaseStore
-from telehealth.consults import (
+from telehealth.decode_slots import DecodeSlots
+from telehealth.errors import Conflict
+from telehealth.photo_intake import IntakeLimits, clean_photo
+from telehealth.records import Actor, Role
+from telehealth.schemas import PhotoReceipt, RowId
+from telehealth.settings import TelehealthSettings
+from telehealth.store.cases import CaseStore
+from telehealth.store.consults import (
     ConsultRecord,
     ConsultSide,
     authorize_join,
@@ -30,13 +36,6 @@ from telehealth.consults import (
     open_consult,
     require_live,
 )
-from telehealth.decode_slots import DecodeSlots
-from telehealth.errors import Conflict
-from telehealth.photo_intake import IntakeLimits, clean_photo
-from telehealth.records import Actor
-from telehealth.schemas import PhotoReceipt, RowId
-from telehealth.settings import TelehealthSettings
-from telehealth.tables import Role
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

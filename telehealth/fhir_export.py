@@ -16,8 +16,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 
-from telehealth.reports import ReportView
-from telehealth.tables import ReportStatus
+from telehealth.analysis.models import WoundAssessment
+from telehealth.records import ReportStatus
+from telehealth.store.reports import ReportView
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
@@ -43,40 +44,42 @@ def _quantity(value: float, unit: str, code: str | None) -> dict[str, Any]:
     return q
 
 
-def observations(analysis: dict[str, Any], obs_status: str, subject: dict[str, str], when: str) -> list[Observation]:
+def observations(analysis: WoundAssessment | None, obs_status: str, subject: dict[str, str], when: str) -> list[Observation]:
     """Area (cm2, only when measured), length, width, tissue fractions and redness index as Observations."""
     base = {"status": obs_status, "subject": subject, "effectiveDateTime": when,
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]}]}
-    m = analysis.get("measurement") or {}
+    m = None if analysis is None else analysis.measurement
     out: list[Observation] = []
-    if m.get("area_cm2") is not None:
-        out.append(Observation(**base, code=_code("wound-area", "Wound area"), valueQuantity=_quantity(m["area_cm2"], "cm2", "cm2")))
+    if m is not None and m.area_cm2 is not None:
+        out.append(Observation(**base, code=_code("wound-area", "Wound area"), valueQuantity=_quantity(m.area_cm2, "cm2", "cm2")))
         # LOINC 39126-8 "Length of Wound" and 39125-0 "Width of Wound" (the codes HL7's wound-care IGs bind).
-        for key, local, loinc, text in (("length_cm", "wound-length", "39126-8", "Length of Wound"),
-                                        ("width_cm", "wound-width", "39125-0", "Width of Wound")):
-            if m.get(key) is not None:
-                out.append(Observation(**base, code=_code(local, text, loinc), valueQuantity=_quantity(m[key], "cm", "cm")))
+        for value, local, loinc, text in ((m.length_cm, "wound-length", "39126-8", "Length of Wound"),
+                                          (m.width_cm, "wound-width", "39125-0", "Width of Wound")):
+            if value is not None:
+                out.append(Observation(**base, code=_code(local, text, loinc), valueQuantity=_quantity(value, "cm", "cm")))
     else:
-        absent = {"coding": [{"system": ABSENT, "code": "not-performed"}], "text": m.get("reason") or "not measured"}
+        reason = (m.reason if m is not None else None) or "not measured"
+        absent = {"coding": [{"system": ABSENT, "code": "not-performed"}], "text": reason}
         out.append(Observation(**base, code=_code("wound-area", "Wound area"), dataAbsentReason=absent))
-    tissue = analysis.get("tissue")
-    if tissue:
-        for name in ("granulation", "slough", "necrotic", "unclassified"):
+    tissue = None if analysis is None else analysis.tissue
+    if tissue is not None:
+        for name, fraction in (("granulation", tissue.granulation), ("slough", tissue.slough),
+                               ("necrotic", tissue.necrotic), ("unclassified", tissue.unclassified)):
             out.append(Observation(**base, code=_code(f"tissue-{name}", f"Wound bed {name} fraction"),
-                                   valueQuantity=_quantity(100.0 * tissue[name], "%", "%")))
-    redness = analysis.get("redness") or {}
-    if redness.get("index") is not None:
+                                   valueQuantity=_quantity(100.0 * fraction, "%", "%")))
+    redness = None if analysis is None else analysis.redness
+    if redness is not None and redness.index is not None:
         out.append(Observation(**base, code=_code("periwound-redness-index", "Periwound redness index (CIELAB a* difference)"),
-                               valueQuantity=_quantity(redness["index"], "a* units", None)))
+                               valueQuantity=_quantity(redness.index, "a* units", None)))
     return out
 
 
-def report_bundle(view: ReportView, analysis: dict[str, Any] | None, evidence_png: bytes | None) -> Bundle:
+def report_bundle(view: ReportView, analysis: WoundAssessment | None, evidence_png: bytes | None) -> Bundle:
     version = view.current
     signed = version.status is ReportStatus.signed
     subject = {"reference": f"Patient/{view.patient_id}"}
     when = (version.signed_at or version.created_at or datetime.now(UTC)).isoformat()
-    obs = observations(analysis or {}, "final" if signed else "preliminary", subject, when)
+    obs = observations(analysis, "final" if signed else "preliminary", subject, when)
     entries: list[dict[str, Any]] = []
     obs_refs = []
     for o in obs:

@@ -11,8 +11,8 @@ from typing import Any
 
 from fpdf import FPDF
 
-from telehealth.reports import ReportView
-from telehealth.tables import ReportStatus
+from telehealth.records import ReportStatus
+from telehealth.store.reports import ReportView
 
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _LATIN1 = str.maketrans({"—": "-", "–": "-", "’": "'", "“": '"', "”": '"', "•": "-", "…": "..."})

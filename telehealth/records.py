@@ -1,11 +1,38 @@
-"""Plain records the store hands out, so nothing outside the store holds a live ORM object or session."""
+"""Plain records the store hands out, so nothing outside the store holds a live ORM object or session, and the
+values (roles, statuses, times) they carry."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from telehealth.tables import Role
+
+class Role(str, enum.Enum):
+    patient = "patient"
+    gp = "gp"
+    surgeon = "surgeon"
+    admin = "admin"
+
+
+class ReportStatus(str, enum.Enum):
+    draft = "draft"
+    signed = "signed"
+
+
+class FileState(str, enum.Enum):
+    stored = "stored"
+    # Set by start-up reconciliation when a row's file is gone, so the API can say so instead of failing later.
+    missing = "missing"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; everything is written in UTC, so say so."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,19 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from perception.vlm import VlmBackend
-from telehealth.audit import AuditAction
 from telehealth.auth import Authenticator
-from telehealth.case_store import CaseStore
-from telehealth.deidentify import deidentified_case
 from telehealth.errors import Conflict, TelehealthError
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.fhir_export import report_bundle
 from telehealth.pdf_export import report_pdf
-from telehealth.photo_analysis import ANALYSED, AnalysisRecord, analysis_by_id, case_analyses
-from telehealth.records import Actor
+from telehealth.records import Actor, ReportStatus, Role
 from telehealth.report_drafting import AI_DRAFT_NOTICE, draft_body, draft_for, edited_body
-from telehealth.reports import (
+from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut, RowId
+from telehealth.store.analyses import AnalysisRecord, analysis_by_id, case_analyses
+from telehealth.store.audit import AuditAction
+from telehealth.store.cases import CaseStore
+from telehealth.store.deidentify import deidentified_case
+from telehealth.store.reports import (
     ReportView,
     amend,
     case_reports,
@@ -30,8 +31,6 @@ from telehealth.reports import (
     start_report,
     view_report,
 )
-from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut, RowId
-from telehealth.tables import ReportStatus, Role
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -61,7 +60,7 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
     @router.post("/api/cases/{case_id}/reports", response_model=ReportOut, status_code=201, tags=["telehealth"])
     async def create_report(case_id: RowId, actor: Actor = Depends(authors)) -> ReportOut:
         items = await run_in_threadpool(case_analyses, store, actor, case_id, "report_source")
-        analysed = [(p, a) for p, a in items if a is not None and a.status == ANALYSED]
+        analysed = [(p, a) for p, a in items if a is not None and a.assessment is not None]
         if not analysed:
             raise Conflict("no analysed photo in this case yet: nothing to draft a report from")
         photo, analysis = analysed[-1]
@@ -103,7 +102,7 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
     def report_fhir(report_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         view = view_report(store, actor, report_id, audit=AuditAction.export)
         analysis, png = _source(store, evidence, view)
-        bundle = report_bundle(view, None if analysis is None else analysis.analysis, png)
+        bundle = report_bundle(view, None if analysis is None else analysis.assessment, png)
         return Response(bundle.model_dump_json(), media_type="application/fhir+json", headers=_PRIVATE)
 
     @router.get("/api/reports/{report_id}/pdf", tags=["telehealth"], response_class=Response)

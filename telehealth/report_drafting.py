@@ -6,44 +6,52 @@ from typing import Any
 
 from perception.findings import Finding, FrameFindings, ModelInfo
 from perception.vlm import ReportContext, ReportDraft, VlmBackend, render_text
-from telehealth.photo_analysis import AnalysisRecord
+from telehealth.analysis.models import WoundAssessment
+from telehealth.store.analyses import AnalysisRecord
 
 AI_DRAFT_NOTICE = "AI draft — requires clinician signature"
 SECTION_NAMES = ("findings", "impression", "follow_up", "uncertainty")
 
 
-def analysis_measurements(analysis: dict[str, Any]) -> dict[str, Any]:
+def analysis_measurements(assessment: WoundAssessment) -> dict[str, Any]:
     """The facts a draft may quote: only what was measured; a missing area says why instead of a number."""
-    m = analysis.get("measurement") or {}
+    m = assessment.measurement
     out: dict[str, Any] = {}
-    if m.get("area_cm2") is not None:
-        out["wound_area_cm2"] = m["area_cm2"]
-        out["wound_length_cm"] = m.get("length_cm")
-        out["wound_width_cm"] = m.get("width_cm")
+    if m.area_cm2 is not None:
+        out["wound_area_cm2"] = m.area_cm2
+        out["wound_length_cm"] = m.length_cm
+        out["wound_width_cm"] = m.width_cm
     else:
-        out["wound_area"] = m.get("reason") or "not measured"
-    tissue = analysis.get("tissue")
-    if tissue:
-        out["tissue_mix"] = {k: tissue[k] for k in ("granulation", "slough", "necrotic", "unclassified")}
-    redness = analysis.get("redness") or {}
-    if redness.get("index") is not None:
-        out["periwound_redness_index"] = redness["index"]
-    risk = analysis.get("risk") or {}
-    signals = [s.get("description") or s.get("code") for s in risk.get("signals", [])]
+        out["wound_area"] = m.reason or "not measured"
+    tissue = assessment.tissue
+    if tissue is not None:
+        out["tissue_mix"] = {"granulation": tissue.granulation, "slough": tissue.slough, "necrotic": tissue.necrotic,
+                             "unclassified": tissue.unclassified}
+    redness = assessment.redness
+    if redness is not None and redness.index is not None:
+        out["periwound_redness_index"] = redness.index
+    signals = [signal.description or signal.code for signal in assessment.risk.signals]
     if signals:
         out["infection_signals"] = signals
-    out["infection_risk_flag"] = "flagged for clinical review" if risk.get("flagged") else "no signal found"
+    out["infection_risk_flag"] = "flagged for clinical review" if assessment.risk.flagged else "no signal found"
     return {k: v for k, v in out.items() if v is not None}
 
 
 def report_context(photo_id: int, record: AnalysisRecord) -> ReportContext:
-    analysis = record.analysis or {}
-    w, h = analysis.get("image_size") or (0, 0)
-    box = record.result.get("wound_box")
-    objects = () if not box else (Finding(label="wound", score=1.0, box=tuple(box), area_px=int(analysis.get("wound_pixels", 0))),)
-    findings = FrameFindings(model=ModelInfo(record.model_name, record.model_version, labels=("wound",)),
-                             frame_size=(int(w), int(h)), objects=objects)
-    return ReportContext(findings=(findings,), measurements=analysis_measurements(analysis),
+    """The draft's input: the wound as the segmenter found it (its box and its own score) and the measured facts."""
+    assessment = record.assessment
+    if assessment is None:
+        raise ValueError(f"photo {photo_id} was not analysed: {record.stored.reason}")
+    w, h = assessment.image_size
+    objects: tuple[Finding, ...] = ()
+    if assessment.wound_box is not None:
+        score = assessment.wound_score
+        # Analyses stored before the score was kept (schema 1) came from the shipped model's found regions.
+        objects = (Finding(label="wound", score=1.0 if score is None else score, box=assessment.wound_box,
+                           area_px=assessment.wound_pixels),)
+    findings = FrameFindings(model=ModelInfo(assessment.model.name, assessment.model.version, labels=("wound",)),
+                             frame_size=(w, h), objects=objects)
+    return ReportContext(findings=(findings,), measurements=analysis_measurements(assessment),
                          evidence_frames=(f"photo-{photo_id}/evidence.png",))
 
 

@@ -117,7 +117,7 @@ async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
 async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(browser, tmp_path, artifacts_dir):
     from telehealth.accounts import add_user
     from telehealth.api import create_telehealth
-    from telehealth.tables import Role
+    from telehealth.records import Role
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
     # The shipped default: a Secure cookie, which browsers keep for http://127.0.0.1 and localhost too.

@@ -21,9 +21,10 @@ from scopecast.app import create_app
 from scopecast.settings import Settings
 from telehealth.accounts import add_user
 from telehealth.api import create_telehealth
-from telehealth.invites import accept_invite, create_invite
+from telehealth.store.invites import accept_invite, create_invite
 from telehealth.records import Actor
-from telehealth.tables import PhotoSubmissionRow, Role
+from telehealth.store.tables import PhotoSubmissionRow
+from telehealth.records import Role
 from tests.conftest import running_server
 from tests.fake_camera import still_y4m
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case

@@ -93,7 +93,7 @@ async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted():
 async def test_a_stalled_photo_upload_gets_a_408_and_frees_the_connection(tmp_path):
     from telehealth.accounts import add_user
     from telehealth.api import create_telehealth
-    from telehealth.tables import Role
+    from telehealth.records import Role
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
     services = create_telehealth(fast_settings(tmp_path / "telehealth"))

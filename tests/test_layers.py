@@ -29,3 +29,12 @@ def test_no_arrow_runs_back_up(graph, low):
 def test_the_composition_root_is_the_one_place_that_joins_streaming_and_telehealth(graph):
     assert graph.find_shortest_chains(importer="scopecast", imported="stream")
     assert graph.find_shortest_chains(importer="scopecast", imported="telehealth")
+
+
+def test_only_the_telehealth_store_touches_the_database():
+    """Queries, sessions and tables live in telehealth.store; everything else gets plain records from it."""
+    full = grimp.build_graph("scopecast", "stream", "perception", "overlay", "telehealth", include_external_packages=True)
+    database_users = full.find_modules_that_directly_import("sqlalchemy")
+    tables_users = full.find_modules_that_directly_import("telehealth.store.tables")
+    outside = sorted(m for m in database_users | tables_users if not m.startswith("telehealth.store"))
+    assert outside == []

@@ -17,7 +17,7 @@ from stream import client
 from stream.framestamp import StampedVideoTrack
 from telehealth.accounts import add_user
 from telehealth.api import create_telehealth
-from telehealth.tables import Role
+from telehealth.records import Role
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings

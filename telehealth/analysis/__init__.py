@@ -24,8 +24,10 @@ from telehealth.analysis.models import (
     PreviousMeasurement,
     RiskSignal,
     Scale,
+    StoredAnalysis,
     TissueComposition,
     WoundAnalysis,
+    WoundAssessment,
 )
 from telehealth.analysis.pipeline import analyse_wound_photo
 from telehealth.analysis.redness import RednessRings, periwound_redness
@@ -33,6 +35,7 @@ from telehealth.analysis.risk import RiskThresholds, assess_infection_risk
 from telehealth.analysis.segmentation import (
     OnnxWoundSegmenter,
     Segmenter,
+    WoundMask,
     default_wound_model_path,
     fixed_mask_segmenter,
 )
@@ -52,7 +55,7 @@ __all__ = [
     "NOT_MEASURED_STEEP", "Evidence", "HealingTrend", "InfectionRisk", "MarkerObservation", "MarkerPolicy",
     "Measurement", "ModelRef", "OnnxWoundSegmenter", "PeriwoundRedness", "PixelGeometry", "PreviousMeasurement",
     "RednessRings", "RiskSignal", "RiskThresholds", "Scale", "Segmenter", "TissueComposition", "TissueFractions",
-    "TissueRules", "TrendInterval", "TrendPlots", "Visit", "WoundAnalysis", "analyse_wound_photo",
+    "TissueRules", "TrendInterval", "TrendPlots", "Visit", "WoundAnalysis", "WoundAssessment", "StoredAnalysis", "WoundMask", "analyse_wound_photo",
     "assess_infection_risk", "default_wound_model_path", "detect_scale", "fixed_mask_segmenter", "healing_trend",
     "marker_page_html", "marker_page_svg", "measure", "periwound_redness", "pixel_geometry", "plot_healing_trend",
     "render_evidence", "tissue_composition",

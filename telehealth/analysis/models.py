@@ -8,11 +8,12 @@ measurement for a zero.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1"
+# 2: the wound's box and the segmenter's score are part of the analysis (1 kept the box beside it, without a score).
+SCHEMA_VERSION = "2"
 
 NOT_MEASURED_NO_MARKER = "not measured: no scale marker in the photo"
 NOT_MEASURED_STEEP = "not measured: marker seen at too steep an angle"
@@ -128,8 +129,8 @@ class PreviousMeasurement(_Result):
     taken_at: datetime | None = None
 
 
-class WoundAnalysis(_Result):
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+class WoundAssessment(_Result):
+    """Everything one photo's analysis found, without the evidence image: what is stored, reported and exported."""
 
     schema_version: str = SCHEMA_VERSION
     analysed_at: datetime
@@ -137,10 +138,62 @@ class WoundAnalysis(_Result):
     image_size: tuple[int, int]  # (width, height)
     wound_found: bool
     wound_pixels: int
+    # (x0, y0, x1, y1) photo pixels around the measured wound, end-exclusive; None when no wound was found.
+    wound_box: tuple[int, int, int, int] | None = None
+    # The segmenter's own confidence in the wound region (a model score, not a clinical probability).
+    wound_score: float | None = None
     scale: Scale
     measurement: Measurement
     tissue: TissueComposition | None
     redness: PeriwoundRedness | None
     risk: InfectionRisk
-    evidence: Evidence
     warnings: list[str] = Field(default_factory=list)
+
+
+class WoundAnalysis(WoundAssessment):
+    """The assessment with its evidence image (PNG), as the analysis pipeline returns it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    evidence: Evidence
+
+    def assessment(self) -> WoundAssessment:
+        return WoundAssessment.model_validate(self.model_dump(exclude={"evidence"}))
+
+
+AnalysisStatus = Literal["analysed", "not_analysed", "failed"]
+STORED_ANALYSIS_VERSION = 2
+
+
+class StoredAnalysis(_Result):
+    """One analysis as the database keeps it (JSON in the analyses table), versioned so old rows stay readable.
+
+    ``assessment`` is present exactly when ``status`` is "analysed"; otherwise ``reason`` says why not.
+    """
+
+    version: Literal[2] = STORED_ANALYSIS_VERSION
+    status: AnalysisStatus
+    reason: str | None = None
+    assessment: WoundAssessment | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Version 1 rows: {"status", "reason"?, "analysis"? (with an evidence summary), "wound_box"?}."""
+        if not isinstance(data, dict) or "version" in data or "assessment" in data:
+            return data
+        upgraded: dict[str, Any] = {"status": data.get("status", "failed"), "reason": data.get("reason")}
+        analysis = data.get("analysis")
+        if isinstance(analysis, dict):
+            kept = {k: v for k, v in analysis.items() if k != "evidence"}
+            box = data.get("wound_box")
+            kept["wound_box"] = tuple(box) if box else None
+            upgraded["assessment"] = kept
+        return upgraded
+
+    @model_validator(mode="after")
+    def _assessment_matches_status(self) -> StoredAnalysis:
+        if (self.assessment is not None) != (self.status == "analysed"):
+            raise ValueError(f"a stored analysis with status {self.status!r} must "
+                             f"{'' if self.status == 'analysed' else 'not '}carry an assessment")
+        return self

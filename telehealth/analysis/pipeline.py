@@ -35,6 +35,13 @@ def _check_photo(rgb: np.ndarray) -> None:
         raise ValueError(f"photo is too small: {rgb.shape[1]}x{rgb.shape[0]}")
 
 
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
 def _marker_mask(shape: tuple[int, int], poly: np.ndarray | None, grow_px: int) -> np.ndarray | None:
     """Marker area plus its white margin: neither is wound nor skin."""
     if poly is None:
@@ -67,8 +74,9 @@ def analyse_wound_photo(
     t0 = time.perf_counter()
     _check_photo(rgb)
     h, w = rgb.shape[:2]
-    raw_mask, model_name, model_version = segment(rgb)
-    mask = clean_mask(as_bool_mask(raw_mask, (h, w)))
+    segmented = segment(rgb)
+    mask = clean_mask(as_bool_mask(segmented.mask, (h, w)))
+    model_name, model_version = segmented.model.name, segmented.model.version
     warnings: list[str] = []
 
     policy = marker_policy or MarkerPolicy(marker_mm=marker_mm)
@@ -96,6 +104,8 @@ def analyse_wound_photo(
         image_size=(w, h),
         wound_found=geometry is not None,
         wound_pixels=int(mask.sum()),
+        wound_box=_box(mask),
+        wound_score=segmented.score if geometry is not None else None,
         scale=scale,
         measurement=measurement,
         tissue=tissue,

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-# segment(rgb) -> (mask bool H x W, model name, model version)
-Segmenter = Callable[[np.ndarray], tuple[np.ndarray, str, str]]
+from perception.findings import FrameFindings, ModelInfo
+from telehealth.analysis.models import ModelRef
+
+
+@dataclass(frozen=True)
+class WoundMask:
+    """A segmenter's answer for one photo."""
+
+    mask: npt.NDArray[np.bool_]  # H x W, True on the wound
+    model: ModelRef
+    # The model's confidence in the wound region; a given outline (clinician's, ground truth) is certain: 1.0.
+    score: float
+
+
+# segment(rgb H x W x 3 uint8) -> WoundMask
+Segmenter = Callable[[npt.NDArray[np.uint8]], WoundMask]
 
 
 def default_wound_model_path() -> Path:
@@ -23,21 +39,26 @@ class ContentNotRecognised(Exception):
     """The wound model's content gate judged the photo not to be a wound photo: nothing is measured."""
 
 
-class _MaskModel(Protocol):
+class MaskModel(Protocol):
+    """What a wound model offers (perception's segmentation model does): findings with the mask, and a reset."""
+
     @property
-    def info(self) -> Any: ...  # perception.findings.ModelInfo: .name, .version
+    def info(self) -> ModelInfo: ...
+
+    def predict_with_mask(self, frame_rgb: npt.NDArray[np.uint8]) -> tuple[FrameFindings, npt.NDArray[Any]]: ...
+
+    def reset(self) -> None: ...
 
 
 class OnnxWoundSegmenter:
-    """Adapts a perception segmentation model (e.g. ``OnnxSegmentationModel``) to ``Segmenter``.
+    """Adapts a perception segmentation model to ``Segmenter``.
 
-    Photos of different patients are unrelated frames, so ``segment`` (which leaves
-    the model's frame-to-frame tracker alone) is used when the model has it;
-    otherwise ``predict_with_mask`` followed by ``reset`` so no track carries over.
+    Photos of different patients are unrelated frames, so the model's frame-to-frame tracker is reset after each
+    photo. A photo the model's content gate does not recognise raises ``ContentNotRecognised``.
     Not safe for concurrent calls: give each worker thread its own instance.
     """
 
-    def __init__(self, model: _MaskModel) -> None:
+    def __init__(self, model: MaskModel) -> None:
         self._model = model
 
     @classmethod
@@ -48,36 +69,28 @@ class OnnxWoundSegmenter:
         return cls(OnnxSegmentationModel(path if path is not None else default_wound_model_path(), **kwargs))
 
     @property
-    def model(self) -> _MaskModel:
+    def model(self) -> MaskModel:
         return self._model
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, str, str]:
-        if getattr(self._model, "has_content_gate", False):
-            # The gate's verdict comes with the findings; a photo the model does not know is not measured.
-            found, mask = self._model.predict_with_mask(rgb)  # type: ignore[attr-defined]
-            self._model.reset()  # type: ignore[attr-defined]
-            if found.withheld:
-                raise ContentNotRecognised(
-                    f"not analysed: the photo does not look like {found.content.content}, so the wound model "
-                    "made no measurement")
-            info = self._model.info
-            return np.asarray(mask).astype(bool), str(info.name), str(info.version)
-        segment = getattr(self._model, "segment", None)
-        if callable(segment):
-            mask = segment(rgb)
-        else:
-            _, mask = self._model.predict_with_mask(rgb)  # type: ignore[attr-defined]
-            reset = getattr(self._model, "reset", None)
-            if callable(reset):
-                reset()
+    def __call__(self, rgb: npt.NDArray[np.uint8]) -> WoundMask:
+        found, mask = self._model.predict_with_mask(rgb)
+        self._model.reset()
+        if found.withheld and found.content is not None:
+            raise ContentNotRecognised(
+                f"not analysed: the photo does not look like {found.content.content}, so the wound model "
+                "made no measurement")
         info = self._model.info
-        return np.asarray(mask).astype(bool), str(info.name), str(info.version)
+        # The wound's score: the most confident region the model found (0 when it found none).
+        score = max((f.score for f in found.objects), default=0.0)
+        return WoundMask(np.asarray(mask).astype(bool), ModelRef(name=str(info.name), version=str(info.version)),
+                         float(score))
 
 
-def fixed_mask_segmenter(mask: np.ndarray, name: str = "given-mask", version: str = "0") -> Segmenter:
+def fixed_mask_segmenter(mask: npt.NDArray[Any], name: str = "given-mask", version: str = "0") -> Segmenter:
     """A segmenter that returns a known mask (ground truth, clinician outline, tests)."""
+    given = WoundMask(np.asarray(mask), ModelRef(name=name, version=version), score=1.0)
 
-    def segment(_rgb: np.ndarray) -> tuple[np.ndarray, str, str]:
-        return mask, name, version
+    def segment(_rgb: npt.NDArray[np.uint8]) -> WoundMask:
+        return given
 
     return segment

@@ -10,7 +10,7 @@ from telehealth_testutil import PASSWORD, fast_settings
 
 from telehealth.accounts import add_user
 from telehealth.api import TelehealthServices, create_telehealth
-from telehealth.tables import Role
+from telehealth.records import Role
 
 
 @pytest.fixture(scope="session")

@@ -75,10 +75,11 @@ async def through_api(data: bytes, copies: int) -> list[int]:
 
 
 def measure(case: str) -> dict[str, object]:
+    from telehealth_testutil import fast_settings
+
     from telehealth.api import intake_limits
     from telehealth.errors import PhotoRejected
     from telehealth.photo_intake import clean_photo
-    from telehealth_testutil import fast_settings
 
     data = body(case)
     before = status_kb("VmRSS")

@@ -10,9 +10,10 @@ from telehealth_testutil import PASSWORD, SECRET
 
 from telehealth.accounts import add_user
 from telehealth.errors import DuplicateEmail, InvalidEmail, UnknownRole, WeakPassword
-from telehealth.session_tokens import SessionTokens
 from telehealth.login_throttle import LoginThrottle, ThrottleLimits, TooManyAttempts
-from telehealth.tables import InviteRow, Role, UserRow, utc_now
+from telehealth.records import Role, utc_now
+from telehealth.session_tokens import SessionTokens
+from telehealth.store.tables import InviteRow, UserRow
 
 
 def test_add_user_and_its_errors(services) -> None:

@@ -8,9 +8,9 @@ from telehealth_testutil import fast_settings, jpeg_bytes
 from wound_photos import scene_jpeg, true_area_cm2
 from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
+from telehealth.analysis_runner import NOT_INSTALLED
 from telehealth.api import create_telehealth
-from telehealth.photo_analysis import NOT_INSTALLED
-from telehealth.tables import AnalysisRow, AuditEventRow
+from telehealth.store.tables import AnalysisRow, AuditEventRow
 
 
 async def upload(world, who: str, data: bytes, case: str = "pat_a") -> int:

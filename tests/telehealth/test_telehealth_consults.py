@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from wound_photos import scene_jpeg, true_area_cm2
 from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
-from telehealth.consults import JoinRefused, authorize_join
-from telehealth.tables import AuditEventRow, VideoConsultRow, utc_now
+from telehealth.records import utc_now
+from telehealth.store.consults import JoinRefused, authorize_join
+from telehealth.store.tables import AuditEventRow, VideoConsultRow
 
 
 class FakeRooms:

@@ -11,9 +11,9 @@ import pytest
 from telehealth_testutil import fast_settings, jpeg_bytes
 
 from telehealth.api import create_telehealth
-from telehealth.database import Database
-from telehealth.migrate import upgrade_to_head
 from telehealth.photo_files import PhotoFiles
+from telehealth.store.database import Database
+from telehealth.store.migrate import upgrade_to_head
 
 
 def mode(path: Path) -> int:

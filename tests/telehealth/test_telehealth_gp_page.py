@@ -10,10 +10,9 @@ from wound_photos import scene_jpeg
 
 from telehealth.accounts import add_user
 from telehealth.api import intake_limits
-from telehealth.invites import accept_invite, create_invite
 from telehealth.photo_intake import clean_photo
-from telehealth.records import Actor
-from telehealth.tables import Role
+from telehealth.records import Actor, Role
+from telehealth.store.invites import accept_invite, create_invite
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +72,7 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
         finally:
             await browser.close()
 
-    from telehealth.reports import case_reports
+    from telehealth.store.reports import case_reports
 
     [view] = case_reports(store, Actor(gp.id, Role.gp), case.id)
     assert view.current.status.value == "signed"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from telehealth_testutil import PASSWORD
 
 from telehealth.accounts import add_user
-from telehealth.tables import PatientRow, UserRow
+from telehealth.store.tables import PatientRow, UserRow
 
 
 async def invite(world, gp: str, email: str):

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from postgres_server import fresh_database
 from sqlalchemy.exc import DBAPIError
 
-from telehealth.database import Database
-from telehealth.migrate import downgrade_to, upgrade_to_head
-from telehealth.tables import Base
+from telehealth.store.database import Database
+from telehealth.store.migrate import downgrade_to, upgrade_to_head
+from telehealth.store.tables import Base
 
 TABLES = {t.name for t in Base.metadata.sorted_tables}
 

@@ -10,8 +10,9 @@ from PIL import Image
 from sqlalchemy import select
 from telehealth_testutil import FUSEG_IMAGES, jpeg_bytes
 
-from telehealth.reconcile import reconcile
-from telehealth.tables import AuditEventRow, FileState, PhotoSubmissionRow
+from telehealth.records import FileState
+from telehealth.store.reconcile import reconcile
+from telehealth.store.tables import AuditEventRow, PhotoSubmissionRow
 
 
 def photo_part(data: bytes, name: str = "wound.jpg", media_type: str = "image/jpeg") -> dict:

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 import pytest
 from postgres_server import fresh_database
 from test_telehealth_accounts import test_invite_flow_replay_and_expiry, test_login_and_me, test_visibility_by_role
-from test_telehealth_bad_input import test_bad_request_is_refused_and_changes_nothing, test_replayed_invite_is_gone_and_changes_nothing
+from test_telehealth_bad_input import (
+    test_bad_request_is_refused_and_changes_nothing,
+    test_replayed_invite_is_gone_and_changes_nothing,
+)
 from test_telehealth_consults import (
     rooms,
     test_capture_stores_the_patient_frame_in_the_case_and_analyses_it,
@@ -22,7 +25,10 @@ from test_telehealth_invite_existing import (
     test_existing_and_new_emails_get_the_same_answer,
     test_existing_patient_accepting_with_their_password_moves_to_the_new_gp,
 )
-from test_telehealth_photo_api import test_idempotency_key_returns_the_original_receipt, test_upload_receipt_and_readback
+from test_telehealth_photo_api import (
+    test_idempotency_key_returns_the_original_receipt,
+    test_upload_receipt_and_readback,
+)
 from test_telehealth_report_api import test_deidentified_export, test_draft_edit_sign_amend, test_fhir_bundle
 from test_telehealth_sessions import (
     test_actor_for_token_reasons,

@@ -10,8 +10,8 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 from wound_photos import scene_jpeg, true_area_cm2
 
-from telehealth.reports import SIGNED_NOTE
-from telehealth.tables import AuditEventRow, CaseExportKeyRow
+from telehealth.store.reports import SIGNED_NOTE
+from telehealth.store.tables import AuditEventRow, CaseExportKeyRow
 
 SIGNED_IS_FINAL = "signed reports cannot change; amend instead"
 
@@ -171,7 +171,7 @@ async def test_deidentified_export(world) -> None:
 
 def test_signing_drops_the_draft_banner_but_keeps_provenance() -> None:
     from perception.vlm.report import DRAFT_HEADER
-    from telehealth.reports import signed_body
+    from telehealth.store.reports import signed_body
 
     body = {"text": f"{DRAFT_HEADER}\nFindings: wound 4.1 cm2.\nStatus: ai_draft — signature required\n", "x": 1}
     out = signed_body(body)

@@ -7,9 +7,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from telehealth.errors import Conflict, Forbidden, NotFound
-from telehealth.records import Actor
-from telehealth.reports import amend, edit_draft, sign, start_report
-from telehealth.tables import AuditEventRow, ReportStatus, ReportVersionRow, Role
+from telehealth.records import Actor, ReportStatus, Role
+from telehealth.store.reports import amend, edit_draft, sign, start_report
+from telehealth.store.tables import AuditEventRow, ReportVersionRow
 
 
 async def actor(world, who: str, role: Role) -> Actor:

@@ -10,11 +10,11 @@ from telehealth_testutil import PASSWORD, SECRET
 from test_telehealth_consults import open_consult, rooms  # noqa: F401  (rooms: the consult routes, fake live rooms)
 
 from telehealth.accounts import add_user
-from telehealth.consults import JoinRefused, authorize_join
 from telehealth.errors import InvalidSession
-from telehealth.records import Actor
+from telehealth.records import Actor, Role, utc_now
 from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
-from telehealth.tables import Role, SessionRow, UserRow, utc_now
+from telehealth.store.consults import JoinRefused, authorize_join
+from telehealth.store.tables import SessionRow, UserRow
 
 
 async def sign_in(client, email: str = "gp@clinic.test") -> str:

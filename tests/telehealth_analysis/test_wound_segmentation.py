@@ -32,7 +32,11 @@ class FakeModel:
         self.mask, self.resets = mask, 0
 
     def predict_with_mask(self, rgb):
-        return None, self.mask
+        from perception.findings import Finding, FrameFindings, ModelInfo
+
+        found = FrameFindings(ModelInfo("fake-wound", "9"), (rgb.shape[1], rgb.shape[0]),
+                              objects=(Finding("wound", 0.75, (30, 30, 90, 70)),))
+        return found, self.mask
 
     def reset(self) -> None:
         self.resets += 1
@@ -42,11 +46,14 @@ def test_adapter_uses_predict_with_mask_and_resets_tracker():
     img, mask = red_disc_photo()
     model = FakeModel(mask.astype(np.uint8))
     seg = OnnxWoundSegmenter(model)
-    out, name, version = seg(img)
-    assert out.dtype == bool and (out == mask).all() and (name, version) == ("fake-wound", "9")
+    got = seg(img)
+    assert got.mask.dtype == bool and (got.mask == mask).all() and got.model.model_dump() == {"name": "fake-wound", "version": "9"}
+    assert got.score == 0.75  # the model's own score, never a made-up one
     assert model.resets == 1
     r = analyse_wound_photo(img, seg)
-    assert r.model.name == "fake-wound" and r.wound_found
+    assert r.model.name == "fake-wound" and r.wound_found and r.wound_score == 0.75
+    ys, xs = np.nonzero(mask)
+    assert r.wound_box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
 def test_default_model_path_points_into_perception_weights():
@@ -88,8 +95,10 @@ def test_real_onnx_model_through_adapter(tmp_path):
     pytest.importorskip("onnxruntime")
     seg = OnnxWoundSegmenter.from_path(_toy_onnx(tmp_path / "wound.onnx"), device="cpu")
     img, mask = red_disc_photo()
-    out, name, version = seg(img)
-    assert (name, version) == ("toy-wound", "3") and out.shape == mask.shape
+    got = seg(img)
+    out = got.mask
+    assert (got.model.name, got.model.version) == ("toy-wound", "3") and out.shape == mask.shape
+    assert 0.5 < got.score <= 1.0
     iou = (out & mask).sum() / (out | mask).sum()
     assert iou > 0.85
 

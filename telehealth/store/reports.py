@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from perception.vlm.report import DRAFT_HEADER
-from telehealth.access import visible_case
-from telehealth.audit import AuditAction, record_audit
-from telehealth.case_store import CaseStore
 from telehealth.errors import Conflict, Forbidden, NotFound
-from telehealth.records import Actor
-from telehealth.tables import ReportRow, ReportStatus, ReportVersionRow, Role, UserRow, as_utc, utc_now
+from telehealth.records import Actor, ReportStatus, Role, as_utc, utc_now
+from telehealth.store.audit import AuditAction, record_audit
+from telehealth.store.cases import CaseStore
+from telehealth.store.tables import ReportRow, ReportVersionRow, UserRow
+from telehealth.store.visibility import visible_case
 
 _AUTHORS = frozenset({Role.gp, Role.surgeon, Role.admin})
 _SIGNERS = frozenset({Role.gp, Role.admin})

@@ -10,29 +10,19 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from telehealth.access import (
-    visible_case,
-    visible_cases,
-    visible_patient,
-    visible_photo,
-)
-from telehealth.audit import AuditAction, record_audit
-from telehealth.database import Database
 from telehealth.errors import Conflict, Forbidden, NotFound
 from telehealth.passwords import PasswordPolicy
 from telehealth.photo_files import PhotoFiles
 from telehealth.photo_intake import CleanPhoto
-from telehealth.records import Actor, CaseRecord, PhotoRecord, UserRecord
-from telehealth.tables import (
-    Base,
-    FileState,
-    PatientRow,
-    PhotoSubmissionRow,
-    Role,
-    UserRow,
-    WoundCaseRow,
-    as_utc,
-    utc_now,
+from telehealth.records import Actor, CaseRecord, FileState, PhotoRecord, Role, UserRecord, as_utc, utc_now
+from telehealth.store.audit import AuditAction, record_audit
+from telehealth.store.database import Database
+from telehealth.store.tables import Base, PatientRow, PhotoSubmissionRow, UserRow, WoundCaseRow
+from telehealth.store.visibility import (
+    visible_case,
+    visible_cases,
+    visible_patient,
+    visible_photo,
 )
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import enum
 
 from sqlalchemy.orm import Session
 
-from telehealth.tables import AuditEventRow, utc_now
+from telehealth.records import utc_now
+from telehealth.store.tables import AuditEventRow
 
 
 class AuditAction(str, enum.Enum):

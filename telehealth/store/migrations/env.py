@@ -1,11 +1,11 @@
-"""Alembic environment: migrations run on the engine telehealth.migrate passes in."""
+"""Alembic environment: migrations run on the engine telehealth.store.migrate passes in."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from telehealth.tables import Base
+from telehealth.store.tables import Base
 
 config = context.config
 engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))

@@ -6,14 +6,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from telehealth.errors import NotFound
-from telehealth.records import Actor
-from telehealth.tables import (
-    ConsultRow,
-    PatientRow,
-    PhotoSubmissionRow,
-    Role,
-    WoundCaseRow,
-)
+from telehealth.records import Actor, Role
+from telehealth.store.tables import ConsultRow, PatientRow, PhotoSubmissionRow, WoundCaseRow
 
 
 def visible_cases(actor: Actor) -> Select[tuple[WoundCaseRow]]:

@@ -16,9 +16,6 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from telehealth.access import visible_case
-from telehealth.audit import AuditAction, record_audit
-from telehealth.case_store import CaseStore
 from telehealth.errors import (
     Conflict,
     Forbidden,
@@ -26,17 +23,13 @@ from telehealth.errors import (
     NotFound,
     TelehealthError,
 )
-from telehealth.records import Actor
+from telehealth.records import Actor, Role, as_utc, utc_now
 from telehealth.session_tokens import SessionTokens
-from telehealth.sessions import session_actor
-from telehealth.tables import (
-    PatientRow,
-    Role,
-    VideoConsultRow,
-    WoundCaseRow,
-    as_utc,
-    utc_now,
-)
+from telehealth.store.audit import AuditAction, record_audit
+from telehealth.store.cases import CaseStore
+from telehealth.store.sessions import session_actor
+from telehealth.store.tables import PatientRow, VideoConsultRow, WoundCaseRow
+from telehealth.store.visibility import visible_case
 
 ConsultSide = Literal["clinician", "patient"]
 _CLINICIANS = (Role.gp, Role.admin)

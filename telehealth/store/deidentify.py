@@ -13,16 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from telehealth.access import visible_case
-from telehealth.audit import AuditAction, record_audit
-from telehealth.case_store import CaseStore
-from telehealth.photo_analysis import case_analyses
-from telehealth.records import Actor
-from telehealth.tables import CaseExportKeyRow, ReportRow, ReportStatus, ReportVersionRow, as_utc, utc_now
-
-# Analysis fields that are numbers, statuses or fixed method text; nothing typed by a person.
-_ANALYSIS_KEYS = ("schema_version", "model", "image_size", "wound_found", "wound_pixels", "scale", "measurement",
-                  "tissue", "redness", "risk", "warnings")
+from telehealth.analysis.models import WoundAssessment
+from telehealth.records import Actor, ReportStatus, as_utc, utc_now
+from telehealth.store.analyses import case_analyses
+from telehealth.store.audit import AuditAction, record_audit
+from telehealth.store.cases import CaseStore
+from telehealth.store.tables import CaseExportKeyRow, ReportRow, ReportVersionRow
+from telehealth.store.visibility import visible_case
 
 
 def _export_key(s: Session, case_id: int) -> CaseExportKeyRow:
@@ -39,12 +36,13 @@ def _shift(value: datetime | None, days: int) -> str | None:
     return None if value is None else (as_utc(value) + timedelta(days=days)).isoformat()
 
 
-def _analysis(data: dict[str, Any] | None, days: int) -> dict[str, Any] | None:
-    if not data:
+def _analysis(assessment: WoundAssessment | None, days: int) -> dict[str, Any] | None:
+    """Every field of an assessment is a number, a status or fixed method text (nothing typed by a person); only
+    its time identifies, and it is shifted like every other date of the case."""
+    if assessment is None:
         return None
-    out = {k: data.get(k) for k in _ANALYSIS_KEYS}
-    analysed_at = data.get("analysed_at")
-    out["analysed_at"] = None if not analysed_at else _shift(datetime.fromisoformat(analysed_at), days)
+    out = assessment.model_dump(mode="json")
+    out["analysed_at"] = _shift(assessment.analysed_at, days)
     return out
 
 
@@ -67,7 +65,7 @@ def deidentified_case(store: CaseStore, actor: Actor, case_id: int) -> dict[str,
             "sha256": photo.sha256, "received_at": _shift(photo.received_at, days), "width": photo.width,
             "height": photo.height, "media_type": photo.media_type,
             "analysis_status": None if analysis is None else analysis.status,
-            "analysis": None if analysis is None else _analysis(analysis.analysis, days),
+            "analysis": None if analysis is None else _analysis(analysis.assessment, days),
         })
     return {
         "deidentified": True,

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from telehealth.case_store import CaseStore
-from telehealth.tables import FileState, PhotoSubmissionRow
+from telehealth.records import FileState
+from telehealth.store.cases import CaseStore
+from telehealth.store.tables import PhotoSubmissionRow
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from telehealth.accounts import normalize_email
-from telehealth.audit import AuditAction, record_audit
-from telehealth.case_store import CaseStore
 from telehealth.errors import Conflict, Forbidden, InvalidSession, InviteGone, NotFound
 from telehealth.login_throttle import LoginThrottle
-from telehealth.records import Actor, InviteRecord, UserRecord
-from telehealth.tables import InviteRow, PatientRow, Role, UserRow, WoundCaseRow, as_utc, utc_now
+from telehealth.records import Actor, InviteRecord, Role, UserRecord, as_utc, utc_now
+from telehealth.store.audit import AuditAction, record_audit
+from telehealth.store.cases import CaseStore
+from telehealth.store.tables import InviteRow, PatientRow, UserRow, WoundCaseRow
 
 WRONG_PASSWORD = "wrong password: this email already has an account, enter its password to accept the invite"
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from telehealth.case_store import CaseStore
 from telehealth.errors import InvalidSession
-from telehealth.records import Actor
-from telehealth.tables import Role, SessionRow, UserRow, as_utc, utc_now
+from telehealth.records import Actor, Role, as_utc, utc_now
+from telehealth.store.cases import CaseStore
+from telehealth.store.tables import SessionRow, UserRow
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,12 @@ def session_actor(s: Session, session_id: str) -> Actor:
     if user is None or user.disabled:
         raise InvalidSession("account disabled or removed")
     return Actor(user.id, Role(user.role))
+
+
+def live_session_actor(store: CaseStore, session_id: str) -> Actor:
+    """session_actor in a transaction of its own."""
+    with store.db.session() as s:
+        return session_actor(s, session_id)
 
 
 def revoke_session(store: CaseStore, session_id: str) -> bool:

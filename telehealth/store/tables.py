@@ -6,8 +6,7 @@ report bodies); the audit log holds only ids and verbs so it can be exported wit
 
 from __future__ import annotations
 
-import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,32 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-class Role(str, enum.Enum):
-    patient = "patient"
-    gp = "gp"
-    surgeon = "surgeon"
-    admin = "admin"
-
-
-class ReportStatus(str, enum.Enum):
-    draft = "draft"
-    signed = "signed"
-
-
-class FileState(str, enum.Enum):
-    stored = "stored"
-    # Set by start-up reconciliation when a row's file is gone, so the API can say so instead of failing later.
-    missing = "missing"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; everything is written in UTC, so say so."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from telehealth.records import FileState, ReportStatus, utc_now
 
 
 class Base(DeclarativeBase):
