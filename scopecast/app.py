@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,8 +31,8 @@ from perception.registry import ModelRegistry
 from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
-from scopecast.settings import Settings, parse_ice_server, split_source
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
+from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.access import StreamAccess
 from stream.api import STATIC_DIR, SocketLimits, streaming_router
 from stream.hub import StreamHub
@@ -41,8 +41,28 @@ from stream.pipeline import PipelineConfig
 from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
 from stream.turn import TurnRelay
-from telehealth.api import TelehealthServices
+from telehealth.account_api import account_router
+from telehealth.analysis_api import analysis_router
+from telehealth.analysis_runner import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
+from telehealth.auth import Authenticator
+from telehealth.case_api import case_router, intake_limits
+from telehealth.consult_api import LiveConsults, consult_router
+from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import TelehealthError
+from telehealth.evidence_files import EvidenceFiles
+from telehealth.first_run import FirstRunSetup
+from telehealth.page_api import page_router
+from telehealth.passwords import PasswordPolicy
+from telehealth.photo_files import PhotoFiles
+from telehealth.private_files import private_dir
+from telehealth.report_api import report_router
+from telehealth.services import TelehealthServices
+from telehealth.session_tokens import SessionTokens
+from telehealth.settings import TelehealthSettings
+from telehealth.store.cases import CaseStore
+from telehealth.store.database import Database
+from telehealth.store.migrate import upgrade_to_head
+from telehealth.store.reconcile import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +76,47 @@ def default_registry(settings: Settings) -> ModelRegistry:
     registry = ModelRegistry()
     register_builtin_models(registry, threads=settings.model_threads)
     return registry
+
+
+def build_telehealth(settings: TelehealthSettings, segmenter_factory: SegmenterFactory | None = None) -> TelehealthServices:
+    """Migrate the database to head, reconcile photo files with rows, and build the services the routes share.
+
+    `segmenter_factory` (called once, on the analysis worker thread) replaces the ONNX wound model, e.g. in tests.
+    Blocking (migrations and a directory walk): call it before the server starts serving, or via asyncio.to_thread.
+    """
+    private_dir(settings.data_dir)  # photos and evidence live here whichever database is used
+    db = Database(settings.resolved_database_url())
+    upgrade_to_head(db.engine)
+    store = CaseStore(db, PhotoFiles(settings.photos_dir, settings.quarantine_dir), PasswordPolicy.from_settings(settings))
+    reconciled = reconcile(store)
+    auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
+    evidence = EvidenceFiles(settings.evidence_dir)
+    factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
+    analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm)
+    return TelehealthServices(settings, store, auth, reconciled, analyses, DecodeSlots(settings.max_concurrent_decodes),
+                              FirstRunSetup(), evidence)
+
+
+def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: LiveConsults | None) -> list[APIRouter]:
+    """Every telehealth route: accounts, cases and photos, analyses and trend, reports (drafted by `vlm`, the
+    server's own backend), pages, and the video consults when the live rooms are given."""
+    s = services
+    routers = [
+        account_router(s.store, s.auth, s.settings, s.first_run),
+        case_router(s.store, s.auth, s.settings, s.analyses, s.decodes),
+        analysis_router(s.store, s.auth, s.settings, s.evidence),
+        report_router(s.store, s.auth, s.settings, s.evidence, vlm),
+        page_router(s.settings),
+    ]
+    if rooms is not None:
+        routers.append(consult_routes(services, rooms))
+    return routers
+
+
+def consult_routes(services: TelehealthServices, rooms: LiveConsults) -> APIRouter:
+    """The video-consult routes over the live rooms (the stream hub's, which this root owns)."""
+    s = services
+    return consult_router(s.store, s.auth, s.settings, s.analyses, intake_limits(s.settings), rooms, s.decodes)
 
 
 def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
@@ -163,8 +224,8 @@ def create_app(
     )
 
     if telehealth is not None:
-        app.include_router(telehealth.router)
-        app.include_router(telehealth.consult_router(rooms))
+        for router in telehealth_routers(telehealth, vlm, rooms):
+            app.include_router(router)
     app.state.rooms = rooms
 
     @app.get("/", include_in_schema=False)

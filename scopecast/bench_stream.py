@@ -109,7 +109,6 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     from scopecast.settings import Settings
     from stream import client
     from stream.framestamp import StampedVideoTrack, read_stamp
-
     from stream.rooms import RoomGrant
 
     async def two_sides(room_id: str, credential: str) -> RoomGrant:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-
 # Subcommands whose arguments belong to another package's own parser: scopecast
 # only routes to them, so each keeps one definition of its options.
 _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
@@ -160,11 +159,11 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"scopecast: source {stream_id!r}: {exc}", file=sys.stderr)
             return 2
         print(f"scopecast: stream {stream_id!r}: {spec.loggable} ({width}x{height} @ {fps:.0f} fps)", file=sys.stderr)
+    from scopecast.app import build_telehealth
     from scopecast.telehealth_setup import telehealth_settings
-    from telehealth.api import create_telehealth
 
     try:
-        telehealth = create_telehealth(telehealth_settings())
+        telehealth = build_telehealth(telehealth_settings())
         app = create_app(settings, telehealth=telehealth)
     except (ValidationError, ValueError, OSError, RuntimeError) as exc:  # say what is wrong, no traceback
         print(f"scopecast: cannot start: {exc}", file=sys.stderr)
@@ -191,9 +190,9 @@ def _user_add(args: argparse.Namespace) -> int:
     import getpass
     import os
 
+    from scopecast.app import build_telehealth
     from scopecast.telehealth_setup import telehealth_settings
     from telehealth.accounts import add_user
-    from telehealth.api import create_telehealth
     from telehealth.errors import AccountError
 
     if args.password_env:
@@ -206,7 +205,7 @@ def _user_add(args: argparse.Namespace) -> int:
         if password != getpass.getpass("again: "):
             print("scopecast: the passwords differ", file=sys.stderr)
             return 2
-    services = create_telehealth(telehealth_settings())
+    services = build_telehealth(telehealth_settings())
     try:
         user = add_user(services.store, args.email, password, args.role)
     except AccountError as exc:

@@ -7,11 +7,10 @@ import asyncio
 from collections.abc import Iterable
 
 from stream.access import AccessDenied, Principal, StreamAccess
-from telehealth.api import TelehealthServices
 from telehealth.errors import TelehealthError
-from telehealth.records import Actor
+from telehealth.records import Actor, Role
+from telehealth.services import TelehealthServices
 from telehealth.session_tokens import SESSION_COOKIE
-from telehealth.records import Role
 
 # Theatre sources and published cameras are clinical video: patients never see them (their consult room has its own
 # grant), everyone else signed in may watch and publish.

@@ -9,15 +9,20 @@ from fastapi import APIRouter, Depends, Response
 from telehealth.auth import Authenticator
 from telehealth.case_trend import trend_json, trend_plots
 from telehealth.evidence_files import EvidenceFiles
+from telehealth.http_route import telehealth_router
 from telehealth.records import Actor
 from telehealth.schemas import RowId
+from telehealth.settings import TelehealthSettings
 from telehealth.store.analyses import case_analyses, read_analysis, read_evidence
 from telehealth.store.cases import CaseStore
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def analysis_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evidence: EvidenceFiles) -> None:
+def analysis_router(
+    store: CaseStore, auth: Authenticator, settings: TelehealthSettings, evidence: EvidenceFiles
+) -> APIRouter:
+    router = telehealth_router(settings.max_json_bytes)
     anyone = auth.require()
 
     # Plain `def` routes: FastAPI runs them in its threadpool, so the database, files and plotting stay off the loop.
@@ -48,3 +53,5 @@ def analysis_routes(router: APIRouter, store: CaseStore, auth: Authenticator, ev
     @router.get("/api/cases/{case_id}/trend.svg", tags=["telehealth"], response_class=Response)
     def get_trend_svg(case_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         return Response(trend_plots(case_analyses(store, actor, case_id)).svg, media_type="image/svg+xml", headers=_PRIVATE)
+
+    return router

@@ -18,9 +18,9 @@ from pydantic import BaseModel
 
 from telehealth.analysis_runner import AnalysisRunner
 from telehealth.auth import Authenticator
-from telehealth.body_limits import telehealth_route_class
 from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import Conflict
+from telehealth.http_route import telehealth_router
 from telehealth.photo_intake import IntakeLimits, clean_photo
 from telehealth.records import Actor, Role
 from telehealth.schemas import PhotoReceipt, RowId
@@ -74,7 +74,7 @@ def consult_router(
 ) -> APIRouter:
     if decodes is None:
         decodes = DecodeSlots(settings.max_concurrent_decodes)
-    router = APIRouter(route_class=telehealth_route_class(settings.max_json_bytes))
+    router = telehealth_router(settings.max_json_bytes)
     clinicians = auth.require(Role.gp, Role.admin)
     consult_page = (STATIC_DIR / "consult.html").read_bytes()
     base = settings.public_base_url.rstrip("/")

@@ -12,10 +12,12 @@ from telehealth.auth import Authenticator
 from telehealth.errors import Conflict, TelehealthError
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.fhir_export import report_bundle
+from telehealth.http_route import telehealth_router
 from telehealth.pdf_export import report_pdf
 from telehealth.records import Actor, ReportStatus, Role
 from telehealth.report_drafting import AI_DRAFT_NOTICE, draft_body, draft_for, edited_body
 from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut, RowId
+from telehealth.settings import TelehealthSettings
 from telehealth.store.analyses import AnalysisRecord, analysis_by_id, case_analyses
 from telehealth.store.audit import AuditAction
 from telehealth.store.cases import CaseStore
@@ -52,7 +54,11 @@ def _source(store: CaseStore, evidence: EvidenceFiles, view: ReportView) -> tupl
     return analysis, png
 
 
-def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evidence: EvidenceFiles, vlm: VlmBackend) -> None:
+def report_router(
+    store: CaseStore, auth: Authenticator, settings: TelehealthSettings, evidence: EvidenceFiles, vlm: VlmBackend
+) -> APIRouter:
+    """`vlm` drafts the reports: the backend the server was started with."""
+    router = telehealth_router(settings.max_json_bytes)
     anyone = auth.require()
     authors = auth.require(Role.gp, Role.surgeon, Role.admin)
     signers = auth.require(Role.gp, Role.admin)
@@ -118,3 +124,5 @@ def report_routes(router: APIRouter, store: CaseStore, auth: Authenticator, evid
         if not deidentified:
             raise TelehealthError("only de-identified export is available: add ?deidentified=true")
         return deidentified_case(store, actor, case_id)
+
+    return router

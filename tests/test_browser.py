@@ -10,9 +10,9 @@ from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from tests.conftest import running_server
-from tests.stream_access import clinician_page, fixed_token_access
 from tests.fake_camera import write_y4m
 from tests.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
+from tests.stream_access import clinician_page, fixed_token_access
 
 pytestmark = pytest.mark.browser
 
@@ -115,13 +115,13 @@ async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
 
 
 async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(browser, tmp_path, artifacts_dir):
+    from scopecast.app import build_telehealth
     from telehealth.accounts import add_user
-    from telehealth.api import create_telehealth
     from telehealth.records import Role
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
     # The shipped default: a Secure cookie, which browsers keep for http://127.0.0.1 and localhost too.
-    services = create_telehealth(fast_settings(tmp_path / "telehealth", cookie_secure=True))
+    services = build_telehealth(fast_settings(tmp_path / "telehealth", cookie_secure=True))
     add_user(services.store, "surgeon@clinic.test", PASSWORD, Role.surgeon.value)
     add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
     app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
@@ -153,10 +153,10 @@ async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(brows
 
 
 async def test_no_page_breaks_the_content_security_policy(browser, tmp_path):
-    from telehealth.api import create_telehealth
+    from scopecast.app import build_telehealth
     from tests.telehealth.telehealth_testutil import fast_settings
 
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    services = build_telehealth(fast_settings(tmp_path / "telehealth"))
     app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
                      vlm=keyword_vlm(), telehealth=services, stream_access=fixed_token_access())
     async with running_server(app) as addr:

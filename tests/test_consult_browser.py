@@ -17,14 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from perception.vlm.grounded import GroundedBackend
-from scopecast.app import create_app
+from scopecast.app import build_telehealth, create_app
 from scopecast.settings import Settings
 from telehealth.accounts import add_user
-from telehealth.api import create_telehealth
+from telehealth.records import Actor, Role
 from telehealth.store.invites import accept_invite, create_invite
-from telehealth.records import Actor
 from telehealth.store.tables import PhotoSubmissionRow
-from telehealth.records import Role
 from tests.conftest import running_server
 from tests.fake_camera import still_y4m
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case
@@ -94,7 +92,7 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
         pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
     from playwright.async_api import async_playwright, expect
 
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"))  # the shipped ONNX wound model analyses captures
+    services = build_telehealth(fast_settings(tmp_path / "telehealth"))  # the shipped ONNX wound model analyses captures
     store = services.store
     gp = add_user(store, "gp@clinic.test", PASSWORD, Role.gp.value)
     patient = accept_invite(store, create_invite(store, Actor(gp.id, Role.gp), "pat@mail.test", 3600).token, PASSWORD)

@@ -91,12 +91,12 @@ async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted():
 
 
 async def test_a_stalled_photo_upload_gets_a_408_and_frees_the_connection(tmp_path):
+    from scopecast.app import build_telehealth
     from telehealth.accounts import add_user
-    from telehealth.api import create_telehealth
     from telehealth.records import Role
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    services = build_telehealth(fast_settings(tmp_path / "telehealth"))
     add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
     app = create_app(Settings(serve_sample=False, model="box", body_idle_timeout_s=0.5), registry_with(box=BoxModel()),
                      vlm=keyword_vlm(), telehealth=services)

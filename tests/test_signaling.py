@@ -13,8 +13,8 @@ from stream import client
 from stream.framestamp import StampedVideoTrack
 from stream.signaling import SignalingError, parse_client_message
 from tests.conftest import running_server
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BoxModel, keyword_vlm, registry_with
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 
 @pytest.mark.parametrize(

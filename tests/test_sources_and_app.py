@@ -15,8 +15,8 @@ from scopecast.settings import Settings
 from stream import client
 from stream.sources import SourceError, SourceSpec, probe_source
 from tests.conftest import running_server
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BoxModel, keyword_vlm, registry_with
+from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 
 def test_bundled_clips_probe():

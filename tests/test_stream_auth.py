@@ -11,12 +11,11 @@ import httpx
 import pytest
 import websockets
 
-from scopecast.app import create_app
+from scopecast.app import build_telehealth, create_app
 from scopecast.settings import Settings
 from stream import client
 from stream.framestamp import StampedVideoTrack
 from telehealth.accounts import add_user
-from telehealth.api import create_telehealth
 from telehealth.records import Role
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
@@ -29,7 +28,7 @@ PAGES = ["/monitor", "/capture"]
 
 @pytest.fixture
 async def server(tmp_path):
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"))
+    services = build_telehealth(fast_settings(tmp_path / "telehealth"))
     for role in ROLES:
         add_user(services.store, f"{role}@clinic.test", PASSWORD, Role(role).value)
     app = create_app(

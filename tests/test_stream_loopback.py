@@ -14,8 +14,8 @@ from stream import client
 from stream.events import FindingsEvent, StatusEvent, parse_server_event
 from stream.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from tests.conftest import running_server
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
 from tests.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, keyword_vlm, registry_with
+from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 W, H, FPS = 640, 480, 15
 

@@ -46,6 +46,10 @@ class CaseStore:
         # The password policy lives here so that add_user(store, ...) applies the same rules as the API.
         self.passwords = passwords
 
+    def close(self) -> None:
+        """Close the database's connections (at shutdown)."""
+        self.db.dispose()
+
     # -- callers ---------------------------------------------------------------------------------------------
 
     def has_users(self) -> bool:

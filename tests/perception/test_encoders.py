@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from perception.encoders import SOURCES, EncoderWeightsError, EncoderSource, load_state_dict
+from perception.encoders import SOURCES, EncoderSource, EncoderWeightsError, load_state_dict
 
 torch = pytest.importorskip("torch", reason="the training extra (torch) is not installed")
 

@@ -6,11 +6,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from postgres_server import postgres_cluster
-from telehealth_testutil import PASSWORD, fast_settings
+from telehealth_testutil import PASSWORD, fast_settings, include_telehealth
 
+from scopecast.app import build_telehealth
 from telehealth.accounts import add_user
-from telehealth.api import TelehealthServices, create_telehealth
 from telehealth.records import Role
+from telehealth.services import TelehealthServices
 
 
 @pytest.fixture(scope="session")
@@ -28,15 +29,15 @@ def telehealth_db_url() -> str | None:
 
 @pytest.fixture
 def services(tmp_path, telehealth_db_url) -> Iterator[TelehealthServices]:
-    made = create_telehealth(fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url))
+    made = build_telehealth(fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url))
     yield made
-    made.store.db.dispose()
+    made.store.close()
 
 
 @pytest.fixture
 def app(services: TelehealthServices) -> FastAPI:
     app = FastAPI()
-    app.include_router(services.router)
+    include_telehealth(app, services)
     return app
 
 

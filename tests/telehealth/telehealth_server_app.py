@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from telehealth_testutil import include_telehealth
 
-from telehealth.api import create_telehealth
+from scopecast.app import build_telehealth
 from telehealth.settings import TelehealthSettings
 
 
 def build_app() -> FastAPI:
-    services = create_telehealth(TelehealthSettings())  # type: ignore[call-arg]  # values come from SCOPECAST_TELEHEALTH_*
+    services = build_telehealth(TelehealthSettings())  # type: ignore[call-arg]  # values come from SCOPECAST_TELEHEALTH_*
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -20,5 +21,5 @@ def build_app() -> FastAPI:
         await services.close()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(services.router)
+    include_telehealth(app, services)
     return app

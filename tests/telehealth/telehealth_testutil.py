@@ -81,3 +81,16 @@ async def gp_opens_case(page, host: str, case_id: int, email: str = "gp@clinic.t
     await page.click("#login button[type=submit]")
     await page.click(f"#cases button[data-case-id='{case_id}']")
     await expect(page.locator("body")).to_have_attribute("data-case-loaded", str(case_id), timeout=20_000)
+
+
+def telehealth_routes(services, rooms=None) -> list:
+    """The telehealth routers as `scopecast serve` builds them, drafting reports with the grounded VLM."""
+    from perception.vlm.grounded import GroundedBackend
+    from scopecast.app import telehealth_routers
+
+    return telehealth_routers(services, GroundedBackend(use_embeddings=False), rooms)
+
+
+def include_telehealth(app, services, rooms=None) -> None:
+    for router in telehealth_routes(services, rooms):
+        app.include_router(router)

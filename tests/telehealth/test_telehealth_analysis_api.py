@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from telehealth_testutil import fast_settings, jpeg_bytes
+from telehealth_testutil import fast_settings, include_telehealth, jpeg_bytes
 from wound_photos import scene_jpeg, true_area_cm2
 from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
+from scopecast.app import build_telehealth
 from telehealth.analysis_runner import NOT_INSTALLED
-from telehealth.api import create_telehealth
 from telehealth.store.tables import AnalysisRow, AuditEventRow
 
 
@@ -70,9 +70,9 @@ async def test_without_a_wound_model_the_upload_still_succeeds(tmp_path) -> None
 
     from telehealth.accounts import add_user
 
-    services = create_telehealth(fast_settings(tmp_path / "t", wound_model_path=tmp_path / "absent.onnx"))
+    services = build_telehealth(fast_settings(tmp_path / "t", wound_model_path=tmp_path / "absent.onnx"))
     app = FastAPI()
-    app.include_router(services.router)
+    include_telehealth(app, services)
     add_user(services.store, "pat@mail.test", PASSWORD, "patient")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
         token = (await c.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]

@@ -36,7 +36,9 @@ class FakeRooms:
 @pytest.fixture
 def rooms(services, app) -> FakeRooms:
     fake = FakeRooms()
-    app.include_router(services.consult_router(fake))
+    from scopecast.app import consult_routes
+
+    app.include_router(consult_routes(services, fake))
     return fake
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from telehealth_testutil import fast_settings, jpeg_bytes
 
-from telehealth.api import create_telehealth
+from scopecast.app import build_telehealth
 from telehealth.photo_files import PhotoFiles
 from telehealth.store.database import Database
 from telehealth.store.migrate import upgrade_to_head
@@ -57,7 +57,7 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path) -> None:
 
 
 async def test_the_data_directory_and_photo_directories_are_private(tmp_path) -> None:
-    services = create_telehealth(fast_settings(tmp_path / "var" / "telehealth"))
+    services = build_telehealth(fast_settings(tmp_path / "var" / "telehealth"))
     try:
         data = tmp_path / "var" / "telehealth"
         assert mode(tmp_path / "var") == mode(data) == 0o700

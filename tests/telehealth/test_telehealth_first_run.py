@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from telehealth_testutil import PASSWORD, fast_settings, serving
+from telehealth_testutil import PASSWORD, fast_settings, include_telehealth, serving
 
+from scopecast.app import build_telehealth
 from telehealth.accounts import add_user
-from telehealth.api import create_telehealth
 from telehealth.session_tokens import SESSION_COOKIE
 
 
@@ -47,19 +47,19 @@ async def test_setup_link_creates_the_admin_once(services, client) -> None:
 
 
 async def test_no_setup_once_accounts_exist(tmp_path) -> None:
-    first = create_telehealth(fast_settings(tmp_path / "t", public_base_url="https://clinic.example/"))
+    first = build_telehealth(fast_settings(tmp_path / "t", public_base_url="https://clinic.example/"))
     link = first.first_run_link()
     assert link is not None and link.startswith("https://clinic.example/setup#token=")
     add_user(first.store, "gp@clinic.test", PASSWORD, "gp")  # e.g. `scopecast user add` in the meantime
     assert first.first_run_link() is None
     await first.close()
-    restarted = create_telehealth(fast_settings(tmp_path / "t"))
+    restarted = build_telehealth(fast_settings(tmp_path / "t"))
     assert restarted.first_run_link() is None
     import httpx
     from fastapi import FastAPI
 
     app = FastAPI()
-    app.include_router(restarted.router)
+    include_telehealth(app, restarted)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.post("/api/setup", json={"token": token_of(link), "email": "x@clinic.test", "password": PASSWORD})
         assert r.status_code == 410

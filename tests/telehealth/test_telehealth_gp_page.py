@@ -9,7 +9,7 @@ from telehealth_testutil import PASSWORD, gp_opens_case, serving
 from wound_photos import scene_jpeg
 
 from telehealth.accounts import add_user
-from telehealth.api import intake_limits
+from telehealth.case_api import intake_limits
 from telehealth.photo_intake import clean_photo
 from telehealth.records import Actor, Role
 from telehealth.store.invites import accept_invite, create_invite

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute
+from telehealth_testutil import telehealth_routes
 from test_telehealth_consults import FakeRooms, rooms  # noqa: F401  (rooms mounts the consult routes with fake live rooms)
 
 from telehealth.schemas import MAX_ROW_ID
@@ -21,7 +22,7 @@ BAD_BODY_IDS = [99999999999999999999999, -1, 0, 1e23, 5.0, True, "5x", [1]]
 def id_routes(services) -> list[tuple[str, str]]:
     """(method, path) of every telehealth route with an id in its path (the main and the consult router)."""
     found = []
-    for route in [*services.router.routes, *services.consult_router(FakeRooms()).routes]:
+    for route in [r for router in telehealth_routes(services, FakeRooms()) for r in router.routes]:
         if isinstance(route, APIRoute) and re.search(r"\{\w+_id\}", route.path):
             found.extend((method, route.path) for method in sorted(route.methods))
     return found

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from telehealth_testutil import PASSWORD, SECRET, fast_settings, jpeg_bytes
 
+from scopecast.app import build_telehealth
 from telehealth.accounts import add_user
-from telehealth.api import create_telehealth
 from telehealth.photo_files import TEMP_PREFIX
 from telehealth.records import Actor
 
@@ -78,7 +78,7 @@ def stop(proc: subprocess.Popen) -> None:
 @pytest.mark.timeout(60)
 async def test_sigkill_mid_upload_loses_nothing(tmp_path) -> None:
     data_dir = tmp_path / "telehealth"
-    setup = create_telehealth(fast_settings(data_dir))
+    setup = build_telehealth(fast_settings(data_dir))
     patient = add_user(setup.store, "pat@mail.test", PASSWORD, "patient")
     case_id = setup.store.create_case(Actor(patient.id, patient.role), None, "left heel").id
     setup.store.db.dispose()

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from PIL import Image
-from telehealth_testutil import PASSWORD, fast_settings, textured_image
+from telehealth_testutil import PASSWORD, fast_settings, include_telehealth, textured_image
 
+from scopecast.app import build_telehealth
 from telehealth.accounts import add_user
-from telehealth.api import create_telehealth
 
 # Pillow warns (and carries on) about the EXIF blocks the mutations break: expected here, not a finding.
 pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
@@ -160,10 +160,10 @@ def png_bomb(width: int, height: int, colour_type: int, bit_depth: int, channels
 
 @pytest.fixture
 async def uploader(tmp_path):
-    services = create_telehealth(fast_settings(tmp_path / "telehealth"), segmenter_factory=lambda: None)
+    services = build_telehealth(fast_settings(tmp_path / "telehealth"), segmenter_factory=lambda: None)
     add_user(services.store, "pat@mail.test", PASSWORD, "patient")
     app = FastAPI()
-    app.include_router(services.router)
+    include_telehealth(app, services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60) as client:
         token = (await client.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]
         client.cookies.clear()

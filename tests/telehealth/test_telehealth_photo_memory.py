@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from telehealth_testutil import PASSWORD, jpeg_bytes
 
-from telehealth import api as telehealth_api
+from telehealth import case_api as telehealth_api
 from telehealth.accounts import add_user
 from telehealth.decode_slots import DecodeSlots
 

@@ -36,12 +36,12 @@ def synthetic_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose wound segmenter returns the synthetic scene's known mask (imported as `services`)."""
     from telehealth_testutil import fast_settings
 
+    from scopecast.app import build_telehealth
     from telehealth.analysis import fixed_mask_segmenter
-    from telehealth.api import create_telehealth
 
-    made = create_telehealth(
+    made = build_telehealth(
         fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url),
         segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
     )
     yield made
-    made.store.db.dispose()
+    made.store.close()

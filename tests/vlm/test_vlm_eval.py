@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from perception.vlm import evaluate
 from perception.vlm.evaluate import DATA_ROOT, mask_findings
-
-import numpy as np
 
 
 def test_mask_findings_components():

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.vlm import AskRequest, InvalidImage, InvalidQuestion, ReportDraft, Turn, VlmBusy, VlmError, parse_sections
+from perception.vlm import (
+    AskRequest,
+    InvalidImage,
+    InvalidQuestion,
+    ReportDraft,
+    Turn,
+    VlmBusy,
+    VlmError,
+    parse_sections,
+)
 from perception.vlm.base import MAX_HISTORY_TURNS
 from perception.vlm.prompts import SYSTEM_PROMPT, build_messages
 

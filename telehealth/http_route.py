@@ -1,4 +1,5 @@
-"""A route class that turns domain errors into clear JSON errors and refuses oversize JSON bodies before reading them.
+"""How every telehealth router is made: its route class turns domain errors into clear JSON errors and refuses
+oversize JSON bodies before reading them.
 
 FastAPI reads a route's whole body before any dependency runs, so a size check in a dependency would come too late;
 wrapping the route handler is the earliest point a router (not the app) controls.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive
@@ -71,4 +72,9 @@ def telehealth_route_class(max_json_bytes: int) -> type[APIRoute]:
     return TelehealthRoute
 
 
-__all__ = ["InvalidSession", "declared_length", "error_response", "limited_receive", "telehealth_route_class"]
+def telehealth_router(max_json_bytes: int) -> APIRouter:
+    """A router whose routes answer TelehealthError with its status and reason, and cap JSON bodies."""
+    return APIRouter(route_class=telehealth_route_class(max_json_bytes))
+
+
+__all__ = ["InvalidSession", "declared_length", "error_response", "limited_receive", "telehealth_router"]
