@@ -43,7 +43,7 @@ from stream.sources import SourceSpec
 from stream.turn import TurnRelay
 from telehealth.account_api import account_router
 from telehealth.analysis_api import analysis_router
-from telehealth.analysis_runner import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
+from telehealth.analysis_worker import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
 from telehealth.auth import Authenticator
 from telehealth.case_api import case_router, intake_limits
 from telehealth.consult_api import LiveConsults, consult_router

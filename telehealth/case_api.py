@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from telehealth.analysis_runner import AnalysisRunner
+from telehealth.analysis_worker import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import PhotoRejected

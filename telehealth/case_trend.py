@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from telehealth.analysis import TissueFractions, TrendPlots, Visit, healing_trend, plot_healing_trend
-from telehealth.analysis.models import WoundAssessment
 from telehealth.records import PhotoRecord
 from telehealth.store.analyses import AnalysisRecord
+from telehealth.wound import TissueFractions, TrendPlots, Visit, healing_trend, plot_healing_trend
+from telehealth.wound.models import WoundAssessment
 
 Analysed = tuple[PhotoRecord, WoundAssessment]
 

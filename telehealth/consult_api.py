@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from telehealth.analysis_runner import AnalysisRunner
+from telehealth.analysis_worker import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import Conflict

@@ -16,9 +16,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 
-from telehealth.analysis.models import WoundAssessment
 from telehealth.records import ReportStatus
 from telehealth.store.reports import ReportView
+from telehealth.wound.models import WoundAssessment
 
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"

@@ -6,8 +6,8 @@ from typing import Any
 
 from perception.findings import Finding, FrameFindings, ModelInfo
 from perception.vlm import ReportContext, ReportDraft, VlmBackend, render_text
-from telehealth.analysis.models import WoundAssessment
 from telehealth.store.analyses import AnalysisRecord
+from telehealth.wound.models import WoundAssessment
 
 AI_DRAFT_NOTICE = "AI draft — requires clinician signature"
 SECTION_NAMES = ("findings", "impression", "follow_up", "uncertainty")

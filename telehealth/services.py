@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from telehealth.analysis_runner import AnalysisRunner
+from telehealth.analysis_worker import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.consult_api import JoinAuthorizer, join_authorizer
 from telehealth.decode_slots import DecodeSlots

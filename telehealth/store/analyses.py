@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from telehealth.analysis import PreviousMeasurement, StoredAnalysis, WoundAssessment
 from telehealth.errors import NotFound
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.records import Actor, PhotoRecord, as_utc, utc_now
@@ -17,6 +16,7 @@ from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore, photo_record
 from telehealth.store.tables import AnalysisRow, PhotoSubmissionRow
 from telehealth.store.visibility import visible_case, visible_photo
+from telehealth.wound import PreviousMeasurement, StoredAnalysis, WoundAssessment
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from telehealth.analysis.models import WoundAssessment
 from telehealth.records import Actor, ReportStatus, as_utc, utc_now
 from telehealth.store.analyses import case_analyses
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore
 from telehealth.store.tables import CaseExportKeyRow, ReportRow, ReportVersionRow
 from telehealth.store.visibility import visible_case
+from telehealth.wound.models import WoundAssessment
 
 
 def _export_key(s: Session, case_id: int) -> CaseExportKeyRow:

@@ -9,7 +9,7 @@ from wound_photos import scene_jpeg, true_area_cm2
 from wound_photos import synthetic_wound_services as services  # noqa: F401  (overrides conftest's)
 
 from scopecast.app import build_telehealth
-from telehealth.analysis_runner import NOT_INSTALLED
+from telehealth.analysis_worker import NOT_INSTALLED
 from telehealth.store.tables import AnalysisRow, AuditEventRow
 
 

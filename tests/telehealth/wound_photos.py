@@ -37,7 +37,7 @@ def synthetic_wound_services(tmp_path, telehealth_db_url):
     from telehealth_testutil import fast_settings
 
     from scopecast.app import build_telehealth
-    from telehealth.analysis import fixed_mask_segmenter
+    from telehealth.wound import fixed_mask_segmenter
 
     made = build_telehealth(
         fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url),

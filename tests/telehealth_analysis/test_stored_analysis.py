@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 from wound_synth import wound_scene
 
-from telehealth.analysis import StoredAnalysis, analyse_wound_photo, fixed_mask_segmenter
+from telehealth.wound import StoredAnalysis, analyse_wound_photo, fixed_mask_segmenter
 
 
 @pytest.fixture(scope="module")

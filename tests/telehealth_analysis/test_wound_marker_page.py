@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from telehealth.analysis import MarkerPolicy, detect_scale, marker_page_html, marker_page_svg
-from telehealth.analysis.marker_page import marker_cells
+from telehealth.wound import MarkerPolicy, detect_scale, marker_page_html, marker_page_svg
+from telehealth.wound.marker_page import marker_cells
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from wound_synth import RED, ellipse_mask, paint, place_marker, skin_photo, wound_scene
 
-from telehealth.analysis import (
+from telehealth.wound import (
     NOT_MEASURED_NO_MARKER,
     NOT_MEASURED_STEEP,
     MarkerPolicy,

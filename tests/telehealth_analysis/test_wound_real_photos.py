@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from telehealth.analysis import NOT_MEASURED_NO_MARKER, analyse_wound_photo, fixed_mask_segmenter
+from telehealth.wound import NOT_MEASURED_NO_MARKER, analyse_wound_photo, fixed_mask_segmenter
 
 
 def fuseg_dir() -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from wound_synth import ellipse_mask
 
-from telehealth.analysis import OnnxWoundSegmenter, analyse_wound_photo, default_wound_model_path
+from telehealth.wound import OnnxWoundSegmenter, analyse_wound_photo, default_wound_model_path
 
 PKG = Path(__file__).resolve().parents[2] / "telehealth" / "analysis"
 
@@ -131,7 +131,7 @@ class GatedFakeModel(FakeModel):
 
 
 def test_photo_the_gate_rejects_is_not_measured_and_says_why():
-    from telehealth.analysis.segmentation import ContentNotRecognised
+    from telehealth.wound.segmentation import ContentNotRecognised
 
     img, mask = red_disc_photo()
     seg = OnnxWoundSegmenter(GatedFakeModel(mask))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from wound_synth import BLACK, RED, REDDENED, YELLOW, ellipse_mask, paint, place_marker, skin_photo
 
-from telehealth.analysis import (
+from telehealth.wound import (
     CLINICAL_REVIEW_NOTE,
     Measurement,
     PreviousMeasurement,

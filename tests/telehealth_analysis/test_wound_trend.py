@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from telehealth.analysis import TissueFractions, Visit, healing_trend, plot_healing_trend
+from telehealth.wound import TissueFractions, Visit, healing_trend, plot_healing_trend
 
 MIX = TissueFractions(granulation=0.6, slough=0.3, necrotic=0.1)
 

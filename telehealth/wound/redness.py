@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from telehealth.analysis.colour import rgb_to_lab
-from telehealth.analysis.models import PeriwoundRedness
+from telehealth.wound.colour import rgb_to_lab
+from telehealth.wound.models import PeriwoundRedness
 
 REDNESS_LIMITS = [
     "Not validated against clinician assessment of erythema.",

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from telehealth.analysis.colour import rgb_to_lab
-from telehealth.analysis.models import TissueComposition
+from telehealth.wound.colour import rgb_to_lab
+from telehealth.wound.models import TissueComposition
 
 TISSUE_LIMITS = [
     "Colour rules only: not validated against clinician tissue labels.",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from telehealth.analysis.models import TissueComposition, WoundAnalysis
+from telehealth.wound.models import TissueComposition, WoundAnalysis
 
 TREND_METHOD = (
     "weekly % change between two measured visits = ((A2/A1)^(7/days) - 1) x 100, i.e. the constant "

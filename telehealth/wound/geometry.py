@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from telehealth.analysis.models import Measurement, Scale
+from telehealth.wound.models import Measurement, Scale
 
 
 @dataclass(frozen=True)

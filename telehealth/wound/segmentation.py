@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from perception.findings import FrameFindings, ModelInfo
-from telehealth.analysis.models import ModelRef
+from telehealth.wound.models import ModelRef
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ from datetime import datetime, timezone
 import cv2
 import numpy as np
 
-from telehealth.analysis.evidence import render_evidence
-from telehealth.analysis.geometry import as_bool_mask, clean_mask, measure, pixel_geometry
-from telehealth.analysis.marker import DEFAULT_MARKER_MM, MarkerPolicy, detect_scale, marker_polygon
-from telehealth.analysis.models import (
+from telehealth.wound.evidence import render_evidence
+from telehealth.wound.geometry import as_bool_mask, clean_mask, measure, pixel_geometry
+from telehealth.wound.marker import DEFAULT_MARKER_MM, MarkerPolicy, detect_scale, marker_polygon
+from telehealth.wound.models import (
     NOT_MEASURED_NO_WOUND,
     ModelRef,
     PreviousMeasurement,
     WoundAnalysis,
 )
-from telehealth.analysis.redness import RednessRings, periwound_redness
-from telehealth.analysis.risk import RiskThresholds, assess_infection_risk
-from telehealth.analysis.segmentation import Segmenter
-from telehealth.analysis.tissue import TissueRules, tissue_composition
+from telehealth.wound.redness import RednessRings, periwound_redness
+from telehealth.wound.risk import RiskThresholds, assess_infection_risk
+from telehealth.wound.segmentation import Segmenter
+from telehealth.wound.tissue import TissueRules, tissue_composition
 
 # Only timings and statuses are logged: never pixel values, measurements or identifiers.
 log = logging.getLogger(__name__)

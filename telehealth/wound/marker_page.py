@@ -7,7 +7,7 @@ from html import escape
 import cv2
 import numpy as np
 
-from telehealth.analysis.marker import DEFAULT_DICTIONARY, DEFAULT_MARKER_MM, aruco_dictionary
+from telehealth.wound.marker import DEFAULT_DICTIONARY, DEFAULT_MARKER_MM, aruco_dictionary
 
 INSTRUCTIONS = (
     "Print at 100% / 'actual size' (not 'fit to page'), then check the bar below measures 50 mm.",

@@ -1,15 +1,15 @@
-"""Wound analysis of a patient's photo: segmentation, ArUco scale, size, tissue mix,
+"""Wound photo computation (no database): segmentation adapter, ArUco scale, size, tissue mix,
 periwound redness, infection-risk signals, evidence image and healing trend.
 
 Imports ``perception`` only (never ``stream``, ``overlay`` or ``scopecast``).
 See docs/wound-analysis.md.
 """
 
-from telehealth.analysis.evidence import render_evidence
-from telehealth.analysis.geometry import PixelGeometry, measure, pixel_geometry
-from telehealth.analysis.marker import MarkerPolicy, detect_scale
-from telehealth.analysis.marker_page import marker_page_html, marker_page_svg
-from telehealth.analysis.models import (
+from telehealth.wound.evidence import render_evidence
+from telehealth.wound.geometry import PixelGeometry, measure, pixel_geometry
+from telehealth.wound.marker import MarkerPolicy, detect_scale
+from telehealth.wound.marker_page import marker_page_html, marker_page_svg
+from telehealth.wound.models import (
     CLINICAL_REVIEW_NOTE,
     NOT_MEASURED_NO_MARKER,
     NOT_MEASURED_NO_WOUND,
@@ -29,18 +29,18 @@ from telehealth.analysis.models import (
     WoundAnalysis,
     WoundAssessment,
 )
-from telehealth.analysis.pipeline import analyse_wound_photo
-from telehealth.analysis.redness import RednessRings, periwound_redness
-from telehealth.analysis.risk import RiskThresholds, assess_infection_risk
-from telehealth.analysis.segmentation import (
+from telehealth.wound.pipeline import analyse_wound_photo
+from telehealth.wound.redness import RednessRings, periwound_redness
+from telehealth.wound.risk import RiskThresholds, assess_infection_risk
+from telehealth.wound.segmentation import (
     OnnxWoundSegmenter,
     Segmenter,
     WoundMask,
     default_wound_model_path,
     fixed_mask_segmenter,
 )
-from telehealth.analysis.tissue import TissueRules, tissue_composition
-from telehealth.analysis.trend import (
+from telehealth.wound.tissue import TissueRules, tissue_composition
+from telehealth.wound.trend import (
     HealingTrend,
     TissueFractions,
     TrendInterval,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telehealth.analysis.models import (
+from telehealth.wound.models import (
     InfectionRisk,
     Measurement,
     PeriwoundRedness,

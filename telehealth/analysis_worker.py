@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from telehealth.analysis import (
+from telehealth.evidence_files import EvidenceFiles
+from telehealth.store.analyses import AnalysisRecord, photo_to_analyse, save_analysis, unanalysed_photo_ids
+from telehealth.store.cases import CaseStore
+from telehealth.wound import (
     OnnxWoundSegmenter,
     Segmenter,
     StoredAnalysis,
     analyse_wound_photo,
     default_wound_model_path,
 )
-from telehealth.analysis.segmentation import ContentNotRecognised
-from telehealth.evidence_files import EvidenceFiles
-from telehealth.store.analyses import AnalysisRecord, photo_to_analyse, save_analysis, unanalysed_photo_ids
-from telehealth.store.cases import CaseStore
+from telehealth.wound.segmentation import ContentNotRecognised
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from telehealth.analysis.geometry import PixelGeometry
-from telehealth.analysis.models import Evidence, Measurement, Scale
+from telehealth.wound.geometry import PixelGeometry
+from telehealth.wound.models import Evidence, Measurement, Scale
 
 WOUND_RGB = (0, 255, 0)
 MARKER_RGB = (0, 200, 255)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from telehealth.analysis.models import (
+from telehealth.wound.models import (
     NOT_MEASURED_NO_MARKER,
     NOT_MEASURED_SMALL,
     NOT_MEASURED_STEEP,
