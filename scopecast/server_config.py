@@ -25,4 +25,5 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         "timeout_keep_alive": 5,
     }
     options.update(overrides)
+    # The options are uvicorn.Config's own keyword arguments, each of its type: a dict of mixed values cannot say so.
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]

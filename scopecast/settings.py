@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perception.vlm.factory import VlmConfig
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
 
     @field_validator("fade_after_s")
     @classmethod
-    def _fade_before_stale(cls, value: float, info) -> float:  # type: ignore[no-untyped-def]
+    def _fade_before_stale(cls, value: float, info: ValidationInfo) -> float:
         stale = info.data.get("stale_after_s")
         if stale is not None and value >= stale:
             raise ValueError(f"fade_after_s ({value}) must be less than stale_after_s ({stale})")

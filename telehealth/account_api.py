@@ -57,8 +57,8 @@ def account_router(
     def logout(request: Request, response: Response) -> Response:
         """Revoke the caller's session: the bearer token's, and the cookie's when the browser holds one (signing out
         ends both). Revoking by cookie on a POST is safe: the worst a forged request can do is sign someone out."""
-        presented = {auth.token_from(request), request.cookies.get(SESSION_COOKIE)} - {None, ""}
-        for token in presented:
+        presented = {auth.token_from(request), request.cookies.get(SESSION_COOKIE)}
+        for token in (t for t in presented if t):
             auth.sign_out(token)
         response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict")
         response.status_code = 204

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -26,10 +27,10 @@ class DecodeSlots:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with self._slots:
-            return await run_in_threadpool(_then_release, fn, *args, **kwargs)
+            return await run_in_threadpool(functools.partial(_then_release, fn, *args, **kwargs))
 
 
-def _then_release(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+def _then_release(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     finally:

@@ -15,6 +15,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.reference import Reference
 
 from telehealth.records import ReportStatus
 from telehealth.store.reports import ReportView
@@ -112,6 +113,6 @@ def report_bundle(view: ReportView, analysis: WoundAssessment | None, evidence_p
         identifier=[{"system": "https://scopecast.example/fhir/report-version", "value": f"{view.report_id}-{version.version}"}],
     )
     if version.signed_by is not None:
-        report.performer = [{"reference": f"Practitioner/{version.signed_by}"}]
+        report.performer = [Reference(reference=f"Practitioner/{version.signed_by}")]
     return Bundle(type="collection", timestamp=datetime.now(UTC).isoformat(),
                   entry=[{"fullUrl": _urn(), "resource": report}, *entries])

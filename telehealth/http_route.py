@@ -7,7 +7,8 @@ wrapping the route handler is the earliest point a router (not the app) controls
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -48,7 +49,7 @@ def declared_length(request: Request) -> int | None:
 
 def telehealth_route_class(max_json_bytes: int) -> type[APIRoute]:
     class TelehealthRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
             parses_body = self.body_field is not None
 

@@ -10,6 +10,7 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -174,7 +175,7 @@ def _quality_size(size: tuple[int, int], side: int) -> tuple[int, int] | None:
         return None
     aspect = width / height
 
-    def round_aspect(number: float, key) -> int:  # type: ignore[no-untyped-def]
+    def round_aspect(number: float, key: Callable[[int], float]) -> int:
         return max(min(math.floor(number), math.ceil(number), key=key), 1)
 
     if x / y >= aspect:

@@ -19,7 +19,8 @@ class AuditAction(str, enum.Enum):
     login = "login"
     invite = "invite"
     accept_invite = "accept_invite"
-    join = "join"
+    # Named for the call, not `join`: that would hide str.join on every member (the stored value stays "join").
+    join_call = "join"
     end = "end"
 
 

@@ -141,7 +141,7 @@ def authorize_join(store: CaseStore, tokens: SessionTokens, room_id: str, creden
             patient_user = s.scalars(
                 select(PatientRow.user_id).join(WoundCaseRow, WoundCaseRow.patient_id == PatientRow.id).where(WoundCaseRow.id == row.case_id)
             ).first()
-            record_audit(s, patient_user, AuditAction.join, "video_consult", row.id)
+            record_audit(s, patient_user, AuditAction.join_call, "video_consult", row.id)
             return "patient", record
         try:
             session_id = tokens.verify(credential)
@@ -161,5 +161,5 @@ def authorize_join(store: CaseStore, tokens: SessionTokens, room_id: str, creden
             side = "clinician"
         else:
             raise JoinRefused(f"role {actor.role.value} cannot join consults")
-        record_audit(s, actor.user_id, AuditAction.join, "video_consult", row.id)
+        record_audit(s, actor.user_id, AuditAction.join_call, "video_consult", row.id)
         return side, record

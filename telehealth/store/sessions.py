@@ -72,4 +72,4 @@ def revoke_session(store: CaseStore, session_id: str) -> bool:
             .where(SessionRow.session_sha256 == session_hash(session_id), SessionRow.revoked_at.is_(None))
             .values(revoked_at=utc_now())
         )
-        return bool(done.rowcount)
+        return bool(done.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult

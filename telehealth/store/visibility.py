@@ -10,7 +10,7 @@ from telehealth.records import Actor, Role
 from telehealth.store.tables import ConsultRow, PatientRow, PhotoSubmissionRow, WoundCaseRow
 
 
-def visible_cases(actor: Actor) -> Select[tuple[WoundCaseRow]]:
+def visible_cases(actor: Actor) -> Select[WoundCaseRow]:
     """Cases the actor may see: a patient their own, a GP their patients', a surgeon those consulted on, admin all."""
     query = select(WoundCaseRow)
     if actor.role is Role.patient:

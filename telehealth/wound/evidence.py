@@ -39,7 +39,7 @@ def render_evidence(
     h, w = rgb.shape[:2]
     k = min(1.0, MAX_SIDE / max(h, w))
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    m = mask.astype(np.uint8)
+    m: np.ndarray = mask.astype(np.uint8)
     if k < 1.0:
         img = cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)

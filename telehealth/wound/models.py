@@ -162,7 +162,7 @@ class WoundAnalysis(WoundAssessment):
 
 
 AnalysisStatus = Literal["analysed", "not_analysed", "failed"]
-STORED_ANALYSIS_VERSION = 2
+STORED_ANALYSIS_VERSION: Literal[2] = 2
 
 
 class StoredAnalysis(_Result):

@@ -46,7 +46,7 @@ def _marker_mask(shape: tuple[int, int], poly: np.ndarray | None, grow_px: int) 
     """Marker area plus its white margin: neither is wound nor skin."""
     if poly is None:
         return None
-    m = np.zeros(shape, np.uint8)
+    m: np.ndarray = np.zeros(shape, np.uint8)
     cv2.fillPoly(m, [poly], 1)
     if grow_px > 0:
         m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1)))

@@ -76,22 +76,22 @@ def weekly_change_pct(a0: float, a1: float, days: int) -> float | None:
 
 def healing_trend(visits: list[Visit]) -> HealingTrend:
     ordered = sorted(visits, key=lambda v: v.when)
-    measured = [(i, v) for i, v in enumerate(ordered) if v.area_cm2 is not None]
+    measured = [(i, v, v.area_cm2) for i, v in enumerate(ordered) if v.area_cm2 is not None]
     intervals = []
-    for (i0, v0), (i1, v1) in zip(measured, measured[1:]):
+    for (i0, v0, area0), (i1, v1, area1) in zip(measured, measured[1:]):
         days = (v1.when - v0.when).days
         intervals.append(TrendInterval(
             start=v0.when, end=v1.when, days=days,
-            area_start_cm2=v0.area_cm2, area_end_cm2=v1.area_cm2,  # type: ignore[arg-type]
-            weekly_change_pct=weekly_change_pct(v0.area_cm2, v1.area_cm2, days),  # type: ignore[arg-type]
+            area_start_cm2=area0, area_end_cm2=area1,
+            weekly_change_pct=weekly_change_pct(area0, area1, days),
             skipped_unmeasured=i1 - i0 - 1,
         ))
     overall = change = None
     if len(measured) >= 2:
-        first, last = measured[0][1], measured[-1][1]
-        overall = weekly_change_pct(first.area_cm2, last.area_cm2, (last.when - first.when).days)  # type: ignore[arg-type]
-        if first.area_cm2:
-            change = (last.area_cm2 / first.area_cm2 - 1.0) * 100.0  # type: ignore[operator]
+        (_, first, first_area), (_, last, last_area) = measured[0], measured[-1]
+        overall = weekly_change_pct(first_area, last_area, (last.when - first.when).days)
+        if first_area:
+            change = (last_area / first_area - 1.0) * 100.0
     return HealingTrend(
         visits=ordered, intervals=intervals, overall_weekly_change_pct=overall, area_change_pct=change,
         measured_visits=len(measured), unmeasured_visits=len(ordered) - len(measured),
