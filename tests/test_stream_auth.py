@@ -13,8 +13,8 @@ import websockets
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream import client
-from stream.framestamp import StampedVideoTrack
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack
 from telehealth.accounts import add_user
 from telehealth.api import create_telehealth
 from telehealth.tables import Role
