@@ -10,7 +10,6 @@ damaged by compression is rejected rather than misread.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections.abc import Callable
 
@@ -18,11 +17,12 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
+from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
+
 _BITS = 20
 _CHECK_BITS = 4
 _BLOCK = 16
 _MARGIN = 8
-_CLOCK = 90_000
 
 
 def _bits(index: int) -> list[int]:
@@ -93,8 +93,8 @@ class StampedVideoTrack(MediaStreamTrack):
         image = self._background(self._index).copy()
         stamp_frame(image, self._index)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = int(self._index * _CLOCK / self.fps)
-        frame.time_base = fractions.Fraction(1, _CLOCK)
+        frame.pts = int(self._index * VIDEO_CLOCK_HZ / self.fps)
+        frame.time_base = VIDEO_TIME_BASE
         self.sent_at[self._index] = time.monotonic()
         self._index += 1
         return frame
