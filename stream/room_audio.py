@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import cast
 
 import av
 import numpy as np
@@ -37,7 +38,8 @@ class AudioTap:
     async def _drain(self) -> None:
         while True:
             try:
-                frame = await self._track.recv()
+                # A microphone track yields audio frames; aiortc types recv() for every kind of track.
+                frame = cast(av.AudioFrame, await self._track.recv())
             except MediaStreamError:
                 return
             if self.frames.full():

@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from stream.frames import array_to_frame
@@ -30,7 +31,7 @@ PAUSED_AFTER_S = 1.5  # no frame from the other side for this long: say so inste
 DEFAULT_SIZE = (640, 480)
 
 
-def card_image(text: str, size: tuple[int, int]) -> np.ndarray:
+def card_image(text: str, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
     """A dark frame with one centred line of text (BGR)."""
     width, height = size
     image = np.full((height, width, 3), 40, np.uint8)
@@ -65,7 +66,7 @@ class RoomViewTrack(MediaStreamTrack):
         self._entry: StreamEntry | None = None
         self._seen = 0
         self._size = DEFAULT_SIZE
-        self._cards: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
+        self._cards: dict[tuple[str, tuple[int, int]], npt.NDArray[np.uint8]] = {}
         self._clock_start = time.monotonic()
         self._last_pts = -1
 

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 from concurrent.futures import Executor
+from typing import cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -151,7 +152,8 @@ async def pump_track(track: MediaStreamTrack, pipeline: StreamPipeline) -> None:
     """
     while True:
         try:
-            frame = await track.recv()
+            # A camera track yields video frames; aiortc types recv() for every kind of track.
+            frame = cast(av.VideoFrame, await track.recv())
         except MediaStreamError:
             return
         pipeline.push_frame(frame)
