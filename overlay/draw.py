@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from overlay.palette import (
     STATUS_CONTENT_BGR,
@@ -44,7 +45,7 @@ class OverlayState:
     content_paused: bool = False
 
 
-def draw_overlay(frame_bgr: np.ndarray, state: OverlayState) -> np.ndarray:
+def draw_overlay(frame_bgr: npt.NDArray[np.uint8], state: OverlayState) -> npt.NDArray[np.uint8]:
     """Draw `state` onto `frame_bgr` (H x W x 3 uint8, modified in place) and return it.
 
     Findings are scaled from the size the model saw to this frame's size.
@@ -55,7 +56,7 @@ def draw_overlay(frame_bgr: np.ndarray, state: OverlayState) -> np.ndarray:
     return frame_bgr
 
 
-def _draw_findings(frame: np.ndarray, findings: FrameFindings, opacity: float) -> None:
+def _draw_findings(frame: npt.NDArray[np.uint8], findings: FrameFindings, opacity: float) -> None:
     height, width = frame.shape[:2]
     src_w, src_h = findings.frame_size
     sx = width / src_w if src_w else 1.0
@@ -83,8 +84,8 @@ def _draw_findings(frame: np.ndarray, findings: FrameFindings, opacity: float) -
 
 
 def _blend_fill(
-    frame: np.ndarray,
-    polygons: list[np.ndarray],
+    frame: npt.NDArray[np.uint8],
+    polygons: list[npt.NDArray[np.int32]],
     colour: tuple[int, int, int],
     box: tuple[int, int, int, int],
     alpha: float,
@@ -101,10 +102,11 @@ def _blend_fill(
 
 def _fade(colour: tuple[int, int, int], opacity: float) -> tuple[int, int, int]:
     # Fading lines to dark grey reads as "old" without a per-pixel blend of the whole frame.
-    return tuple(int(c * opacity + 60 * (1.0 - opacity)) for c in colour)  # type: ignore[return-value]
+    blue, green, red = (int(c * opacity + 60 * (1.0 - opacity)) for c in colour)
+    return blue, green, red
 
 
-def _label(frame: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
+def _label(frame: npt.NDArray[np.uint8], text: str, origin: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
     x, y = origin
     y = max(y, th + base + 2)
@@ -112,7 +114,7 @@ def _label(frame: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[
     cv2.putText(frame, text, (x + 2, y - base), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def _draw_banner(frame: np.ndarray, state: OverlayState) -> None:
+def _draw_banner(frame: npt.NDArray[np.uint8], state: OverlayState) -> None:
     height, width = frame.shape[:2]
     scale = max(0.5, min(width, height) / 900)
     pad = max(4, round(scale * 8))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from perception.findings import Finding, FrameFindings
 
@@ -36,26 +38,28 @@ class MotionLimits:
 class Motion:
     """Flow from thumbnail `a` to thumbnail `b` (pixels of the thumbnail), and how well it explains `b`."""
 
-    flow: np.ndarray  # H x W x 2 float32: a pixel at (x, y) in a is at (x, y) + flow in b
-    fb_error: np.ndarray  # H x W float32: |flow a->b + flow b->a at the arrival point|, 0 where the two agree
+    flow: npt.NDArray[np.float32]  # H x W x 2: a pixel at (x, y) in a is at (x, y) + flow in b
+    fb_error: npt.NDArray[np.float32]  # H x W: |flow a->b + flow b->a at the arrival point|, 0 where the two agree
     fb_median: float
     relative_residual: float  # mean |a warped onto b - b| / std(b)
     scale: float  # thumbnail pixels per frame pixel
 
 
-def thumbnail(grey: np.ndarray) -> np.ndarray:
+def thumbnail(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """A small grey image of a frame (H x W uint8), the only input motion estimation needs."""
     height, width = grey.shape[:2]
     scale = THUMB_WIDTH / width
     size = (THUMB_WIDTH, max(8, round(height * scale)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    # Resizing keeps the 8-bit depth; OpenCV's stubs type every result as any numeric array.
+    return cast("npt.NDArray[np.uint8]", cv2.resize(grey, size, interpolation=cv2.INTER_AREA))
 
 
-def estimate_motion(a: np.ndarray, b: np.ndarray, frame_width: int) -> Motion | None:
+def estimate_motion(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], frame_width: int) -> Motion | None:
     """Motion from thumbnail `a` to thumbnail `b`; None when they cannot be compared (sizes differ)."""
     if a.shape != b.shape:
         return None
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # not thread-safe: one per call
+    # Not thread-safe: one per call.
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]  # cv2 stubs lack DISOpticalFlow_create
     forward = dis.calc(a, b, None)
     back = dis.calc(b, a, None)
     height, width = a.shape

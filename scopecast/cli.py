@@ -86,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
     bench_sub.add_parser("vlm", help=_FORWARDED[("bench", "vlm")][1], add_help=False)
-    from scopecast.bench_stream import add_arguments as add_stream_bench_arguments
+    from scopecast.bench.stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
-    from scopecast.bench_overlay import add_arguments as add_overlay_bench_arguments
+    from scopecast.bench.overlay import add_arguments as add_overlay_bench_arguments
 
     add_overlay_bench_arguments(bench_sub.add_parser(
         "overlay", help="does the overlay sit on the frame it is drawn on: IoU of what is drawn vs the frame shown"))
@@ -100,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "user":
         return _user_add(args)
     if args.command == "bench" and args.bench_command == "stream":
-        from scopecast.bench_stream import run as run_stream_bench
+        from scopecast.bench.stream import run as run_stream_bench
 
         return run_stream_bench(args)
     if args.command == "bench" and args.bench_command == "overlay":
-        from scopecast.bench_overlay import run as run_overlay_bench
+        from scopecast.bench.overlay import run as run_overlay_bench
 
         return run_overlay_bench(args)
     parser.error(f"unknown command {args.command}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -32,7 +33,7 @@ from stream.signaling import (
     WatchRequest,
     parse_client_message,
 )
-from stream.turn import TurnRelay
+from stream.turn import IceServer, TurnRelay
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def streaming_router(
     limits: SocketLimits = SocketLimits(),
     video_codec: str = "auto",
     vlm: VlmBackend | None = None,
-    ice_servers: list[dict[str, str]] | None = None,
+    ice_servers: list[IceServer] | None = None,
     rooms: ConsultRooms | None = None,
     turn: TurnRelay | None = None,
     ice_transport_policy: str = "all",
@@ -110,11 +111,11 @@ def streaming_router(
             return HTMLResponse(_FORBIDDEN_PAGE.format(role=principal.role), status_code=403)
         return FileResponse(STATIC_DIR / file_name, headers={"Cache-Control": "no-store"})
 
-    async def ice_servers_for(request: Request) -> list[dict]:
+    async def ice_servers_for(request: Request) -> list[IceServer]:
         """The static STUN servers for anyone; time-limited TURN credentials only for a signed-in user or a
         consult participant (X-Consult-Room / X-Consult-Key: a patient who joins with the invite link has no
         session), so the relay is not open to whoever finds the page."""
-        servers: list[dict] = list(ice_servers or [])
+        servers: list[IceServer] = list(ice_servers or [])
         if turn is None:
             return servers
         who = await _turn_user(request)
@@ -138,12 +139,12 @@ def streaming_router(
         return None
 
     @router.get("/api/ice-servers")
-    async def ice_server_list(request: Request) -> list[dict]:
+    async def ice_server_list(request: Request) -> list[IceServer]:
         """STUN/TURN servers the browser should use (RTCIceServer dicts)."""
         return await ice_servers_for(request)
 
     @router.get("/api/ice-config")
-    async def ice_config(request: Request) -> dict:
+    async def ice_config(request: Request) -> dict[str, Any]:
         """The RTCPeerConnection configuration for pages: servers, and whether media must go through TURN."""
         return {"iceServers": await ice_servers_for(request), "iceTransportPolicy": ice_transport_policy}
 
@@ -156,7 +157,7 @@ def streaming_router(
         return await page(request, "capture.html")
 
     @router.get("/api/streams")
-    async def list_streams(_principal: Principal = Depends(caller)) -> list[dict]:
+    async def list_streams(_principal: Principal = Depends(caller)) -> list[dict[str, Any]]:
         return [
             {
                 "stream_id": e.stream_id,
@@ -173,7 +174,7 @@ def streaming_router(
         ]
 
     @router.get("/api/streams/{stream_id}")
-    async def stream_detail(stream_id: str, _principal: Principal = Depends(caller)) -> dict:
+    async def stream_detail(stream_id: str, _principal: Principal = Depends(caller)) -> dict[str, Any]:
         try:
             entry = hub.get(stream_id)
         except UnknownStream as exc:
@@ -193,7 +194,7 @@ def streaming_router(
         }
 
     @router.post("/api/streams/{stream_id}/ask")
-    async def ask(stream_id: str, body: AskBody, _principal: Principal = Depends(caller)) -> dict:
+    async def ask(stream_id: str, body: AskBody, _principal: Principal = Depends(caller)) -> dict[str, Any]:
         """Ask the VLM about a stream's newest analysed frame (or a recent `frame_seq`); returns the whole answer."""
         if vlm is None:
             raise HTTPException(503, "questions are not enabled on this server")
@@ -218,7 +219,7 @@ def streaming_router(
         }
 
     @router.get("/api/schema/events")
-    async def events_schema() -> dict:
+    async def events_schema() -> dict[str, Any]:
         """JSON Schema of every event sent on the data channel (findings and status)."""
         return server_event_schema()
 
@@ -312,7 +313,8 @@ async def _serve_socket(
             message = receive.result()
             if message["type"] == "websocket.disconnect":
                 return
-            raw = message.get("text") if message.get("text") is not None else message.get("bytes", b"")
+            text_frame = message.get("text")
+            raw: str | bytes = text_frame if text_frame is not None else message.get("bytes", b"")
             try:
                 reply = await _handle(raw, session, state, access, metrics, limits)
             except (SignalingError, RoomRefused, AccessDenied, UnknownStream) as exc:
@@ -375,10 +377,10 @@ def _require(principal: Principal | None, request: PublishRequest | WatchRequest
         raise AccessDenied("forbidden", f"your role ({principal.role}) may not {what}")
 
 
-def _error_of(exc: Exception) -> tuple[str, str]:
+def _error_of(exc: SignalingError | RoomRefused | AccessDenied | UnknownStream) -> tuple[str, str]:
     if isinstance(exc, UnknownStream):
         return "unknown_stream", str(exc)
-    return exc.code, exc.message  # type: ignore[attr-defined]
+    return exc.code, exc.message
 
 
 _FORBIDDEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>scopecast · not for this account</title>

@@ -149,7 +149,8 @@ class SessionDialogue:
                     text.append(piece)
                     self._send(AnswerEvent(request_id=rid, delta=piece).model_dump_json())
             finally:
-                await pieces.aclose()  # stops generation when we were cancelled mid-answer
+                # Stops generation when we were cancelled mid-answer.
+                await pieces.aclose()  # type: ignore[attr-defined]  # every backend's answer() is an async generator; VlmBackend types it AsyncIterator
             answer = "".join(text)
             self._history.append(Turn(message.question.strip(), answer))
             info = self._backend.info

@@ -7,7 +7,7 @@ parsed back by clients and tests, and has a JSON Schema served by the API.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -15,7 +15,8 @@ from perception.findings import FrameFindings
 from perception.vlm.clinical_words import confidence_word, finding_name, where_words
 from perception.vlm.geometry import area_fraction
 
-SCHEMA_VERSION = "1.0"
+SchemaVersion = Literal["1.0"]
+SCHEMA_VERSION: Final[SchemaVersion] = "1.0"
 
 
 class _Event(BaseModel):
@@ -57,7 +58,7 @@ class FindingsEvent(_Event):
     """The findings of one processed frame (none while the content gate withholds them)."""
 
     type: Literal["findings"] = "findings"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     stream_id: str
     frame_seq: int = Field(ge=1, description="index of the frame in its stream, from 1")
     frame_pts: int | None = Field(default=None, description="presentation timestamp of the source frame")
@@ -73,7 +74,7 @@ class StatusEvent(_Event):
     """Whether AI is available on a stream, and if not, why."""
 
     type: Literal["status"] = "status"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     stream_id: str
     ai_available: bool
     state: Literal["live", "content", "down"] = Field(
@@ -93,7 +94,7 @@ class AnswerEvent(_Event):
     """A piece of a streamed answer (`done` false), or the end of it with the whole text (`done` true)."""
 
     type: Literal["answer"] = "answer"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     request_id: str
     delta: str = ""
     done: bool = False
@@ -106,19 +107,22 @@ class ErrorEvent(_Event):
     """A request on the data channel was refused or failed; the video is unaffected."""
 
     type: Literal["error"] = "error"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     code: str
     message: str
     request_id: str | None = None
+
+
+RoomEventKind = Literal["joined", "peer_joined", "peer_left", "replaced", "ended"]
 
 
 class RoomEvent(_Event):
     """Who is in a consult room. Sent to each participant when they join and whenever the other side comes or goes."""
 
     type: Literal["room"] = "room"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     room_id: str
-    event: Literal["joined", "peer_joined", "peer_left", "replaced", "ended"] = Field(
+    event: RoomEventKind = Field(
         description="joined: you are in; replaced: you joined again elsewhere, this connection ends; ended: the "
         "clinician closed the consult"
     )
@@ -130,7 +134,7 @@ class ViewEvent(_Event):
     """The overlay this viewer now receives, after a `view` request: off (plain video) or on at an opacity."""
 
     type: Literal["view"] = "view"
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     overlay: bool
     opacity: float = Field(ge=0.0, le=1.0)
 
@@ -186,5 +190,5 @@ def parse_server_event(data: str | bytes) -> AnyServerEvent:
     return SERVER_EVENT_ADAPTER.validate_json(data)
 
 
-def server_event_schema() -> dict:
+def server_event_schema() -> dict[str, Any]:
     return SERVER_EVENT_ADAPTER.json_schema()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from overlay.draw import OverlayState
 from overlay.motion import MotionLimits, carry, estimate_motion, thumbnail
@@ -36,7 +37,7 @@ class FrameRegistrar:
 
     def __init__(self, limits: MotionLimits = MotionLimits()) -> None:
         self._limits = limits
-        self._thumbnails: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._thumbnails: collections.OrderedDict[int, npt.NDArray[np.uint8]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def register(self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState) -> tuple[OverlayState, str]:
@@ -55,7 +56,7 @@ class FrameRegistrar:
             return dataclasses.replace(state, findings=None), LOST
         return dataclasses.replace(state, findings=carried), CARRIED
 
-    def _thumbnail(self, seq: int, frame: av.VideoFrame) -> np.ndarray:
+    def _thumbnail(self, seq: int, frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
         with self._lock:
             cached = self._thumbnails.get(seq)
         if cached is not None:
@@ -72,10 +73,11 @@ class FrameRegistrar:
             self._thumbnails.clear()
 
 
-def luma(frame: av.VideoFrame) -> np.ndarray:
+def luma(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     """The frame's brightness as H x W uint8: the Y plane itself for YUV frames (no conversion), else converted."""
     if frame.format.name in ("yuv420p", "yuvj420p", "nv12"):
         plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        data = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]  # PyAV's stubs omit VideoPlane's buffer protocol
+        rows: npt.NDArray[np.uint8] = data.reshape(plane.height, plane.line_size)
         return rows[:, : plane.width]
-    return frame.to_ndarray(format="gray")
+    return cast("npt.NDArray[np.uint8]", frame.to_ndarray(format="gray"))  # gray is 8-bit; PyAV types every format

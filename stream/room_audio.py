@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import time
 from collections.abc import Callable
+from typing import cast
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-SAMPLE_RATE = 48_000  # what aiortc's Opus decoder produces and its encoder expects
+from stream.media_clock import AUDIO_CLOCK_HZ, AUDIO_TIME_BASE, OPUS_FRAME_SAMPLES
+
 # aiortc's Opus encoder fixes its resampler on the first frame it sees, so every frame sent must share one format:
 # the decoder's own (packed 16-bit stereo at 48 kHz).
 SAMPLE_FORMAT, LAYOUT = "s16", "stereo"
-SILENCE_SAMPLES = 960  # 20 ms, one Opus frame
 TAP_FRAMES = 10  # 200 ms of buffered audio at most
-_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class AudioTap:
@@ -39,7 +38,8 @@ class AudioTap:
     async def _drain(self) -> None:
         while True:
             try:
-                frame = await self._track.recv()
+                # A microphone track yields audio frames; aiortc types recv() for every kind of track.
+                frame = cast(av.AudioFrame, await self._track.recv())
             except MediaStreamError:
                 return
             if self.frames.full():
@@ -81,10 +81,10 @@ class RoomAudioTrack(MediaStreamTrack):
         return await self._silence()
 
     def _conform(self, frame: av.AudioFrame) -> av.AudioFrame | None:
-        if frame.format.name == SAMPLE_FORMAT and frame.layout.name == LAYOUT and frame.sample_rate == SAMPLE_RATE:
+        if frame.format.name == SAMPLE_FORMAT and frame.layout.name == LAYOUT and frame.sample_rate == AUDIO_CLOCK_HZ:
             return frame
         if self._resampler is None:
-            self._resampler = av.AudioResampler(format=SAMPLE_FORMAT, layout=LAYOUT, rate=SAMPLE_RATE)
+            self._resampler = av.AudioResampler(format=SAMPLE_FORMAT, layout=LAYOUT, rate=AUDIO_CLOCK_HZ)
         converted = self._resampler.resample(frame)
         return converted[0] if converted else None
 
@@ -95,13 +95,13 @@ class RoomAudioTrack(MediaStreamTrack):
         wait = self._silence_due - now
         if wait > 0:
             await asyncio.sleep(wait)
-        self._silence_due += SILENCE_SAMPLES / SAMPLE_RATE
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * SILENCE_SAMPLES), np.int16), format=SAMPLE_FORMAT, layout=LAYOUT)
-        frame.sample_rate = SAMPLE_RATE
-        return self._stamp(frame, SILENCE_SAMPLES)
+        self._silence_due += OPUS_FRAME_SAMPLES / AUDIO_CLOCK_HZ
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * OPUS_FRAME_SAMPLES), np.int16), format=SAMPLE_FORMAT, layout=LAYOUT)
+        frame.sample_rate = AUDIO_CLOCK_HZ
+        return self._stamp(frame, OPUS_FRAME_SAMPLES)
 
     def _stamp(self, frame: av.AudioFrame, duration: int) -> av.AudioFrame:
         frame.pts = self._samples
-        frame.time_base = _TIME_BASE
+        frame.time_base = AUDIO_TIME_BASE
         self._samples += duration
         return frame

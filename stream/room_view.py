@@ -9,7 +9,6 @@ its timestamps run on its own clock so the switch is seamless for the encoder.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -17,22 +16,22 @@ from concurrent.futures import Executor
 import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from stream.frames import array_to_frame
 from stream.freshest import SlotClosed
 from stream.hub import StreamEntry
+from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.metrics import StreamMetrics
 from stream.tracks import next_output_frame
 
-_VIDEO_CLOCK = 90_000
-_TIME_BASE = fractions.Fraction(1, _VIDEO_CLOCK)
 CARD_INTERVAL_S = 0.2  # cards change rarely: 5 frames a second keep the encoder and the browser alive
 PAUSED_AFTER_S = 1.5  # no frame from the other side for this long: say so instead of freezing silently
 DEFAULT_SIZE = (640, 480)
 
 
-def card_image(text: str, size: tuple[int, int]) -> np.ndarray:
+def card_image(text: str, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
     """A dark frame with one centred line of text (BGR)."""
     width, height = size
     image = np.full((height, width, 3), 40, np.uint8)
@@ -67,7 +66,7 @@ class RoomViewTrack(MediaStreamTrack):
         self._entry: StreamEntry | None = None
         self._seen = 0
         self._size = DEFAULT_SIZE
-        self._cards: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
+        self._cards: dict[tuple[str, tuple[int, int]], npt.NDArray[np.uint8]] = {}
         self._clock_start = time.monotonic()
         self._last_pts = -1
 
@@ -103,8 +102,8 @@ class RoomViewTrack(MediaStreamTrack):
         return self._stamp(array_to_frame(image))
 
     def _stamp(self, frame: av.VideoFrame) -> av.VideoFrame:
-        pts = max(self._last_pts + 1, int((time.monotonic() - self._clock_start) * _VIDEO_CLOCK))
+        pts = max(self._last_pts + 1, int((time.monotonic() - self._clock_start) * VIDEO_CLOCK_HZ))
         self._last_pts = pts
         frame.pts = pts
-        frame.time_base = _TIME_BASE
+        frame.time_base = VIDEO_TIME_BASE
         return frame

@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import av
 import cv2
 from aiortc.mediastreams import MediaStreamTrack
 
-from stream.events import RoomEvent
+from stream.events import RoomEvent, RoomEventKind
 from stream.frames import frame_to_array
 from stream.hub import StreamEntry, StreamHub
 from stream.metrics import StreamMetrics
@@ -111,9 +112,9 @@ class Room:
         seat = self.seats.get(side)
         return seat.microphone if seat is not None else None
 
-    def event(self, side: Side, kind: str) -> str:
+    def event(self, side: Side, kind: RoomEventKind) -> str:
         present = other_side(side) in self.seats
-        return RoomEvent(room_id=self.room_id, event=kind, side=side, peer_present=present).model_dump_json()  # type: ignore[arg-type]
+        return RoomEvent(room_id=self.room_id, event=kind, side=side, peer_present=present).model_dump_json()
 
 
 class ConsultRooms:
@@ -227,8 +228,8 @@ class ConsultRooms:
             await self.close_room(room_id)
 
 
-def _encode_jpeg(frame: object) -> bytes:
-    ok, data = cv2.imencode(".jpg", frame_to_array(frame, "bgr24"), [cv2.IMWRITE_JPEG_QUALITY, CAPTURE_JPEG_QUALITY])  # type: ignore[arg-type]
+def _encode_jpeg(frame: av.VideoFrame) -> bytes:
+    ok, data = cv2.imencode(".jpg", frame_to_array(frame, "bgr24"), [cv2.IMWRITE_JPEG_QUALITY, CAPTURE_JPEG_QUALITY])
     if not ok:
         raise RuntimeError("JPEG encoding of the captured frame failed")
     return data.tobytes()

@@ -92,8 +92,8 @@ def _check_section(section: _Section, session: _Section) -> str:
     mids = section.values("mid")
     if len(mids) != 1 or not _MID.match(mids[0]):
         raise SdpProblem(f"{section.where}: needs exactly one non-empty a=mid of at most 32 letters, digits or _.~+-")
-    ufrag = (section.values("ice-ufrag") or session.values("ice-ufrag") or [None])[0]
-    pwd = (section.values("ice-pwd") or session.values("ice-pwd") or [None])[0]
+    ufrag = next(iter(section.values("ice-ufrag") or session.values("ice-ufrag")), None)
+    pwd = next(iter(section.values("ice-pwd") or session.values("ice-pwd")), None)
     if ufrag is None or not 4 <= len(ufrag) <= 256 or not _ICE_CHARS.match(ufrag):
         raise SdpProblem(f"{section.where}: a=ice-ufrag missing or invalid (4-256 letters, digits, + or /)")
     if pwd is None or not 22 <= len(pwd) <= 256 or not _ICE_CHARS.match(pwd):

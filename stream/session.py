@@ -25,6 +25,7 @@ from stream.metrics import StreamMetrics
 from stream.rooms import ConsultRooms, RoomGrant, RoomMedia
 from stream.signaling import AnswerMessage, SignalingError, check_offer_sdp
 from stream.switchable import SwitchableTrack
+from stream.turn import IceServer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class PeerSession:
         metrics: StreamMetrics,
         video_codec: str = "auto",
         vlm: VlmBackend | None = None,
-        ice_servers: list[dict[str, str]] | None = None,
+        ice_servers: list[IceServer] | None = None,
         rooms: ConsultRooms | None = None,
     ) -> None:
         self._hub = hub

@@ -8,6 +8,7 @@ This track reads whichever source is current, and passes a frame on only if its 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -46,7 +47,8 @@ class SwitchableTrack(MediaStreamTrack):
                 frame_wait.cancel()
                 continue
             try:
-                frame = frame_wait.result()
+                # Sources are video tracks; aiortc types recv() for every kind of track.
+                frame = cast(av.VideoFrame, frame_wait.result())
             except MediaStreamError:
                 if source is not self._source:  # the old source was stopped after a switch
                     continue

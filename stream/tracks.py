@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fractions
 import logging
 import time
 from concurrent.futures import Executor
+from typing import cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -15,14 +15,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from overlay.draw import OverlayState, draw_overlay
 from stream.frames import array_to_frame, ensure_yuv420p, frame_to_array
 from stream.freshest import SlotClosed
+from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.metrics import StreamMetrics
 from stream.pipeline import ModelResult, SourceFrame, StreamPipeline
 from stream.registration import CARRIED, LOST
 
 log = logging.getLogger(__name__)
-
-_VIDEO_CLOCK = 90_000
-_TIME_BASE = fractions.Fraction(1, _VIDEO_CLOCK)
 
 
 class AnnotatedTrack(MediaStreamTrack):
@@ -66,8 +64,8 @@ class AnnotatedTrack(MediaStreamTrack):
             raise MediaStreamError from None
         # One clock per stream, not per output: a viewer switched to another output (overlay off, another opacity)
         # must see timestamps that keep rising, or its jitter buffer drops the frames.
-        out.pts = int((source.arrival - pipeline.clock_origin) * _VIDEO_CLOCK)
-        out.time_base = _TIME_BASE
+        out.pts = int((source.arrival - pipeline.clock_origin) * VIDEO_CLOCK_HZ)
+        out.time_base = VIDEO_TIME_BASE
         return out
 
 
@@ -154,7 +152,8 @@ async def pump_track(track: MediaStreamTrack, pipeline: StreamPipeline) -> None:
     """
     while True:
         try:
-            frame = await track.recv()
+            # A camera track yields video frames; aiortc types recv() for every kind of track.
+            frame = cast(av.VideoFrame, await track.recv())
         except MediaStreamError:
             return
         pipeline.push_frame(frame)

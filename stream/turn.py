@@ -12,6 +12,11 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Any
+
+# An RTCIceServer dict as aiortc's RTCIceServer(**server) and a browser's RTCPeerConnection take it: urls (one string
+# or a list), and username and credential for TURN.
+IceServer = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,7 @@ class TurnRelay:
     secret: str
     ttl_s: int = 3600
 
-    def credentials(self, who: str, now: float | None = None) -> dict[str, object]:
+    def credentials(self, who: str, now: float | None = None) -> IceServer:
         """An RTCIceServer dict for `who` (a name for coturn's logs), valid for `ttl_s`."""
         expiry = int((time.time() if now is None else now) + self.ttl_s)
         username = f"{expiry}:{who}"

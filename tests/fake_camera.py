@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.framestamp import moving_pattern
+from stream.testing.framestamp import moving_pattern
 
 
 def write_y4m(

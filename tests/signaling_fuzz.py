@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiortc import RTCPeerConnection
 
-from stream.framestamp import StampedVideoTrack
+from stream.testing.framestamp import StampedVideoTrack
 
 
 async def aiortc_offer() -> str:

@@ -10,10 +10,10 @@ import pytest
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream import client
+from stream.testing import client
 from stream.dialogue import parse_channel_message
-from stream.framestamp import StampedVideoTrack
 from stream.signaling import SignalingError
+from stream.testing.framestamp import StampedVideoTrack
 from tests.conftest import running_server
 from tests.fakes import BoxModel, ScriptedVlm, registry_with
 from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access

@@ -13,8 +13,8 @@ import pytest
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream import client
-from stream.framestamp import StampedVideoTrack
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack
 from tests.conftest import running_server
 from tests.fakes import keyword_vlm
 from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access

@@ -14,9 +14,9 @@ import pytest
 from perception.findings import Finding, FrameFindings, ModelInfo
 from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
-from scopecast.bench_overlay import Sequence, iou, measure, summarise
+from scopecast.bench.overlay import Sequence, iou, measure, summarise
 from scopecast.settings import Settings
-from stream import client
+from stream.testing import client
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
 from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access

@@ -14,9 +14,9 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream import client
+from stream.testing import client
 from stream.events import RoomEvent, parse_server_event, server_event_schema
-from stream.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
+from stream.testing.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from stream.rooms import RoomGrant, RoomRefused
 from tests.conftest import running_server
 from tests.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with

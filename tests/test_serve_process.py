@@ -54,7 +54,7 @@ def _setup_link(lines: queue.Queue[str], seen: list[str], timeout_s: float) -> s
 
 async def _watch_sample(port: int, token: str) -> tuple[dict, dict]:
     """Watch the sample as a monitor would; returns its first findings event and the stream's detail meanwhile."""
-    from stream import client
+    from stream.testing import client
 
     session = await client.watch(f"ws://127.0.0.1:{port}/ws", "sample", token=token)
     try:

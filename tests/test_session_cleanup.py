@@ -10,8 +10,8 @@ import websockets
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream import client
-from stream.framestamp import StampedVideoTrack
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack
 from stream.session import PeerSession
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with

@@ -12,7 +12,7 @@ from scopecast.app import create_app
 from scopecast.assets import LAPAROSCOPY_CLIP, SAMPLE_CLIP
 from scopecast.cli import main
 from scopecast.settings import Settings
-from stream import client
+from stream.testing import client
 from stream.sources import SourceError, SourceSpec, probe_source
 from tests.conftest import running_server
 from tests.fakes import BoxModel, keyword_vlm, registry_with
@@ -75,7 +75,7 @@ def write_clip(path, width: int = 320, height: int = 240, fps: int = 25, seconds
     """A small H.264 file, so fan-out tests measure the server, not the cost of decoding 720p."""
     import av
 
-    from stream.framestamp import moving_pattern
+    from stream.testing.framestamp import moving_pattern
 
     pattern = moving_pattern(width, height)
     with av.open(str(path), "w") as container:

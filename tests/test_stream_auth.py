@@ -13,8 +13,8 @@ import websockets
 
 from scopecast.app import build_telehealth, create_app
 from scopecast.settings import Settings
-from stream import client
-from stream.framestamp import StampedVideoTrack
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack
 from telehealth.accounts import add_user
 from telehealth.records import Role
 from tests.conftest import running_server

@@ -13,8 +13,8 @@ from overlay.palette import colour_for_label
 from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
-from stream import client
-from stream.framestamp import StampedVideoTrack
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack
 from tests.conftest import running_server
 from tests.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
 from tests.stream_access import CLINICIAN_TOKEN, clinician_page, fixed_token_access

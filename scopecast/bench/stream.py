@@ -107,8 +107,9 @@ async def _run_all(args: argparse.Namespace, resolutions: list[str], codecs: lis
 async def _run_one(res, width, height, codec, mode, model, background, args) -> RunResult:  # type: ignore[no-untyped-def]
     from scopecast.app import create_app
     from scopecast.settings import Settings
-    from stream import client
-    from stream.framestamp import StampedVideoTrack, read_stamp
+    from stream.testing import client
+    from stream.testing.framestamp import StampedVideoTrack, read_stamp
+
     from stream.rooms import RoomGrant
 
     async def two_sides(room_id: str, credential: str) -> RoomGrant:
@@ -214,7 +215,7 @@ def serve_locally(app):  # type: ignore[no-untyped-def]
 
 
 def _background(content: str, width: int, height: int):  # type: ignore[no-untyped-def]
-    from stream.framestamp import moving_pattern
+    from stream.testing.framestamp import moving_pattern
 
     if content == "synthetic":
         return moving_pattern(width, height)

@@ -10,19 +10,20 @@ damaged by compression is rejected rather than misread.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections.abc import Callable
 
 import av
 import numpy as np
+import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamTrack
+
+from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 
 _BITS = 20
 _CHECK_BITS = 4
 _BLOCK = 16
 _MARGIN = 8
-_CLOCK = 90_000
 
 
 def _bits(index: int) -> list[int]:
@@ -32,7 +33,7 @@ def _bits(index: int) -> list[int]:
     return [(word >> (_BITS + _CHECK_BITS - 1 - i)) & 1 for i in range(_BITS + _CHECK_BITS)]
 
 
-def stamp_frame(image: np.ndarray, index: int) -> None:
+def stamp_frame(image: npt.NDArray[np.uint8], index: int) -> None:
     """Draw `index` into an H x W x 3 image in place."""
     height = image.shape[0]
     y0 = height - _MARGIN - _BLOCK
@@ -74,7 +75,7 @@ class StampedVideoTrack(MediaStreamTrack):
         width: int,
         height: int,
         fps: float = 30.0,
-        make_background: Callable[[int], np.ndarray] | None = None,
+        make_background: Callable[[int], npt.NDArray[np.uint8]] | None = None,
     ) -> None:
         super().__init__()
         self.width, self.height, self.fps = width, height, fps
@@ -93,20 +94,20 @@ class StampedVideoTrack(MediaStreamTrack):
         image = self._background(self._index).copy()
         stamp_frame(image, self._index)
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = int(self._index * _CLOCK / self.fps)
-        frame.time_base = fractions.Fraction(1, _CLOCK)
+        frame.pts = int(self._index * VIDEO_CLOCK_HZ / self.fps)
+        frame.time_base = VIDEO_TIME_BASE
         self.sent_at[self._index] = time.monotonic()
         self._index += 1
         return frame
 
 
-def moving_pattern(width: int, height: int, seed: int = 7) -> Callable[[int], np.ndarray]:
+def moving_pattern(width: int, height: int, seed: int = 7) -> Callable[[int], npt.NDArray[np.uint8]]:
     """Random 16x16 blocks scrolling 4 px a frame: content the encoder must really code."""
     rng = np.random.default_rng(seed)
     blocks = rng.integers(40, 215, size=(height // 16 + 2, width // 16 + 2, 3), dtype=np.uint8)
     tiles = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)
 
-    def make(index: int) -> np.ndarray:
+    def make(index: int) -> npt.NDArray[np.uint8]:
         shift = (index * 4) % 32
         return np.ascontiguousarray(tiles[shift : shift + height, shift : shift + width])
 

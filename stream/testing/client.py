@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import websockets
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+
+JsonObject = dict[str, Any]  # one decoded JSON message: its values are whatever the server sent
 
 
 class ClientError(RuntimeError):
@@ -30,16 +33,16 @@ class ClientSession:
     stream_id: str
     track: MediaStreamTrack  # the annotated video coming back
     channel: RTCDataChannel
-    events: asyncio.Queue[dict] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    events: asyncio.Queue[JsonObject] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
     audio: MediaStreamTrack | None = None  # sound coming back (consult rooms, when a microphone was sent)
 
-    def send(self, message: dict) -> None:
+    def send(self, message: JsonObject) -> None:
         """Send a request (ask, cancel, ping) on the data channel."""
         self.channel.send(json.dumps(message))
 
-    async def next_event(self, kind: str, timeout: float = 10.0, **match: object) -> dict:
+    async def next_event(self, kind: str, timeout: float = 10.0, **match: object) -> JsonObject:
         """Wait for the next event of `kind` whose fields equal `match`; other events are dropped."""
-        async def wait() -> dict:
+        async def wait() -> JsonObject:
             while True:
                 event = await self.events.get()
                 if event.get("type") == kind and all(event.get(k) == v for k, v in match.items()):
@@ -76,14 +79,14 @@ async def join(
 ) -> ClientSession:
     """Take a side of consult room `room_id`: send `track` (and `microphone`), receive the other side's video (a card
     until they join) and sound."""
-    request = {"type": "join", "room_id": room_id, "credential": credential}
+    request: JsonObject = {"type": "join", "room_id": room_id, "credential": credential}
     return await _negotiate(url, request, send_track=track, codec=codec, microphone=microphone)
 
 
-async def sign_in(socket: websockets.ClientConnection, token: str) -> dict:
+async def sign_in(socket: websockets.ClientConnection, token: str) -> JsonObject:
     """Authenticate an open signaling socket; returns the server's `authenticated` reply (role, rights)."""
     await socket.send(json.dumps({"type": "auth", "token": token}))
-    reply = json.loads(await asyncio.wait_for(socket.recv(), 30))
+    reply: JsonObject = json.loads(await asyncio.wait_for(socket.recv(), 30))
     if reply.get("type") == "error":
         raise ClientError(reply["code"], reply["message"])
     return reply
@@ -91,7 +94,7 @@ async def sign_in(socket: websockets.ClientConnection, token: str) -> dict:
 
 async def _negotiate(
     url: str,
-    request: dict,
+    request: JsonObject,
     *,
     send_track: MediaStreamTrack | None,
     codec: str | None,
@@ -99,7 +102,7 @@ async def _negotiate(
     token: str | None = None,
 ) -> ClientSession:
     pc = RTCPeerConnection()
-    events: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)
+    events: asyncio.Queue[JsonObject] = asyncio.Queue(maxsize=10_000)
     channel = pc.createDataChannel("events")
 
     @channel.on("message")

@@ -176,10 +176,10 @@ async def measure(
     """Play `sequence` `loops` times through a real in-process server and measure what comes back."""
     from overlay.palette import colour_for_label
     from scopecast.app import create_app
-    from scopecast.bench_stream import bench_access, serve_locally
+    from scopecast.bench.stream import bench_access, serve_locally
     from scopecast.settings import Settings
-    from stream import client
-    from stream.framestamp import StampedVideoTrack, read_stamp
+    from stream.testing import client
+    from stream.testing.framestamp import StampedVideoTrack, read_stamp
     from stream.registration import luma
 
     access, token = bench_access()
@@ -255,7 +255,7 @@ def _analyse(
     colour: tuple[int, int, int] | None,
 ) -> tuple[list[dict], list[dict]]:
     """IoUs at the analysis size: what is drawn on each returned frame, and each event's own outlines."""
-    from stream.framestamp import stamp_frame
+    from stream.testing.framestamp import stamp_frame
 
     count = len(sequence.frames)
     clean, masks = [], []
@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:24s} {value}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        from scopecast.bench_stream import machine_description
+        from scopecast.bench.stream import machine_description
 
         args.json.write_text(json.dumps({"machine": machine_description(), **asdict(result)}, indent=2))
         print(f"wrote {args.json}")
