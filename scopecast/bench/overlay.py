@@ -22,9 +22,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from av import VideoFrame
+
+    from perception.registry import ModelRegistry
 
 RESOLUTIONS = {"native": None, "480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -167,7 +173,7 @@ async def measure(
     fps: float,
     model: str,
     *,
-    registry=None,  # type: ignore[no-untyped-def]  # perception ModelRegistry; None: the shipped models
+    registry: ModelRegistry | None = None,  # None: the shipped models
     label_colour: tuple[int, int, int] | None = None,
     loops: int = 1,
     warmup_s: float = 1.0,
@@ -178,9 +184,9 @@ async def measure(
     from scopecast.app import create_app
     from scopecast.bench.stream import bench_access, serve_locally
     from scopecast.settings import Settings
+    from stream.registration import luma
     from stream.testing import client
     from stream.testing.framestamp import StampedVideoTrack, read_stamp
-    from stream.registration import luma
 
     access, token = bench_access()
     settings = Settings(serve_sample=False, model=model, log_level="WARNING", **(settings_overrides or {}))
@@ -213,7 +219,7 @@ async def measure(
         started = time.monotonic()
         try:
             while True:
-                frame = await asyncio.wait_for(session.track.recv(), 10)
+                frame = cast("VideoFrame", await asyncio.wait_for(session.track.recv(), 10))
                 now = time.monotonic()
                 index = read_stamp(luma(frame))
                 if index is None:

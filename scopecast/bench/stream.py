@@ -23,12 +23,20 @@ import json
 import platform
 import secrets
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from scopecast.assets import LAPAROSCOPY_CLIP
+
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack
+    from av import VideoFrame
+    from fastapi import FastAPI
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "480p": (640, 480)}
 
@@ -104,13 +112,15 @@ async def _run_all(args: argparse.Namespace, resolutions: list[str], codecs: lis
     return results
 
 
-async def _run_one(res, width, height, codec, mode, model, background, args) -> RunResult:  # type: ignore[no-untyped-def]
+async def _run_one(
+    res: str, width: int, height: int, codec: str, mode: str, model: str, background: Callable[[int], np.ndarray],
+    args: argparse.Namespace,
+) -> RunResult:
     from scopecast.app import create_app
     from scopecast.settings import Settings
+    from stream.rooms import RoomGrant
     from stream.testing import client
     from stream.testing.framestamp import StampedVideoTrack, read_stamp
-
-    from stream.rooms import RoomGrant
 
     async def two_sides(room_id: str, credential: str) -> RoomGrant:
         return RoomGrant(room_id, "patient" if credential == "bench-patient" else "clinician")
@@ -139,7 +149,7 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
             start = time.monotonic()
             end = start + args.warmup + args.seconds
             while time.monotonic() < end:
-                frame = await asyncio.wait_for(session.track.recv(), 10)
+                frame = cast("VideoFrame", await asyncio.wait_for(session.track.recv(), 10))
                 now = time.monotonic()
                 if now - start < args.warmup:
                     continue
@@ -168,7 +178,7 @@ async def _run_one(res, width, height, codec, mode, model, background, args) -> 
     )
 
 
-async def _drain(track) -> None:  # type: ignore[no-untyped-def]
+async def _drain(track: MediaStreamTrack) -> None:
     while True:
         await track.recv()
 
@@ -187,7 +197,7 @@ def bench_access():  # -> (stream.access.StreamAccess, token)
     return StreamAccess(bench_clinician, "scopecast_bench_session"), token
 
 
-def serve_locally(app):  # type: ignore[no-untyped-def]
+def serve_locally(app: FastAPI) -> AbstractAsyncContextManager[str]:
     """Serve `app` on a free loopback port for one bench run; yields "127.0.0.1:PORT"."""
     import contextlib
     import socket
@@ -195,7 +205,7 @@ def serve_locally(app):  # type: ignore[no-untyped-def]
     import uvicorn
 
     @contextlib.asynccontextmanager
-    async def serving():  # type: ignore[no-untyped-def]
+    async def serving() -> AsyncIterator[str]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -214,7 +224,7 @@ def serve_locally(app):  # type: ignore[no-untyped-def]
     return serving()
 
 
-def _background(content: str, width: int, height: int):  # type: ignore[no-untyped-def]
+def _background(content: str, width: int, height: int) -> Callable[[int], np.ndarray]:
     from stream.testing.framestamp import moving_pattern
 
     if content == "synthetic":
