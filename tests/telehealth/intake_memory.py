@@ -1,7 +1,7 @@
 """Measure the memory a photo upload costs: RSS before, peak and after, each case in a fresh process.
 
-    .venv/bin/python tests/telehealth/intake_memory.py            # all cases, one line each
-    .venv/bin/python tests/telehealth/intake_memory.py api-bomb-x4
+    .venv/bin/python -m tests.telehealth.intake_memory            # all cases, one line each (from the repository root)
+    .venv/bin/python -m tests.telehealth.intake_memory api-bomb-x4
 
 Not a test (it starts a process per case); test_telehealth_photo_memory.py runs the same measurement with bounds.
 """
@@ -16,9 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1]))
+REPO = Path(__file__).resolve().parents[2]
 
 CASES = ("bomb-rgba-png", "big-jpeg", "big-rgb-png", "api-bomb-x4", "api-big-jpeg-x4", "api-photo-rgba-png-x4")
 
@@ -36,7 +34,8 @@ def reset_peak() -> None:
 
 def body(case: str) -> bytes:
     from PIL import Image
-    from telehealth_testutil import textured_image
+
+    from tests.telehealth.telehealth_testutil import textured_image
 
     out = io.BytesIO()
     if "bomb" in case:  # the hostile tester's file: 170 KB, 6300x6300 RGBA, all black, under the 40 MP pixel limit
@@ -53,10 +52,10 @@ def body(case: str) -> bytes:
 async def through_api(data: bytes, copies: int) -> list[int]:
     import httpx
     from fastapi import FastAPI
-    from telehealth_testutil import PASSWORD, fast_settings, include_telehealth
 
     from scopecast.app import build_telehealth
     from telehealth.accounts import add_user
+    from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, include_telehealth
 
     services = build_telehealth(fast_settings(Path(tempfile.mkdtemp()) / "t"), segmenter_factory=lambda: None)
     add_user(services.store, "pat@mail.test", PASSWORD, "patient")
@@ -75,11 +74,10 @@ async def through_api(data: bytes, copies: int) -> list[int]:
 
 
 def measure(case: str) -> dict[str, object]:
-    from telehealth_testutil import fast_settings
-
     from telehealth.case_api import intake_limits
     from telehealth.errors import PhotoRejected
     from telehealth.photo_intake import clean_photo
+    from tests.telehealth.telehealth_testutil import fast_settings
 
     data = body(case)
     if case.startswith("api-"):
@@ -105,7 +103,8 @@ def measure(case: str) -> dict[str, object]:
 
 def main(cases: list[str]) -> None:
     for case in cases:
-        out = subprocess.run([sys.executable, __file__, "--in-process", case], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-m", "tests.telehealth.intake_memory", "--in-process", case],
+                             capture_output=True, text=True, check=True, cwd=REPO)
         print(out.stdout.strip())
 
 

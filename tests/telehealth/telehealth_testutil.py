@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
-import uvicorn
-from fastapi import FastAPI
 from PIL import Image
 
 from telehealth.settings import TelehealthSettings
@@ -46,29 +40,6 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
 
 def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:
     return encode(textured_image(seed, size), "JPEG", quality=90)
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port inside the test's event loop; yields "127.0.0.1:PORT".
-
-    Kept here rather than imported from tests/conftest.py so these tests also run under a bare `pytest`, where the
-    repository root is not on sys.path.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not task.done():
-        await asyncio.sleep(0.02)
-    if task.done():
-        task.result()  # re-raise a start-up failure
-    try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        sock.close()
 
 
 async def gp_opens_case(page, host: str, case_id: int, email: str = "gp@clinic.test") -> None:  # type: ignore[no-untyped-def]

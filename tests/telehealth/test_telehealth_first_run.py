@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from telehealth_testutil import PASSWORD, fast_settings, include_telehealth, serving
+from telehealth_testutil import PASSWORD, fast_settings, include_telehealth
 
 from scopecast.app import build_telehealth
 from telehealth.accounts import add_user
 from telehealth.session_tokens import SESSION_COOKIE
+from tests.helpers.servers import running_server
 
 
 def token_of(link: str) -> str:
@@ -90,7 +91,7 @@ async def test_setup_and_sign_in_pages_in_a_browser(services, app) -> None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright, expect
 
-    async with serving(app) as host, async_playwright() as pw:
+    async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = await (await browser.new_context()).new_page()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from telehealth_testutil import PASSWORD, gp_opens_case, serving
+from telehealth_testutil import PASSWORD, gp_opens_case
 from wound_photos import scene_jpeg
 
 from telehealth.accounts import add_user
@@ -13,6 +13,7 @@ from telehealth.case_api import intake_limits
 from telehealth.photo_intake import clean_photo
 from telehealth.records import Actor, Role
 from telehealth.store.invites import accept_invite, create_invite
+from tests.helpers.servers import running_server
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +38,7 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
                                    clean_photo(scene_jpeg(with_marker), intake_limits(services.settings)), None)
         await services.analyses.analyse(photo.id)
 
-    async with serving(app) as host, async_playwright() as pw:
+    async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from telehealth_testutil import FUSEG_IMAGES, PASSWORD, jpeg_bytes, serving
+from telehealth_testutil import FUSEG_IMAGES, PASSWORD, jpeg_bytes
 
 from telehealth.accounts import add_user
+from tests.helpers.servers import running_server
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +38,7 @@ async def test_patient_uploads_a_photo_on_a_phone(services, app, tmp_path, artif
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_text("this is a text file pretending to be a JPEG")
 
-    async with serving(app) as host, async_playwright() as pw:
+    async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],

@@ -21,11 +21,12 @@ from telehealth import case_api as telehealth_api
 from telehealth.accounts import add_user
 from telehealth.decode_slots import DecodeSlots
 
-MEASURE = Path(__file__).with_name("intake_memory.py")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def measured(case: str) -> dict:
-    out = subprocess.run([sys.executable, str(MEASURE), case], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "tests.telehealth.intake_memory", case], capture_output=True, text=True,
+                         check=True, timeout=120, cwd=REPO)
     result = json.loads(out.stdout)
     print(result)
     return result

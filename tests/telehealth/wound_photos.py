@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import io
-import sys
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telehealth_analysis"))
-from wound_synth import Scene, wound_scene
+from tests.telehealth.wound.wound_synth import Scene, wound_scene
 
 
 @lru_cache(maxsize=4)

@@ -17,9 +17,9 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.bench.overlay import Sequence, iou, measure, summarise
 from scopecast.settings import Settings
 from stream.testing import client
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 W, H, FRAMES = 640, 480, 60
 

@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from scopecast.app import create_app
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline
 from scopecast.settings import Settings
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 
 def _app(**settings: object):

@@ -10,12 +10,12 @@ import numpy as np
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream.testing import client
 from stream.events import FindingsEvent, StatusEvent, parse_server_event
+from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
-from tests.conftest import running_server
-from tests.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BOX_FRACTION, BoxModel, FailingModel, HangingModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 W, H, FPS = 640, 480, 15
 

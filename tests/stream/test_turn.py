@@ -17,10 +17,10 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.rooms import RoomGrant, RoomRefused
 from stream.turn import TurnRelay
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_HEADERS, clinician_page, fixed_token_access
-from tests.turn_server import coturn
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_HEADERS, clinician_page, fixed_token_access
+from tests.helpers.turn_server import coturn
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

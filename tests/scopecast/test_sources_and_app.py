@@ -12,11 +12,11 @@ from scopecast.app import create_app
 from scopecast.assets import LAPAROSCOPY_CLIP, SAMPLE_CLIP
 from scopecast.cli import main
 from scopecast.settings import Settings
-from stream.testing import client
 from stream.sources import SourceError, SourceSpec, probe_source
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
+from stream.testing import client
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 
 def test_bundled_clips_probe():

@@ -9,12 +9,12 @@ import websockets
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
+from stream.signaling import SignalingError, parse_client_message
 from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
-from stream.signaling import SignalingError, parse_client_message
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 
 @pytest.mark.parametrize(

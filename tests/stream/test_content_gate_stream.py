@@ -22,7 +22,7 @@ from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig, StreamPipeline
 from stream.tracks import AnnotatedTrack
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAPAROSCOPY = REPO / "scopecast" / "assets" / "laparoscopy-rvimlab-720p25.mp4"
 COLONOSCOPY = REPO / "scopecast" / "assets" / "colonoscopy-sample.mp4"
 

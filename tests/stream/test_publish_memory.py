@@ -15,9 +15,9 @@ from scopecast.app import create_app
 from scopecast.settings import Settings
 from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
-from tests.conftest import running_server
-from tests.fakes import keyword_vlm
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import keyword_vlm
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 CYCLES = 30
 WINDOW = 10  # RSS jumps by tens of MB as codec buffers come and go: compare medians of windows of cycles

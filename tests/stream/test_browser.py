@@ -9,10 +9,10 @@ import pytest
 from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
-from tests.conftest import running_server
-from tests.fake_camera import write_y4m
-from tests.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
-from tests.stream_access import clinician_page, fixed_token_access
+from tests.helpers.fake_camera import write_y4m
+from tests.helpers.fakes import BoxModel, ScriptedVlm, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import clinician_page, fixed_token_access
 
 pytestmark = pytest.mark.browser
 

@@ -14,13 +14,13 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream.testing import client
 from stream.events import RoomEvent, parse_server_event, server_event_schema
-from stream.testing.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
 from stream.rooms import RoomGrant, RoomRefused
-from tests.conftest import running_server
-from tests.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
+from stream.testing import client
+from stream.testing.framestamp import StampedVideoTrack, moving_pattern, read_stamp, stamp_frame
+from tests.helpers.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 W, H, FPS = 640, 480, 15
 ROOM = "room-test-0001"

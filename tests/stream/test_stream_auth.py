@@ -17,8 +17,8 @@ from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
 from telehealth.accounts import add_user
 from telehealth.records import Role
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
 
 ROLES = ("surgeon", "gp", "admin", "patient")

@@ -12,7 +12,7 @@ import numpy as np
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig, StreamPipeline
 from stream.tracks import AnnotatedTrack, overlay_state
-from tests.fakes import BoxModel
+from tests.helpers.fakes import BoxModel
 
 
 def _frame() -> av.VideoFrame:

@@ -23,8 +23,8 @@ from telehealth.accounts import add_user
 from telehealth.records import Actor, Role
 from telehealth.store.invites import accept_invite, create_invite
 from telehealth.store.tables import PhotoSubmissionRow
-from tests.conftest import running_server
-from tests.fake_camera import still_y4m
+from tests.helpers.fake_camera import still_y4m
+from tests.helpers.servers import running_server
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case
 from tests.telehealth.wound_photos import scene
 

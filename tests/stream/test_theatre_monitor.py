@@ -15,9 +15,9 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
-from tests.conftest import running_server
-from tests.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
-from tests.stream_access import CLINICIAN_TOKEN, clinician_page, fixed_token_access
+from tests.helpers.fakes import BOX_FRACTION, BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_TOKEN, clinician_page, fixed_token_access
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -14,10 +14,10 @@ from scopecast.app import create_app
 from scopecast.settings import Settings
 from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
-from tests.conftest import running_server
-from tests.fakes import BoxModel, keyword_vlm, registry_with
-from tests.signaling_fuzz import aiortc_offer, all_released, generate, targeted_breakages
-from tests.stream_access import CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.signaling_fuzz import aiortc_offer, all_released, generate, targeted_breakages
+from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 MESSAGES = 1200
 

@@ -10,13 +10,13 @@ import pytest
 
 from scopecast.app import create_app
 from scopecast.settings import Settings
-from stream.testing import client
 from stream.dialogue import parse_channel_message
 from stream.signaling import SignalingError
+from stream.testing import client
 from stream.testing.framestamp import StampedVideoTrack
-from tests.conftest import running_server
-from tests.fakes import BoxModel, ScriptedVlm, registry_with
-from tests.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
+from tests.helpers.fakes import BoxModel, ScriptedVlm, registry_with
+from tests.helpers.servers import running_server
+from tests.helpers.stream_access import CLINICIAN_HEADERS, CLINICIAN_TOKEN, fixed_token_access
 
 W, H, FPS = 320, 240, 15
 
@@ -130,7 +130,7 @@ def test_channel_messages_are_validated(raw, code):
 
 
 async def test_real_grounded_backend_answers_from_live_findings():
-    from tests.fakes import keyword_vlm
+    from tests.helpers.fakes import keyword_vlm
 
     async with running_server(_app(keyword_vlm())) as addr:
         session = await _publish_with_findings(addr)

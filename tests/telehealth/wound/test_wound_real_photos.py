@@ -14,7 +14,7 @@ from telehealth.wound import NOT_MEASURED_NO_MARKER, analyse_wound_photo, fixed_
 
 def fuseg_dir() -> Path:
     root = os.environ.get("SCOPECAST_DATA_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[3] / "shared" / "data"
+    base = Path(root) if root else Path(__file__).resolve().parents[4] / "shared" / "data"
     return base / "fuseg" / "train"
 
 
