@@ -42,21 +42,21 @@ def default_eval_dir() -> Path:
 
 
 def load_model(model_name_or_path: str | Path, *, threads: int = 1):
-    """An ``OnnxSegmentationModel`` from a shipped model name (``polyp``) or an ONNX path.
+    """An ``SegmentationModel`` from a shipped model name (``polyp``) or an ONNX path.
 
     The model scores every image (``withhold_out_of_domain=False``): Dice does not depend on the gate.
     """
     from perception.builtin import shipped_models
-    from perception.onnx_model import OnnxSegmentationModel
+    from perception.segmentation_model import SegmentationModel
 
     p = Path(model_name_or_path)
     if p.suffix == ".onnx" or p.exists():
-        return OnnxSegmentationModel(p, threads=threads, device="cpu", withhold_out_of_domain=False)
+        return SegmentationModel(p, threads=threads, device="cpu", withhold_out_of_domain=False)
     shipped = shipped_models()
     if str(model_name_or_path) not in shipped:
         known = ", ".join(shipped) or "none"
         raise ModelError(f"unknown model {model_name_or_path!r}: not a file and not a shipped model ({known})")
-    return OnnxSegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
+    return SegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
                                  withhold_out_of_domain=False)
 
 

@@ -3,7 +3,7 @@
 A runtime runs the segmentation network and nothing else: a batch of
 preprocessed frames in (N x 3 x H x W float32, normalised RGB), logits out
 (N x h x w float32, one channel). Pre- and post-processing (resize, normalise,
-sigmoid, components, tracking) live in ``perception.onnx_model``; a runtime may
+sigmoid, components, tracking) live in ``perception.segmentation_model``; a runtime may
 additionally offer ``run_frames`` to do the resize/normalise on its own device.
 
 ``select_runtime("auto", path)`` tries TensorRT, then onnxruntime with the CUDA
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +49,34 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class RunsFrames(Protocol):
+    """Optional capability: the runtime resizes and normalises uint8 RGB frames on its own device (TensorRT's GPU)."""
+
+    def run_frames(self, frames: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ExtraOutputs(Protocol):
+    """Optional capability: the runtime holds the whole graph and returns named outputs beside the logits.
+
+    The content gate's ``domain_distance`` travels this way; a runtime without
+    it returns the logits only, and the model says the gate is unavailable there.
+    """
+
+    output_names: tuple[str, ...]  # every output of the graph, logits first
+
+    def run_with(self, batch: np.ndarray, extra: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+
+@runtime_checkable
+class DescribesGraph(Protocol):
+    """Optional capability: the runtime opened and validated the ONNX itself, so the model need not read it again."""
+
+    io: GraphIO
+    metadata: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class GraphIO:
     """The one input and the first output of a segmentation ONNX, as the runtimes need them."""
@@ -59,6 +87,7 @@ class GraphIO:
     output_size: tuple[int, int] | None  # (width, height) when fixed in the graph
     batch_dynamic: bool
     fixed_batch: int | None
+    output_names: tuple[str, ...] = ()  # every output, logits first (the content gate's distance may follow)
 
 
 def check_io(
@@ -97,21 +126,49 @@ def check_io(
         raise ModelError(f"{where}: output {oname!r} must be float32, found {otyp}")
     out_size = (oshape[3], oshape[2]) if isinstance(oshape[2], int) and isinstance(oshape[3], int) else None
     dynamic = not isinstance(shape[0], int)
-    return GraphIO(name, oname, (int(w), int(h)), out_size, dynamic, None if dynamic else int(shape[0]))
+    return GraphIO(name, oname, (int(w), int(h)), out_size, dynamic, None if dynamic else int(shape[0]),
+                   tuple(o[0] for o in outputs))
 
 
 _ONNX_TYPES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 6: "tensor(int32)", 7: "tensor(int64)",
                10: "tensor(float16)", 11: "tensor(double)"}
 
 
-def read_sidecar(onnx_path: Path) -> dict[str, Any]:
-    side = Path(onnx_path).with_suffix(".json")
+# perception.export embeds the metadata in the ONNX under this key, so the ONNX alone is enough to run it.
+EMBEDDED_METADATA_KEY = "scopecast"
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    """Where perception.export writes a model's metadata: ``<model>.json`` beside the ONNX."""
+    return Path(onnx_path).with_suffix(".json")
+
+
+def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
+    side = sidecar_path(onnx_path)
     if not side.is_file():
         return {}
     try:
         return json.loads(side.read_text())
     except (OSError, ValueError) as e:
         raise ModelError(f"model metadata {side} is not valid JSON: {e}") from None
+
+
+def model_metadata(onnx_path: str | Path, embedded: str | None) -> dict[str, Any]:
+    """A model's metadata: its sidecar JSON when there is one, else the JSON embedded in the ONNX, else {}.
+
+    ``embedded`` is the text of the graph's ``scopecast`` metadata entry, read by
+    whichever library opened the graph (onnx, or onnxruntime on a base install).
+    An embedded entry that is not valid JSON counts as absent: the sidecar is
+    the one a person edits, so only its errors are reported.
+    """
+    meta = read_sidecar(onnx_path)
+    if meta or not embedded:
+        return meta
+    try:
+        parsed = json.loads(embedded)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
@@ -127,14 +184,7 @@ def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise ModelError(f"cannot load ONNX model {path}: {str(e).strip()[:200] or type(e).__name__}") from None
-    meta = read_sidecar(path)
-    if not meta:
-        embedded = {p.key: p.value for p in model.metadata_props}.get("scopecast")
-        if embedded:
-            try:
-                meta = json.loads(embedded)
-            except ValueError:
-                meta = {}
+    meta = model_metadata(path, {p.key: p.value for p in model.metadata_props}.get(EMBEDDED_METADATA_KEY))
     inits = {t.name for t in model.graph.initializer}
 
     def triples(values) -> list[tuple[str, str, list[Any]]]:
@@ -310,7 +360,7 @@ def _precheck(kind: str) -> str | None:
 def torch_preprocess(frames, input_size: tuple[int, int], mean, std, *, device="cpu", dtype=None):
     """uint8 RGB frames (H x W x 3, any sizes) -> normalised N x 3 x H x W torch tensor on ``device``.
 
-    The GPU twin of ``OnnxSegmentationModel._preprocess``, same two steps: an
+    The GPU twin of ``SegmentationModel._preprocess``, same two steps: an
     integer-factor area reduction (``F.interpolate(mode="area")``), then an
     antialiased bilinear resize to the network input (plain bilinear with
     half-pixel centres when enlarging, like ``cv2.INTER_LINEAR``). Results match

@@ -3,7 +3,7 @@
     python -m perception.runtimes.bench [--model polyp|PATH.onnx] [--runtimes cpu,torch]
         [--batches 1,4] [--sizes 512x512,1280x720,1920x1080] [--iters 30] [--threads 1] [--markdown]
 
-For every combination it times ``OnnxSegmentationModel.predict_batch`` on a
+For every combination it times ``SegmentationModel.predict_batch`` on a
 batch of synthetic frames (resize + normalise + network + components +
 tracking) and the network alone (``runtime.run`` on the preprocessed batch),
 and prints p50 / p99 milliseconds per batch, frames per second at the median,
@@ -175,12 +175,12 @@ def bench_one(model, frames: list[np.ndarray], iters: int, warmup: int) -> dict[
 
 def run_bench(model_path: Path, runtimes: list[str], batches: list[int], sizes: list[tuple[int, int]],
               iters: int, warmup: int, threads: int, log=print, video: Path | None = None) -> list[dict[str, Any]]:
-    from perception.onnx_model import OnnxSegmentationModel
+    from perception.segmentation_model import SegmentationModel
 
     rows = []
     for kind in runtimes:
         try:
-            model = OnnxSegmentationModel(model_path, threads=threads, runtime=kind)
+            model = SegmentationModel(model_path, threads=threads, runtime=kind)
         except ModelError as e:
             log(f"# {kind}: not available here: {e}")
             continue

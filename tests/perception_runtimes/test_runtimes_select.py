@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto
 
 from perception import ModelError
-from perception.onnx_model import OnnxSegmentationModel
+from perception.segmentation_model import SegmentationModel
 from perception.runtimes import Runtime, RuntimeUnavailable, base, select_runtime
 
 
@@ -136,15 +136,15 @@ def test_torch_runtime_needs_perception_export_metadata(tmp_path):
 
 
 def test_model_accepts_runtime_kind_or_object(tiny_onnx):
-    default = OnnxSegmentationModel(tiny_onnx)
+    default = SegmentationModel(tiny_onnx)
     assert default.runtime_name == "onnxruntime-cpu"
-    auto = OnnxSegmentationModel(tiny_onnx, runtime="auto")
+    auto = SegmentationModel(tiny_onnx, runtime="auto")
     assert auto.runtime_name.startswith(("onnxruntime", "tensorrt"))
     rt = select_runtime("torch", tiny_onnx)
-    given = OnnxSegmentationModel(tiny_onnx, runtime=rt)
+    given = SegmentationModel(tiny_onnx, runtime=rt)
     assert given.runtime_name == "torch-cpu" and given.providers == ["torch-cpu"]
     with pytest.raises(ModelError, match="runtime must be"):
-        OnnxSegmentationModel(tiny_onnx, runtime=42)
+        SegmentationModel(tiny_onnx, runtime=42)
     with pytest.raises(ModelError, match="unknown runtime"):
-        OnnxSegmentationModel(tiny_onnx, runtime="tpu")
+        SegmentationModel(tiny_onnx, runtime="tpu")
     given.close()
