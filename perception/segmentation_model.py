@@ -347,7 +347,7 @@ class SegmentationModel:
             if not isinstance(runtime, Runtime):
                 raise ModelError(f"runtime must be a kind name or a Runtime object, got {type(runtime).__name__}")
             return runtime
-        from perception.runtimes import select_runtime
+        from perception.runtimes.select import select_runtime
 
         opts = {k: dict(v) for k, v in (options or {}).items()}
         if runtime == "onnxruntime":

@@ -43,11 +43,11 @@ from perception.runtimes.base import (
     RuntimeUnavailable,
     check_batch,
     check_logits,
-    cuda_unavailable_reason,
     file_sha256,
     inspect_onnx,
-    torch_preprocess,
 )
+from perception.runtimes.cuda import cuda_unavailable_reason
+from perception.runtimes.gpu_preprocess import torch_preprocess
 
 log = logging.getLogger("perception.runtimes.tensorrt")
 

@@ -1,8 +1,8 @@
 """PyTorch eager (optionally ``torch.compile``): the network rebuilt from the ONNX weights or a checkpoint.
 
-From an ONNX file the net is rebuilt with ``perception.export.net_from_onnx``
+From an ONNX file the net is rebuilt with ``perception.net_loading.net_from_onnx``
 (same architecture, BatchNorm already folded into the convolutions); from a
-training checkpoint with ``perception.export.load_checkpoint_net``. On CUDA
+training checkpoint with ``perception.net_loading.load_checkpoint_net``. On CUDA
 the network can run in half precision (``half=True``); logits come back as
 float32 numpy.
 
@@ -41,7 +41,7 @@ class TorchRuntime:
             import torch
         except ImportError as e:
             raise RuntimeUnavailable(f"torch is not installed: {e}") from None
-        from perception import export
+        from perception import net_loading
 
         if (onnx_path is None) == (checkpoint is None):
             raise ModelError("torch runtime needs exactly one of an ONNX path or a checkpoint")
@@ -60,7 +60,7 @@ class TorchRuntime:
                 raise ModelError(f"{path.name}: no 'arch' in the model metadata; the torch runtime can only "
                                  "rebuild networks exported by perception.export")
             try:
-                net = export.net_from_onnx(path)
+                net = net_loading.net_from_onnx(path)
             except (ValueError, KeyError, TypeError) as e:
                 raise ModelError(f"{path.name}: cannot rebuild the torch network from the ONNX weights: {e}") from None
             self.input_size = io.input_size
@@ -70,7 +70,7 @@ class TorchRuntime:
             if not path.is_file():
                 raise ModelError(f"checkpoint not found: {path}")
             try:
-                net, ckpt = export.load_checkpoint_net(path)
+                net, ckpt = net_loading.load_checkpoint_net(path)
             except Exception as e:
                 raise ModelError(f"cannot load checkpoint {path}: {str(e).strip()[:200]}") from None
             size = int(ckpt["config"]["input_size"])

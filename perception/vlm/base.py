@@ -10,22 +10,19 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from perception.findings import FrameFindings
-
-if TYPE_CHECKING:  # report.py imports base.py; avoid the cycle at run time
-    from perception.vlm.report import ReportDraft
+from perception.vlm.info import BackendKind as BackendKind
+from perception.vlm.info import VlmInfo as VlmInfo
+from perception.vlm.report import ReportDraft
 
 MAX_QUESTION_CHARS = 2000
 # Enough turns for a follow-up ("and how large is it?") without letting the
 # prompt grow without bound during a long procedure.
 MAX_HISTORY_TURNS = 6
-
-BackendKind = Literal["grounded", "transformers", "openai"]
-
 
 class VlmError(Exception):
     """Anything that stops a VLM from answering; the message is shown to the user."""
@@ -49,15 +46,6 @@ class InvalidQuestion(VlmError, ValueError):
 
 class InvalidImage(VlmError, ValueError):
     """The image is not an RGB uint8 H×W×3 array."""
-
-
-@dataclass(frozen=True)
-class VlmInfo:
-    """Identity of the answering model; goes into every report draft for audit."""
-
-    name: str
-    version: str
-    backend: BackendKind
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_torch_parity(name):
     """onnxruntime and torch (the net rebuilt from the exported weights) agree on the same frames."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from perception.export import net_from_onnx
+    from perception.net_loading import net_from_onnx
 
     path = shipped(name)
     model = SegmentationModel(path, threads=1, device="cpu")

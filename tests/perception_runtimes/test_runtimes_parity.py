@@ -9,7 +9,7 @@ from runtime_testutil import TINY_ARCH, structured_frames
 from perception import ModelError
 from perception.segmentation_model import SegmentationModel
 from perception.runtimes import select_runtime
-from perception.runtimes.base import torch_preprocess
+from perception.runtimes.gpu_preprocess import torch_preprocess
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +54,27 @@ def test_findings_agree_between_runtimes(tiny_onnx):
 def test_torch_from_checkpoint_matches_onnx(tmp_path, tiny_onnx, runtimes):
     import torch
 
-    from perception.export import net_from_onnx
+    from perception.net_loading import net_from_onnx
 
     net = net_from_onnx(tiny_onnx)
     ckpt = tmp_path / "best.pt"
     # a checkpoint of the BatchNorm-folded net: same weights, no BatchNorm layers to load
     arch = dict(TINY_ARCH)
     torch.save({"arch": arch, "model": net.state_dict(), "config": {"input_size": 64}}, ckpt)
-    from perception import export
+    from perception import net_loading
     from perception.runtimes.torch_rt import TorchRuntime
 
-    orig = export.load_checkpoint_net
+    orig = net_loading.load_checkpoint_net
 
     def load_folded(path):  # the tiny net was exported with BN folded; rebuild it the same way
         ck = torch.load(path, map_location="cpu", weights_only=False)
         return net_from_onnx(tiny_onnx), ck
 
-    export.load_checkpoint_net = load_folded
+    net_loading.load_checkpoint_net = load_folded
     try:
         rt = TorchRuntime(checkpoint=ckpt)
     finally:
-        export.load_checkpoint_net = orig
+        net_loading.load_checkpoint_net = orig
     x = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(rt.run(x), runtimes[0].run(x), atol=1e-3)
     with pytest.raises(ModelError, match="checkpoint not found"):

@@ -1,6 +1,6 @@
 """Latency and throughput per runtime x batch size x frame size, pre- and post-processing included.
 
-    python -m perception.runtimes.bench [--model polyp|PATH.onnx] [--runtimes cpu,torch]
+    python -m perception.bench.runtimes [--model polyp|PATH.onnx] [--runtimes cpu,torch]
         [--batches 1,4] [--sizes 512x512,1280x720,1920x1080] [--iters 30] [--threads 1] [--markdown]
 
 For every combination it times ``SegmentationModel.predict_batch`` on a
@@ -63,7 +63,8 @@ def checkpoint_model(checkpoint: Path, tmp: Path) -> Path:
     """Export a training checkpoint to a temporary ONNX (+ sidecar) for benchmarking."""
     import shutil
 
-    from perception.export import export_onnx, load_checkpoint_net
+    from perception.export import export_onnx
+    from perception.net_loading import load_checkpoint_net
 
     copy = tmp / "ckpt.pt"
     shutil.copyfile(checkpoint, copy)  # training may rewrite the file meanwhile

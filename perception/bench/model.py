@@ -1,6 +1,6 @@
 """Measure per-frame latency of a model, pre- and post-processing included.
 
-    python -m perception.bench --model polyp --frames 200 [--video FILE] [--threads 1]
+    python -m perception.bench.model --model polyp --frames 200 [--video FILE] [--threads 1]
 
 Frames come from ``--video`` (default: the laparoscopic 720p clip in the shared
 data, when present) or are synthetic 1280x720 frames. Prints median / p90 / mean
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from perception.evaluate import load_model
 
     default_video = datasets.data_root() / "videos" / "laparoscopy-rvimlab-720p25.mp4"
-    p = argparse.ArgumentParser(prog="python -m perception.bench", description="Per-frame model latency.")
+    p = argparse.ArgumentParser(prog="python -m perception.bench.model", description="Per-frame model latency.")
     p.add_argument("--model", required=True, help="shipped model name or .onnx path")
     p.add_argument("--video", type=Path, default=default_video)
     p.add_argument("--frames", type=int, default=200)

@@ -1,5 +1,6 @@
-"""Tiny randomly initialised VLMs (for tests and `bench vlm`; never for real use) (and a text-only LM) saved with a locally
-built processor, so the backends load real checkpoints by path with no hub.
+"""Tiny randomly initialised VLMs (and a text-only LM) saved with a locally built processor, so the backends load
+real checkpoints by path with no hub. Test and benchmark tooling, never for real use: it is named ``testing`` (like
+``numpy.testing``) so nobody mistakes it for a model source, and only tests and ``perception.bench.vlm`` import it.
 
 Weights are random: generated text is gibberish, which is fine — the tests
 check streaming, cancellation and queueing, not answer quality. EOS is

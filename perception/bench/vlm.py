@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model_path
         if path is None:
-            from perception.vlm.tiny_models import save_tiny_llava
+            from perception.vlm.testing import save_tiny_llava
 
             path = str(save_tiny_llava(Path(tmp) / "tiny-llava"))
         backend = create_vlm(VlmConfig(backend="transformers", model_path=path, max_new_tokens=args.max_new_tokens))
