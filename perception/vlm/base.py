@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from perception.findings import FrameFindings
+from perception.image_check import ImageCheckError, check_rgb_image
 from perception.vlm.info import BackendKind as BackendKind
 from perception.vlm.info import VlmInfo as VlmInfo
 from perception.vlm.report import ReportDraft
@@ -77,15 +78,10 @@ def validate_image(image: object) -> np.ndarray | None:
     """The image unchanged when it is RGB H×W×3 uint8 (or None), else `InvalidImage`."""
     if image is None:
         return None
-    if not isinstance(image, np.ndarray):
-        raise InvalidImage(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidImage(f"image must be H×W×3 RGB, got shape {tuple(image.shape)}")
-    if image.dtype != np.uint8:
-        raise InvalidImage(f"image must be uint8, got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidImage("image is empty")
-    return image
+    try:
+        return check_rgb_image(image, what="image", min_side=1, layout="H×W×3 RGB")
+    except ImageCheckError as e:  # InvalidImage is also a VlmError, which the dialogue code catches
+        raise InvalidImage(str(e)) from None
 
 
 @dataclass(frozen=True)
