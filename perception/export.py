@@ -18,12 +18,20 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perception.net_loading import CheckpointError, load_checkpoint_net
+
+if TYPE_CHECKING:  # torch is the training extra: imported when a model is exported
+    from torch import nn
+
+    from perception.content_gate import GateFit
+    from perception.datasets import Sample
+    from perception.nets import EmbeddingNet, FlipAveraged, GatedNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -43,7 +51,7 @@ TASK_INFO = {
 }
 
 
-def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
+def export_onnx(net: nn.Module, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
     """torch -> ONNX with a dynamic batch axis (TorchScript exporter: no onnxscript needed).
 
     A net with a content gate (``GatedNet``) gets a second output, ``domain_distance``.
@@ -70,7 +78,7 @@ def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17
         )
 
 
-def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
+def parity(net: nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
     """Max |torch - onnxruntime| over the logits of ``inputs`` (N x 3 x H x W float32), relative for the gate."""
     import onnxruntime as ort
     import torch
@@ -86,51 +94,22 @@ def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
     return diff
 
 
-def flip_averaged(net):
-    """``net`` run on the image and its horizontal mirror, logits averaged (test-time augmentation, twice the cost);
-    the gate's embedding comes from the unflipped pass."""
-    import torch
-    from torch import nn
+def flip_averaged(net: nn.Module) -> FlipAveraged:
+    """``net`` run on the image and its horizontal mirror, logits averaged (see ``perception.nets.FlipAveraged``)."""
+    from perception.nets import FlipAveraged
 
-    class FlipAveraged(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            self.embedding_dim = getattr(net, "embedding_dim", 0)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return 0.5 * (self.net(x) + self.net(x.flip(3)).flip(3))
-
-        def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, emb = self.net.forward_with_embedding(x)
-            return 0.5 * (logits + self.net(x.flip(3)).flip(3)), emb
-
-    return FlipAveraged().eval()
+    return FlipAveraged(net).eval()
 
 
-def gated_net(net, fit):
-    """``net`` with the content gate folded in: forward gives (logits, squared Mahalanobis distance)."""
-    import torch
-    from torch import nn
+def gated_net(net: EmbeddingNet, fit: GateFit) -> GatedNet:
+    """``net`` with the content gate folded in (see ``perception.nets.GatedNet``)."""
+    from perception.nets import GatedNet
 
-    class GatedNet(nn.Module):
-        gated = True
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            self.register_buffer("gate_mean", torch.from_numpy(fit.mean.astype(np.float32)))
-            self.register_buffer("gate_precision", torch.from_numpy(fit.precision.astype(np.float32)))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, emb = self.net.forward_with_embedding(x)
-            d = emb - self.gate_mean
-            return logits, ((d @ self.gate_precision) * d).sum(1)
-
-    return GatedNet().eval()
+    return GatedNet(net, fit).eval()
 
 
-def embeddings(net, samples, size: int, mean, std, *, batch: int = 16) -> np.ndarray:
+def embeddings(net: EmbeddingNet, samples: Sequence[Sample], size: int, mean: Sequence[float],
+               std: Sequence[float], *, batch: int = 16) -> np.ndarray:
     """The gate's feature vector for each sample (resized like the runtime does)."""
     import torch
 
@@ -151,8 +130,8 @@ def embeddings(net, samples, size: int, mean, std, *, batch: int = 16) -> np.nda
 GATE_MARGIN = 1.25
 
 
-def fit_content_gate(net, task: str, size: int, mean, std, *, split_seed: int, percentile: float = 99.5,
-                     margin: float = GATE_MARGIN):
+def fit_content_gate(net: EmbeddingNet, task: str, size: int, mean: Sequence[float], std: Sequence[float], *,
+                     split_seed: int, percentile: float = 99.5, margin: float = GATE_MARGIN) -> GateFit:
     """Fit the gate on 80% of the training images; threshold from the other 20% (the validation split is left
     untouched, so its in-domain fraction is an honest figure)."""
     from perception import datasets
@@ -204,7 +183,7 @@ def export(
     import torch
 
     from perception import datasets
-    from perception.nets import count_params
+    from perception.nets import EmbeddingNet, count_params
 
     torch.set_num_threads(max(1, threads))
     out_dir = Path(out_dir)
@@ -216,7 +195,7 @@ def export(
     mean, std = list(ckpt.get("mean", (0.485, 0.456, 0.406))), list(ckpt.get("std", (0.229, 0.224, 0.225)))
     info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": "", "content": task})
     gate_meta = None
-    if content_gate and hasattr(net, "forward_with_embedding"):
+    if content_gate and isinstance(net, EmbeddingNet):
         fit = fit_content_gate(net, task, size, mean, std, split_seed=cfg.get("split_seed", datasets.DEFAULT_SEED),
                                margin=gate_margin)
         gate_meta = {
@@ -231,10 +210,12 @@ def export(
             "calibration_images": fit.n_calibration,
             "shrinkage": fit.shrinkage,
         }
-    if flip_tta:
+        gate_input: EmbeddingNet = net
+        if flip_tta:
+            gate_input = flip_averaged(net)
+        net = gated_net(gate_input, fit)
+    elif flip_tta:
         net = flip_averaged(net)
-    if gate_meta is not None:
-        net = gated_net(net, fit)
     export_onnx(net, onnx_path, (size, size), opset=opset)
 
     # parity on random inputs (batch 3, exercises the dynamic axis) and on real validation frames

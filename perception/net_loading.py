@@ -7,17 +7,21 @@ network without importing the export tool (which evaluates, and so loads models)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perception.runtimes.base import EMBEDDED_METADATA_KEY, model_metadata
+
+if TYPE_CHECKING:  # torch is the training extra: imported when a network is rebuilt
+    from torch import nn
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the architecture it names."""
 
 
-def load_checkpoint_net(checkpoint: str | Path):
+def load_checkpoint_net(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """(net in eval mode, checkpoint dict) from a training checkpoint (best.pt or last.pt)."""
     import torch
 
@@ -40,7 +44,7 @@ def load_checkpoint_net(checkpoint: str | Path):
     return net, ckpt
 
 
-def net_from_onnx(onnx_path: str | Path):
+def net_from_onnx(onnx_path: str | Path) -> nn.Module:
     """Rebuild the torch network from an exported ONNX (for parity checks without a checkpoint).
 
     The exporter folds each BatchNorm into the preceding convolution, so the

@@ -50,6 +50,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from perception.content_gate import GATE_OUTPUT
 from perception.findings import ContentCheck, Finding, FrameFindings, ModelInfo
@@ -261,7 +262,9 @@ class SegmentationModel:
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
         """Findings plus the thresholded mask (bool, frame size) from one network run."""
-        return self._predict([frame_rgb], want_masks=True)[0]  # type: ignore[return-value]
+        found, mask = self._predict([frame_rgb], want_masks=True)[0]
+        assert mask is not None  # want_masks=True gives every frame its mask
+        return found, mask
 
     def probabilities(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Foreground probability per pixel of the frame (float32, H x W); tracker untouched."""
@@ -269,7 +272,8 @@ class SegmentationModel:
         t = self._preprocess(frame_rgb)
         small = self._sigmoid(self._run(t[None])[0][0])
         h, w = frame_rgb.shape[:2]
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        prob: np.ndarray = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return prob
 
     def segment(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Thresholded mask (bool, frame size); tracker untouched."""
@@ -305,10 +309,12 @@ class SegmentationModel:
         return logits, distances
 
     @staticmethod
-    def _sigmoid(logits: np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+    def _sigmoid(logits: np.ndarray) -> npt.NDArray[np.float32]:
+        prob: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        return prob
 
-    def _predict(self, frames: Sequence[np.ndarray], *, want_masks: bool):
+    def _predict(self, frames: Sequence[np.ndarray], *, want_masks: bool
+                 ) -> list[tuple[FrameFindings, np.ndarray | None]]:
         if len(frames) == 0:
             return []
         t_pre = []

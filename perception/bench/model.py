@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from perception import datasets
+from perception.model import FrameModel
+from perception.segmentation_model import SegmentationModel
 
 
 def load_frames(video: Path | None, n: int, size: tuple[int, int] = (1280, 720)) -> list[np.ndarray]:
@@ -40,7 +42,7 @@ def load_frames(video: Path | None, n: int, size: tuple[int, int] = (1280, 720))
     return frames
 
 
-def benchmark(model, frames: list[np.ndarray], n: int = 200, warmup: int = 5) -> dict[str, Any]:
+def benchmark(model: FrameModel, frames: list[np.ndarray], n: int = 200, warmup: int = 5) -> dict[str, Any]:
     """Latency statistics of ``model.predict`` over ``n`` frames (cycled)."""
     for f in frames[:warmup]:
         model.predict(f)
@@ -53,7 +55,7 @@ def benchmark(model, frames: list[np.ndarray], n: int = 200, warmup: int = 5) ->
         model.predict(f)
         wall.append((time.perf_counter() - t0) * 1000.0)
     net = []
-    if hasattr(model, "_run") and hasattr(model, "_preprocess"):
+    if isinstance(model, SegmentationModel):  # the network alone, without pre- and post-processing
         x = model._preprocess(frames[0])[None]
         for _ in range(min(n, 50)):
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -143,7 +143,8 @@ def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
     if not side.is_file():
         return {}
     try:
-        return json.loads(side.read_text())
+        meta: dict[str, Any] = json.loads(side.read_text())
+        return meta
     except (OSError, ValueError) as e:
         raise ModelError(f"model metadata {side} is not valid JSON: {e}") from None
 
@@ -182,7 +183,7 @@ def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
     meta = model_metadata(path, {p.key: p.value for p in model.metadata_props}.get(EMBEDDED_METADATA_KEY))
     inits = {t.name for t in model.graph.initializer}
 
-    def triples(values) -> list[tuple[str, str, list[Any]]]:
+    def triples(values: Iterable[Any]) -> list[tuple[str, str, list[Any]]]:
         out = []
         for v in values:
             if v.name in inits:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:  # torch is imported when a frame is processed, not when this module is
+    import torch
 
-def torch_preprocess(frames, input_size: tuple[int, int], mean, std, *, device="cpu", dtype=None):
+
+def torch_preprocess(
+    frames: Sequence[np.ndarray],
+    input_size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """uint8 RGB frames (H x W x 3, any sizes) -> normalised N x 3 x H x W torch tensor on ``device``.
 
     The GPU twin of ``SegmentationModel._preprocess``, same two steps: an

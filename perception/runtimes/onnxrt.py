@@ -50,7 +50,7 @@ def providers_for(device: str) -> list[str]:
 
 
 
-def session_options(threads: int):  # -> onnxruntime.SessionOptions (imported lazily)
+def session_options(threads: int) -> Any:  # onnxruntime.SessionOptions: onnxruntime ships no types
     """Options for every onnxruntime session of scopecast: few threads that never spin,
     because the CPU is shared with video decoding and encoding."""
     import onnxruntime as ort
@@ -63,6 +63,7 @@ def session_options(threads: int):  # -> onnxruntime.SessionOptions (imported la
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return opts
+
 
 class OnnxRuntime:
     """An onnxruntime ``InferenceSession`` behind the ``Runtime`` interface (and ``ExtraOutputs``, ``DescribesGraph``).
@@ -81,7 +82,8 @@ class OnnxRuntime:
         providers = providers_for(device)
         opts = session_options(threads)
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+            self.session: Any = ort.InferenceSession(  # onnxruntime ships no types
+                str(self.path), sess_options=opts, providers=providers)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load ONNX model {self.path}: {first}") from None
@@ -130,7 +132,7 @@ class OnnxRuntime:
         return check_logits(outs[0], len(batch), self.path.name), [np.asarray(o) for o in outs[1:]]
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None
 
     def __repr__(self) -> str:
         return f"OnnxRuntime({self.path.name!r}, providers={self.providers if self.session else []})"

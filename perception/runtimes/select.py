@@ -100,7 +100,7 @@ def select_runtime(
             else:
                 if skipped:
                     try:
-                        rt.skipped = tuple(skipped)  # type: ignore[misc]
+                        rt.skipped = tuple(skipped)  # type: ignore[attr-defined]  # optional, not in Runtime
                     except AttributeError:
                         pass
                 log.info("runtime selected: %s%s", rt.name, f" (skipped: {'; '.join(skipped)})" if skipped else "")

@@ -13,7 +13,7 @@ no per-model setting); pass ``threads=None`` to leave it alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from perception.runtimes.base import (
     check_logits,
     inspect_onnx,
 )
+
+if TYPE_CHECKING:  # torch is imported when the runtime is built
+    from torch import nn
 
 
 class TorchRuntime:
@@ -66,7 +69,8 @@ class TorchRuntime:
             self.input_size = io.input_size
             self.source = path
         else:
-            path = Path(checkpoint)  # type: ignore[arg-type]
+            assert checkpoint is not None  # exactly one of the two was given, checked above
+            path = Path(checkpoint)
             if not path.is_file():
                 raise ModelError(f"checkpoint not found: {path}")
             try:
@@ -78,7 +82,7 @@ class TorchRuntime:
             self.source = path
         self.device = device
         self.dtype = torch.float16 if (half and device == "cuda") else torch.float32
-        self.net = net.eval().to(device=device, dtype=self.dtype)
+        self.net: nn.Module | None = net.eval().to(device=device, dtype=self.dtype)
         self.compiled = bool(compile)
         self._fn: Any = self.net
         if compile:
@@ -104,7 +108,7 @@ class TorchRuntime:
         return check_logits(out, len(batch), self.source.name)
 
     def close(self) -> None:
-        self.net = None  # type: ignore[assignment]
+        self.net = None
         self._fn = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()

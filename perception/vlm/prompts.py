@@ -37,7 +37,7 @@ def findings_facts(findings: FrameFindings | None) -> list[str]:
         return ["No detection results are available for this frame."]
     w, h = findings.frame_size
     head = f"Detection model {findings.model.name} {findings.model.version} on a {w}x{h} frame"
-    if findings.withheld:
+    if findings.withheld and findings.content is not None:  # withheld means the gate judged: content is set
         return [f"{head}: the frame does not look like {findings.content.content}, the content this model knows; "
                 "it made no statement about this frame (neither presence nor absence of anything)."]
     if not findings.objects:
