@@ -25,11 +25,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from perception import datasets
+
+if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
+    from perception.segmentation_model import SegmentationModel
 
 # (lower bound in degrees, name), from light to dark; Del Bino & Bernerd, Br J Dermatol 2013.
 ITA_GROUPS: tuple[tuple[float, str], ...] = (
@@ -51,7 +55,8 @@ def periwound_ring(mask: np.ndarray, *, inner: float = 0.03, outer: float = 0.15
         r = max(1, round(frac * short))
         return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
-    return grow(outer) & ~grow(inner)
+    ring: np.ndarray = grow(outer) & ~grow(inner)
+    return ring
 
 
 def ita_degrees(image_rgb: np.ndarray, mask: np.ndarray) -> float | None:
@@ -84,11 +89,11 @@ class GroupScore:
     dice_std: float
 
 
-def audit(model, samples: Sequence[datasets.Sample]) -> tuple[list[GroupScore], list[dict]]:
+def audit(model: SegmentationModel, samples: Sequence[datasets.Sample]) -> tuple[list[GroupScore], list[dict[str, Any]]]:
     """Per-group Dice of ``model`` on ``samples`` (images without a usable ring go to "not estimated")."""
     from perception.metrics import mask_scores
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in samples:
         img = datasets.read_image(s.image)
         gt = datasets.read_mask(s.mask)

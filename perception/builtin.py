@@ -7,17 +7,21 @@ Shipped now:
 
 Factories load lazily: nothing is read until ``registry.create(name)``; each
 call builds a new instance (one per stream: the instance keeps tracker state),
-and all instances of one name share one onnxruntime session, so the memory a
-model holds does not grow with the number of streams that ever ran it.
+and all instances of one name share one onnxruntime runtime (one session), so
+the memory a model holds does not grow with the number of streams that ever ran it.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from perception.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from perception.runtimes.onnxrt import OnnxRuntime
+    from perception.segmentation_model import SegmentationModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -29,23 +33,29 @@ def shipped_models(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted(weights_dir.glob("*.onnx"))}
 
 
-class _SharedSessionFactory:
-    """Builds instances of one shipped model around one lazily opened session (thread-safe: streams start in parallel)."""
+class _SharedRuntimeFactory:
+    """Builds instances of one shipped model around one lazily opened onnxruntime runtime.
+
+    Thread-safe because streams start in parallel; the runtime's ``run`` is
+    thread-safe, and each instance keeps its own tracker.
+    """
 
     def __init__(self, path: Path, threads: int, device: str) -> None:
         self._path = path
         self._threads = threads
         self._device = device
-        self._session: Any = None
+        self._runtime: OnnxRuntime | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> Any:
-        from perception.onnx_model import OnnxSegmentationModel, open_session
+    def __call__(self) -> SegmentationModel:
+        # Imported on first use: registering the shipped models must not load onnxruntime.
+        from perception.runtimes.onnxrt import OnnxRuntime
+        from perception.segmentation_model import SegmentationModel
 
         with self._lock:
-            if self._session is None:
-                self._session = open_session(self._path, threads=self._threads, device=self._device)
-        return OnnxSegmentationModel(self._path, threads=self._threads, device=self._device, session=self._session)
+            if self._runtime is None:
+                self._runtime = OnnxRuntime(self._path, threads=self._threads, device=self._device)
+        return SegmentationModel(self._path, runtime=self._runtime, runtime_shared=True)
 
 
 def register_builtin_models(
@@ -53,4 +63,4 @@ def register_builtin_models(
 ) -> None:
     """Register every shipped ONNX model under its file name (``polyp``, ``wound``)."""
     for name, path in shipped_models(weights_dir).items():
-        registry.register(name, _SharedSessionFactory(path, threads, device))
+        registry.register(name, _SharedRuntimeFactory(path, threads, device))

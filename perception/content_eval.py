@@ -15,14 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from perception import datasets
+from perception.model import ModelError
+
+if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
+    from perception.segmentation_model import SegmentationModel
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "scopecast" / "assets"
@@ -79,11 +84,14 @@ def sample_photos() -> Iterator[np.ndarray]:
                 yield rgb[y : y + h // 2, x : x + w // 2]
 
 
-def _verdicts(model, images) -> tuple[list[bool], list[float]]:
-    verdicts, distances = [], []
+def _verdicts(model: SegmentationModel, images: Iterable[np.ndarray]) -> tuple[list[bool], list[float]]:
+    verdicts: list[bool] = []
+    distances: list[float] = []
     for rgb in images:
         model.reset()
         content = model.predict(np.ascontiguousarray(rgb)).content
+        if content is None or content.distance is None:  # only gated models are evaluated: they always judge
+            raise ModelError(f"{model.info.name} gave no content verdict: {model.content_unavailable_reason}")
         verdicts.append(bool(content.in_domain))
         distances.append(float(content.distance))
     return verdicts, distances
@@ -95,13 +103,13 @@ def _folder_images(folder: Path) -> Iterator[np.ndarray]:
     return (datasets.read_image(p) for p in image_files(folder))
 
 
-def evaluate_content(model, task: str, root: Path | None = None) -> list[ContentSet]:
+def evaluate_content(model: SegmentationModel, task: str, root: Path | None = None) -> list[ContentSet]:
     """The gate's in-domain fraction on each content set (see the module docstring)."""
     root = root or datasets.data_root()
     other = "wound" if task == "polyp" else "polyp"
     out: list[ContentSet] = []
 
-    def add(name: str, expected: bool, images_fn, where: Path | str) -> None:
+    def add(name: str, expected: bool, images_fn: Callable[[], Iterable[np.ndarray]], where: Path | str) -> None:
         try:
             images = list(images_fn())
         except (FileNotFoundError, ImportError) as e:
@@ -114,7 +122,7 @@ def evaluate_content(model, task: str, root: Path | None = None) -> list[Content
         out.append(ContentSet(name, expected, len(verdicts), float(np.mean(verdicts)), distance_min=min(d),
                               distance_median=float(np.median(d)), distance_max=max(d)))
 
-    def split_images(t: str):
+    def split_images(t: str) -> Iterator[np.ndarray]:
         _, val = datasets.task_split(t, root=root)
         return (datasets.read_image(s.image) for s in val)
 
@@ -151,7 +159,6 @@ def distance_table(sets: list[ContentSet], threshold: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from perception.evaluate import load_model
-    from perception.model import ModelError
 
     p = argparse.ArgumentParser(prog="scopecast eval content", description="In-domain fraction of a content gate.")
     p.add_argument("--model", default="polyp", help="shipped model name or .onnx path")
@@ -164,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if not model.has_content_gate:
+    threshold = model.content_check_threshold  # None exactly when the model has no content gate
+    if threshold is None:
         print(f"error: {model.info.name}: {model.content_unavailable_reason}", file=sys.stderr)
         return 2
     task = args.task or OWN_TASK.get(model.info.name.split("-")[0])
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sets = evaluate_content(model, task)
     print(markdown_table(sets))
-    print(distance_table(sets, model.content_check_threshold))
+    print(distance_table(sets, threshold))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(s) for s in sets], indent=1) + "\n")

@@ -40,7 +40,8 @@ class GateFit:
     def distances(self, embeddings: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of each row of ``embeddings`` (N, D)."""
         d = np.asarray(embeddings, np.float64) - self.mean
-        return np.einsum("nd,de,ne->n", d, self.precision, d)
+        out: np.ndarray = np.einsum("nd,de,ne->n", d, self.precision, d)
+        return out
 
     def in_domain(self, embeddings: np.ndarray) -> np.ndarray:
         return self.distances(embeddings) <= self.threshold

@@ -112,7 +112,8 @@ def split_by_name(
     samples: Sequence[Sample], *, seed: int = DEFAULT_SEED, val_fraction: float = DEFAULT_VAL_FRACTION
 ) -> tuple[list[Sample], list[Sample]]:
     """(train, val) split of ``samples`` by file name; see module docstring."""
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
     for s in samples:
         (val if is_val_name(s.name, seed=seed, val_fraction=val_fraction) else train).append(s)
     return train, val
@@ -141,7 +142,8 @@ def split_by_sequence(
 ) -> tuple[list[Sample], list[Sample]]:
     """(train, val) split of CVC-ClinicDB samples by whole sequence."""
     val_seqs = set(cvc_val_sequences(seed=seed, val_fraction=val_fraction))
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
     for s in samples:
         (val if cvc_sequence_of(int(s.name)) in val_seqs else train).append(s)
     return train, val
@@ -186,7 +188,7 @@ def load_resized(
     samples = list(samples)
     imgs = np.empty((len(samples), size, size, 3), np.uint8)
     masks = np.empty((len(samples), size, size), np.uint8)
-    it: Iterable = samples
+    it: Iterable[Sample] = samples
     if progress:
         from tqdm import tqdm
 

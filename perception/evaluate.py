@@ -27,40 +27,48 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from perception import datasets
+from perception.findings import FrameFindings
 from perception.metrics import MASK_METRICS, average_precision, mask_scores, mean_scores
 from perception.model import ModelError
+
+if TYPE_CHECKING:  # loaded when a model is, so that --help does not load onnxruntime
+    from perception.segmentation_model import SegmentationModel
+
+Row = dict[str, Any]  # one image's scores, as written to per_image.csv
+Box = tuple[int, int, int, int]
+Detections = list[tuple[Box, float]]  # (box, score) of each finding of one image
 
 def default_eval_dir() -> Path:
     """Where evaluations go unless ``--out`` says otherwise: ``./scopecast-eval`` (the current directory)."""
     return Path.cwd() / "scopecast-eval"
 
 
-def load_model(model_name_or_path: str | Path, *, threads: int = 1):
-    """An ``OnnxSegmentationModel`` from a shipped model name (``polyp``) or an ONNX path.
+def load_model(model_name_or_path: str | Path, *, threads: int = 1) -> SegmentationModel:
+    """A ``SegmentationModel`` from a shipped model name (``polyp``) or an ONNX path.
 
     The model scores every image (``withhold_out_of_domain=False``): Dice does not depend on the gate.
     """
     from perception.builtin import shipped_models
-    from perception.onnx_model import OnnxSegmentationModel
+    from perception.segmentation_model import SegmentationModel
 
     p = Path(model_name_or_path)
     if p.suffix == ".onnx" or p.exists():
-        return OnnxSegmentationModel(p, threads=threads, device="cpu", withhold_out_of_domain=False)
+        return SegmentationModel(p, threads=threads, device="cpu", withhold_out_of_domain=False)
     shipped = shipped_models()
     if str(model_name_or_path) not in shipped:
         known = ", ".join(shipped) or "none"
         raise ModelError(f"unknown model {model_name_or_path!r}: not a file and not a shipped model ({known})")
-    return OnnxSegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
-                                 withhold_out_of_domain=False)
+    return SegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
+                             withhold_out_of_domain=False)
 
 
-def _content_columns(found) -> dict[str, Any]:
+def _content_columns(found: FrameFindings) -> dict[str, Any]:
     c = found.content
     if c is None or not c.available:
         return {"in_domain": "", "domain_distance": ""}
@@ -77,9 +85,12 @@ def mask_boxes(mask: np.ndarray, min_area: float) -> list[tuple[int, int, int, i
     ]
 
 
-def _score(model, samples: Sequence[datasets.Sample], progress: bool):
-    rows, dets, gts = [], [], []
-    it: Iterable = samples
+def _score(model: SegmentationModel, samples: Sequence[datasets.Sample], progress: bool
+           ) -> tuple[list[Row], list[Detections], list[list[Box]]]:
+    rows: list[Row] = []
+    dets: list[Detections] = []
+    gts: list[list[Box]] = []
+    it: Iterable[datasets.Sample] = samples
     if progress:
         from tqdm import tqdm
 
@@ -93,7 +104,7 @@ def _score(model, samples: Sequence[datasets.Sample], progress: bool):
         found, pred = model.predict_with_mask(img)
         min_area = max(1.0, model.meta.min_area_frac * gt.size)
         g = mask_boxes(gt, min_area)
-        d = [(o.box, o.score) for o in found.objects]
+        d: Detections = [(o.box, o.score) for o in found.objects]
         rows.append({"source": s.source, "name": s.name, **mask_scores(pred, gt), "n_true": len(g),
                      "n_found": len(d), "ms": found.inference_ms, "width": img.shape[1], "height": img.shape[0],
                      **_content_columns(found)})
@@ -102,7 +113,7 @@ def _score(model, samples: Sequence[datasets.Sample], progress: bool):
     return rows, dets, gts
 
 
-def _aggregate(rows, dets, gts) -> dict[str, Any]:
+def _aggregate(rows: list[Row], dets: Sequence[Detections], gts: Sequence[list[Box]]) -> dict[str, Any]:
     out: dict[str, Any] = mean_scores(rows)
     out["ap50"] = average_precision(dets, gts, 0.5) if rows else float("nan")
     out["n_images"] = len(rows)
@@ -111,14 +122,14 @@ def _aggregate(rows, dets, gts) -> dict[str, Any]:
     return out
 
 
-def _in_domain(rows) -> dict[str, Any]:
+def _in_domain(rows: list[Row]) -> dict[str, Any]:
     judged = [r["in_domain"] for r in rows if r.get("in_domain", "") != ""]
     if not judged:
         return {}
     return {"in_domain_fraction": float(np.mean(judged)), "n_in_domain": int(sum(judged))}
 
 
-def _write_csv(rows, path: Path) -> None:
+def _write_csv(rows: list[Row], path: Path) -> None:
     keys = ["source", "name", *MASK_METRICS, "n_true", "n_found", "ms", "width", "height", "in_domain",
             "domain_distance"]
     with path.open("w", newline="") as f:
@@ -128,7 +139,8 @@ def _write_csv(rows, path: Path) -> None:
             w.writerow({k: (f"{r[k]:.5f}" if isinstance(r[k], float) else r[k]) for k in keys if k in r})
 
 
-def _worst_grid(model, samples, rows, path: Path, k: int = 12) -> None:
+def _worst_grid(model: SegmentationModel, samples: Sequence[datasets.Sample], rows: list[Row], path: Path,
+                k: int = 12) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,7 +157,7 @@ def _worst_grid(model, samples, rows, path: Path, k: int = 12) -> None:
     for ax, i in zip(axes.flat, order):
         s = samples[i]
         img = datasets.read_image(s.image)
-        gt = datasets.read_mask(s.mask).astype(np.uint8)
+        gt: np.ndarray = datasets.read_mask(s.mask).astype(np.uint8)
         if gt.shape != img.shape[:2]:
             gt = cv2.resize(gt, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
         pred = model.segment(img).astype(np.uint8)
@@ -165,7 +177,7 @@ def _worst_grid(model, samples, rows, path: Path, k: int = 12) -> None:
 
 
 def evaluate_samples(
-    model, samples: Sequence[datasets.Sample], *, out_dir: str | Path | None = None, worst_k: int = 12,
+    model: SegmentationModel, samples: Sequence[datasets.Sample], *, out_dir: str | Path | None = None, worst_k: int = 12,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score a loaded model on samples; with ``out_dir``, write CSV, worst-case grid and summary there.

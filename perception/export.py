@@ -18,10 +18,20 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from perception.net_loading import CheckpointError, load_checkpoint_net
+
+if TYPE_CHECKING:  # torch is the training extra: imported when a model is exported
+    from torch import nn
+
+    from perception.content_gate import GateFit
+    from perception.datasets import Sample
+    from perception.nets import EmbeddingNet, FlipAveraged, GatedNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -41,34 +51,7 @@ TASK_INFO = {
 }
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit the architecture it names."""
-
-
-def load_checkpoint_net(checkpoint: str | Path):
-    """(net in eval mode, checkpoint dict) from a training checkpoint (best.pt or last.pt)."""
-    import torch
-
-    from perception.nets import build_net
-
-    try:
-        ckpt = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {checkpoint}: {str(e).strip()[:200]}") from None
-    if not isinstance(ckpt, dict) or not {"arch", "model", "config"} <= set(ckpt):
-        raise CheckpointError(f"{checkpoint} is not a scopecast training checkpoint (needs arch, model and config)")
-    arch = dict(ckpt["arch"])
-    kind = arch.pop("arch", None)
-    try:
-        net = build_net(kind, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
-        net.load_state_dict(ckpt["model"])
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{checkpoint} does not fit architecture {kind!r}: {str(e).splitlines()[0][:200]}") from None
-    net.eval()
-    return net, ckpt
-
-
-def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
+def export_onnx(net: nn.Module, path: Path, input_size: tuple[int, int], *, opset: int = 17) -> None:
     """torch -> ONNX with a dynamic batch axis (TorchScript exporter: no onnxscript needed).
 
     A net with a content gate (``GatedNet``) gets a second output, ``domain_distance``.
@@ -95,7 +78,7 @@ def export_onnx(net, path: Path, input_size: tuple[int, int], *, opset: int = 17
         )
 
 
-def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
+def parity(net: nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
     """Max |torch - onnxruntime| over the logits of ``inputs`` (N x 3 x H x W float32), relative for the gate."""
     import onnxruntime as ort
     import torch
@@ -111,51 +94,22 @@ def parity(net, onnx_path: Path, inputs: np.ndarray) -> float:
     return diff
 
 
-def flip_averaged(net):
-    """``net`` run on the image and its horizontal mirror, logits averaged (test-time augmentation, twice the cost);
-    the gate's embedding comes from the unflipped pass."""
-    import torch
-    from torch import nn
+def flip_averaged(net: nn.Module) -> FlipAveraged:
+    """``net`` run on the image and its horizontal mirror, logits averaged (see ``perception.nets.FlipAveraged``)."""
+    from perception.nets import FlipAveraged
 
-    class FlipAveraged(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            self.embedding_dim = getattr(net, "embedding_dim", 0)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return 0.5 * (self.net(x) + self.net(x.flip(3)).flip(3))
-
-        def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, emb = self.net.forward_with_embedding(x)
-            return 0.5 * (logits + self.net(x.flip(3)).flip(3)), emb
-
-    return FlipAveraged().eval()
+    return FlipAveraged(net).eval()
 
 
-def gated_net(net, fit):
-    """``net`` with the content gate folded in: forward gives (logits, squared Mahalanobis distance)."""
-    import torch
-    from torch import nn
+def gated_net(net: EmbeddingNet, fit: GateFit) -> GatedNet:
+    """``net`` with the content gate folded in (see ``perception.nets.GatedNet``)."""
+    from perception.nets import GatedNet
 
-    class GatedNet(nn.Module):
-        gated = True
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            self.register_buffer("gate_mean", torch.from_numpy(fit.mean.astype(np.float32)))
-            self.register_buffer("gate_precision", torch.from_numpy(fit.precision.astype(np.float32)))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, emb = self.net.forward_with_embedding(x)
-            d = emb - self.gate_mean
-            return logits, ((d @ self.gate_precision) * d).sum(1)
-
-    return GatedNet().eval()
+    return GatedNet(net, fit).eval()
 
 
-def embeddings(net, samples, size: int, mean, std, *, batch: int = 16) -> np.ndarray:
+def embeddings(net: EmbeddingNet, samples: Sequence[Sample], size: int, mean: Sequence[float],
+               std: Sequence[float], *, batch: int = 16) -> np.ndarray:
     """The gate's feature vector for each sample (resized like the runtime does)."""
     import torch
 
@@ -176,8 +130,8 @@ def embeddings(net, samples, size: int, mean, std, *, batch: int = 16) -> np.nda
 GATE_MARGIN = 1.25
 
 
-def fit_content_gate(net, task: str, size: int, mean, std, *, split_seed: int, percentile: float = 99.5,
-                     margin: float = GATE_MARGIN):
+def fit_content_gate(net: EmbeddingNet, task: str, size: int, mean: Sequence[float], std: Sequence[float], *,
+                     split_seed: int, percentile: float = 99.5, margin: float = GATE_MARGIN) -> GateFit:
     """Fit the gate on 80% of the training images; threshold from the other 20% (the validation split is left
     untouched, so its in-domain fraction is an honest figure)."""
     from perception import datasets
@@ -229,7 +183,7 @@ def export(
     import torch
 
     from perception import datasets
-    from perception.nets import count_params
+    from perception.nets import EmbeddingNet, count_params
 
     torch.set_num_threads(max(1, threads))
     out_dir = Path(out_dir)
@@ -241,7 +195,7 @@ def export(
     mean, std = list(ckpt.get("mean", (0.485, 0.456, 0.406))), list(ckpt.get("std", (0.229, 0.224, 0.225)))
     info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": "", "content": task})
     gate_meta = None
-    if content_gate and hasattr(net, "forward_with_embedding"):
+    if content_gate and isinstance(net, EmbeddingNet):
         fit = fit_content_gate(net, task, size, mean, std, split_seed=cfg.get("split_seed", datasets.DEFAULT_SEED),
                                margin=gate_margin)
         gate_meta = {
@@ -256,10 +210,12 @@ def export(
             "calibration_images": fit.n_calibration,
             "shrinkage": fit.shrinkage,
         }
-    if flip_tta:
+        gate_input: EmbeddingNet = net
+        if flip_tta:
+            gate_input = flip_averaged(net)
+        net = gated_net(gate_input, fit)
+    elif flip_tta:
         net = flip_averaged(net)
-    if gate_meta is not None:
-        net = gated_net(net, fit)
     export_onnx(net, onnx_path, (size, size), opset=opset)
 
     # parity on random inputs (batch 3, exercises the dynamic axis) and on real validation frames
@@ -384,56 +340,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def net_from_onnx(onnx_path: str | Path):
-    """Rebuild the torch network from an exported ONNX (for parity checks without a checkpoint).
-
-    The exporter folds each BatchNorm into the preceding convolution, so the
-    rebuilt net has biased convolutions and identity normalisation; the graph's
-    Conv nodes are taken in order and must match the net's Conv2d modules
-    one-to-one in shape, or ``ValueError`` is raised.
-    """
-    import onnx
-    import torch
-    from onnx import numpy_helper
-    from torch import nn
-
-    from perception.nets import build_net
-
-    onnx_path = Path(onnx_path)
-    meta_path = onnx_path.with_suffix(".json")
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-    else:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-        meta = json.loads({p.key: p.value for p in model.metadata_props}["scopecast"])
-    arch = dict(meta["arch"])
-    net = build_net(arch.pop("arch"), **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
-    model = onnx.load(str(onnx_path))
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    # the exporter de-duplicates identical initializers (e.g. equal folded biases) behind Identity nodes
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in inits:
-            inits.setdefault(node.output[0], inits[node.input[0]])
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    modules = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    if len(convs) != len(modules):
-        raise ValueError(f"{onnx_path.name}: {len(convs)} Conv nodes but the net has {len(modules)} convolutions")
-    for node, conv in zip(convs, modules):
-        w = inits[node.input[1]]
-        if tuple(w.shape) != tuple(conv.weight.shape):
-            raise ValueError(f"{onnx_path.name}: Conv {node.name} weight {w.shape} vs {tuple(conv.weight.shape)}")
-        conv.weight = nn.Parameter(torch.from_numpy(w.copy()))
-        b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
-        conv.bias = nn.Parameter(torch.from_numpy(b.copy()))
-
-    def strip_bn(mod: nn.Module) -> None:
-        for child_name, child in mod.named_children():
-            if isinstance(child, nn.BatchNorm2d):
-                setattr(mod, child_name, nn.Identity())
-            else:
-                strip_bn(child)
-
-    strip_bn(net)
-    return net.eval()

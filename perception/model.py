@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from perception.findings import FrameFindings, ModelInfo
+from perception.image_check import ImageCheckError, check_rgb_image
 
 
 class ModelError(RuntimeError):
@@ -30,11 +31,7 @@ class FrameModel(Protocol):
 
 def check_frame(frame_rgb: np.ndarray) -> None:
     """Reject frames a model cannot take, with a message that names the problem."""
-    if not isinstance(frame_rgb, np.ndarray):
-        raise ModelError(f"frame must be a numpy array, got {type(frame_rgb).__name__}")
-    if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
-        raise ModelError(f"frame must be H x W x 3 (RGB), got shape {tuple(frame_rgb.shape)}")
-    if frame_rgb.dtype != np.uint8:
-        raise ModelError(f"frame must be uint8, got {frame_rgb.dtype}")
-    if frame_rgb.shape[0] < 8 or frame_rgb.shape[1] < 8:
-        raise ModelError(f"frame is too small: {frame_rgb.shape[1]}x{frame_rgb.shape[0]} (minimum 8x8)")
+    try:
+        check_rgb_image(frame_rgb, what="frame", min_side=8)
+    except ImageCheckError as e:  # callers of a model catch ModelError, not ValueError
+        raise ModelError(str(e)) from None

@@ -14,9 +14,15 @@ multiples of 32. About 1 M parameters with the default widths.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from perception.content_gate import GateFit
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -48,7 +54,7 @@ class InvertedResidual(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
+        y: torch.Tensor = self.body(x)
         return x + y if self.use_res else y
 
 
@@ -65,10 +71,21 @@ class SeparableBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        y: torch.Tensor = self.body(x)
+        return y
 
 
-def add_unet_decoder(net: nn.Module, enc: tuple[int, ...], dec: tuple[int, ...]) -> None:
+class UNetDecoded(nn.Module):
+    """A net whose decoder ``add_unet_decoder`` builds; the attributes it sets are declared here."""
+
+    dec4: SeparableBlock
+    dec3: SeparableBlock
+    dec2: SeparableBlock
+    dec1: SeparableBlock
+    head: nn.Conv2d
+
+
+def add_unet_decoder(net: UNetDecoded, enc: tuple[int, ...], dec: tuple[int, ...]) -> None:
     """The shared decoder: `dec4`..`dec1` fuse each upsampled level with its skip (channels `enc`, 1/2 .. 1/32), then
     a 1x1 `head` gives one logit channel. Set as attributes so both nets keep the same parameter names."""
     c1, c2, c3, c4, c5 = enc
@@ -78,10 +95,12 @@ def add_unet_decoder(net: nn.Module, enc: tuple[int, ...], dec: tuple[int, ...])
     net.dec2 = SeparableBlock(d3 + c2, d2)
     net.dec1 = SeparableBlock(d2 + c1, d1)
     net.head = nn.Conv2d(d1, 1, 1)
-    nn.init.constant_(net.head.bias, -2.0)  # start predicting mostly background
+    bias = net.head.bias
+    assert bias is not None  # Conv2d has a bias unless built with bias=False
+    nn.init.constant_(bias, -2.0)  # start predicting mostly background
 
 
-class LiteUNet(nn.Module):
+class LiteUNet(UNetDecoded):
     """Lightweight U-Net: inverted-residual encoder, separable decoder, 1 logit channel out."""
 
     def __init__(
@@ -93,7 +112,7 @@ class LiteUNet(nn.Module):
     ) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = enc
-        self.config = {"enc": list(enc), "dec": list(dec), "expand": expand, "depth": list(depth)}
+        self.config: dict[str, Any] = {"enc": list(enc), "dec": list(dec), "expand": expand, "depth": list(depth)}
         # 1/2
         self.stem = nn.Sequential(_conv_bn(3, c1, 3, 2), InvertedResidual(c1, c1, 1, expand=1))
 
@@ -129,7 +148,7 @@ class LiteUNet(nn.Module):
         return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
-class EfficientLiteUNet(nn.Module):
+class EfficientLiteUNet(UNetDecoded):
     """U-Net on an ImageNet-pretrained EfficientNet-Lite encoder (``efficientnet-lite-pytorch``).
 
     Skips are taken from the last encoder block at each stride (1/2 ... 1/32);
@@ -148,7 +167,7 @@ class EfficientLiteUNet(nn.Module):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.config = {"encoder": encoder, "input_size": input_size, "dec": list(dec), "drop_connect": drop_connect}
+        self.config: dict[str, Any] = {"encoder": encoder, "input_size": input_size, "dec": list(dec), "drop_connect": drop_connect}
         enc = EfficientNet.from_name(encoder, image_size=input_size, drop_connect_rate=drop_connect)
         # The classifier head is not part of a segmentation encoder.
         del enc._conv_head, enc._bn1, enc._fc, enc._avg_pooling, enc._dropout
@@ -219,10 +238,58 @@ class EfficientLiteUNet(nn.Module):
                          ignore_prefixes=("_conv_head", "_bn1", "_fc"))
 
 
+@runtime_checkable
+class EmbeddingNet(Protocol):
+    """A net that also gives the content gate's feature vector per image (``EfficientLiteUNet``, or a wrapper of one)."""
+
+    embedding_dim: int
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class FlipAveraged(nn.Module):
+    """``net`` run on the image and its horizontal mirror, logits averaged (test-time augmentation, twice the cost);
+    the gate's embedding comes from the unflipped pass."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.embedding_dim: int = getattr(net, "embedding_dim", 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = 0.5 * (self.net(x) + self.net(x.flip(3)).flip(3))
+        return y
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(self.net, EmbeddingNet):
+            raise TypeError(f"{type(self.net).__name__} gives no content-gate embedding")
+        logits, emb = self.net.forward_with_embedding(x)
+        return 0.5 * (logits + self.net(x.flip(3)).flip(3)), emb
+
+
+class GatedNet(nn.Module):
+    """``net`` with the content gate folded in: forward gives (logits, squared Mahalanobis distance)."""
+
+    gated = True  # perception.export names the second output for it
+    gate_mean: torch.Tensor
+    gate_precision: torch.Tensor
+
+    def __init__(self, net: EmbeddingNet, fit: GateFit) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("gate_mean", torch.from_numpy(fit.mean.astype(np.float32)))
+        self.register_buffer("gate_precision", torch.from_numpy(fit.precision.astype(np.float32)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, emb = self.net.forward_with_embedding(x)
+        d = emb - self.gate_mean
+        return logits, ((d @ self.gate_precision) * d).sum(1)
+
+
 ARCHS = ("liteunet", "efflite-unet")
 
 
-def build_net(arch: str = "liteunet", **kwargs) -> nn.Module:
+def build_net(arch: str = "liteunet", **kwargs: Any) -> nn.Module:
     """Build a network by architecture name: ``liteunet`` (from scratch) or ``efflite-unet`` (pretrained encoder)."""
     if arch == "liteunet":
         return LiteUNet(**kwargs)

@@ -21,11 +21,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from perception.findings import FrameFindings
 from perception.metrics import box_iou
+
+if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
+    from perception.segmentation_model import SegmentationModel
 
 CVC_SEQUENCE_STARTS = (1, 26, 51, 68, 79, 104, 127, 152, 178, 200, 206, 228, 253, 278, 298, 318, 343, 364, 384, 409,
                        429, 448, 467)
@@ -36,7 +41,7 @@ class SequenceTracking:
     name: str
     frames: int
     seconds: float
-    objects_followed: int  # ground-truth objects (1 a sequence) or mean objects on screen
+    objects_followed: float  # ground-truth objects (1 a sequence) or mean objects on screen
     ids_given: int
     id_switches: int
     new_ids_per_object_per_10s: float
@@ -51,7 +56,8 @@ def largest_component_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x, y, x + w, y + h
 
 
-def follow_ground_truth(name: str, findings_per_frame: Sequence, masks: Sequence[np.ndarray], fps: float) -> SequenceTracking:
+def follow_ground_truth(name: str, findings_per_frame: Sequence[FrameFindings | None], masks: Sequence[np.ndarray],
+                        fps: float) -> SequenceTracking:
     """Id switches and ids per 10 s of the ground-truth polyp across one sequence's frames."""
     last_id: int | None = None
     ids: set[int] = set()
@@ -73,10 +79,10 @@ def follow_ground_truth(name: str, findings_per_frame: Sequence, masks: Sequence
                             round(max(0, len(ids) - 1) / max(seconds / 10, 1e-9), 2))
 
 
-def count_new_ids(name: str, findings_per_frame: Sequence, fps: float) -> SequenceTracking:
+def count_new_ids(name: str, findings_per_frame: Sequence[FrameFindings | None], fps: float) -> SequenceTracking:
     """Without ground truth: ids created per 10 s, per object on screen."""
     seen: set[int] = set()
-    on_screen = []
+    on_screen: list[int] = []
     for findings in findings_per_frame:
         if findings is None:
             continue
@@ -89,13 +95,13 @@ def count_new_ids(name: str, findings_per_frame: Sequence, fps: float) -> Sequen
                             round(per, 2))
 
 
-def run_model(model, frames: Iterator[np.ndarray], stride: int) -> list:  # type: ignore[no-untyped-def]
+def run_model(model: SegmentationModel, frames: Iterator[np.ndarray], stride: int) -> list[FrameFindings | None]:
     """Findings for every `stride`-th frame (None for the frames skipped), in order, tracker reset first.
 
     Each finding's track_id is replaced by its track's unique serial where the tracker reuses display numbers, so
     a new track is counted as new even when it is shown as 'polyp 1' again."""
     model.reset()
-    out = []
+    out: list[FrameFindings | None] = []
     for i, frame_bgr in enumerate(frames):
         if i % stride:
             out.append(None)
@@ -116,6 +122,13 @@ def _cvc_sequences(images: Path, masks: Path) -> Iterator[tuple[str, list[Path],
         stems = [n for n in names if n.isdigit() and start <= int(n) < bounds[k + 1]]
         if stems:
             yield f"cvc-seq{k + 1:02d}", [images / f"{s}.jpg" for s in stems], [masks / f"{s}.png" for s in stems]
+
+
+def _read(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    return image
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
@@ -143,10 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --cvc and/or --video")
     from perception.builtin import register_builtin_models
     from perception.registry import ModelRegistry
+    from perception.segmentation_model import SegmentationModel
 
     registry = ModelRegistry()
     register_builtin_models(registry)
     model = registry.create(args.model)
+    assert isinstance(model, SegmentationModel)  # what every shipped model is
     if args.tracker == "iou":
         from perception.tracking import IouTracker
 
@@ -158,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scopecast eval tracking: {args.cvc} needs images/ and masks/", file=sys.stderr)
             return 2
         for name, image_paths, mask_paths in _cvc_sequences(images, masks):
-            found = run_model(model, (cv2.imread(str(p)) for p in image_paths), args.stride)
-            truth = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in mask_paths]
+            found = run_model(model, (_read(p) for p in image_paths), args.stride)
+            truth = [_read(p, cv2.IMREAD_GRAYSCALE) > 127 for p in mask_paths]
             results.append(follow_ground_truth(name, found, truth, args.fps))
     for video in args.video:
         import av

@@ -21,6 +21,11 @@ import numpy as np
 from perception.metrics import box_iou
 
 
+def _float_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return x0, y0, x1, y1
+
+
 @dataclass
 class Track:
     track_id: int
@@ -69,7 +74,7 @@ class IouTracker:
             if ti in used_tracks or ids[bi] is not None:
                 continue
             t = self._tracks[ti]
-            t.box, t.missed = tuple(map(float, boxes[bi])), 0
+            t.box, t.missed = _float_box(boxes[bi]), 0
             t.hits += 1
             ids[bi] = t.track_id
             used_tracks.add(ti)
@@ -82,11 +87,11 @@ class IouTracker:
         self._tracks = survivors
         for bi, b in enumerate(boxes):
             if ids[bi] is None:
-                t = Track(self._next_id, labels[bi], tuple(map(float, b)))
+                t = Track(self._next_id, labels[bi], _float_box(b))
                 self._next_id += 1
                 self._tracks.append(t)
                 ids[bi] = t.track_id
-        return [int(i) for i in ids]  # type: ignore[arg-type]
+        return [int(i) for i in ids]  # type: ignore[arg-type]  # every box was given an id just above
 
 
 @dataclass(eq=False)  # tracks are compared by identity

@@ -27,14 +27,19 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perception import datasets
 from perception.metrics import mask_scores, mean_scores
+
+if TYPE_CHECKING:  # torch is the training extra: imported when training starts
+    import torch
+    from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS_DIR = REPO_ROOT / "runs"
@@ -85,7 +90,7 @@ class TrainConfig:
         return self.name or self.task
 
 
-def build_augment(size: int):
+def build_augment(size: int) -> Any:  # an albumentations Compose; albumentations ships no types
     """The training augmentation: geometry, colour, blur/noise (image and mask together)."""
     import albumentations as A
     import cv2
@@ -129,9 +134,9 @@ def normalisation(config: TrainConfig) -> tuple[tuple[float, float, float], tupl
     return MEAN, STD
 
 
-def normalise_batch(images: np.ndarray, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> np.ndarray:
+def normalise_batch(images: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> np.ndarray:
     """(N,H,W,3) uint8 RGB -> (N,3,H,W) float32, normalised with mean/std."""
-    x = images.astype(np.float32) * (1.0 / 255.0)
+    x: np.ndarray = images.astype(np.float32) * (1.0 / 255.0)
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
@@ -144,7 +149,7 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t)) * 0.99 + 0.01
 
 
-def seg_loss(logits, target, dice_weight: float = 1.0):
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0) -> torch.Tensor:
     """BCE-with-logits + (1 - soft Dice), the Dice computed per image then averaged."""
     import torch
     from torch.nn import functional as F
@@ -188,8 +193,9 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def evaluate_arrays(net, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16, dice_weight: float = 1.0,
-                    mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD):
+def evaluate_arrays(net: nn.Module, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16,
+                    dice_weight: float = 1.0, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD,
+                    ) -> dict[str, float]:
     """Validation loss and mean per-image Dice/IoU/precision/recall (threshold 0.5) at array resolution."""
     import torch
 
@@ -215,7 +221,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
     import torch
     from tqdm import tqdm
 
-    from perception.nets import build_net, count_params
+    from perception.nets import EfficientLiteUNet, build_net, count_params
 
     ckpt: dict[str, Any] | None = None
     if resume is not None:
@@ -263,10 +269,10 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             raise CheckpointMismatch(f"--init-from {config.init_from} does not fit {config.arch} "
                                      f"{config.arch_kwargs}: {str(e).splitlines()[0]}") from None
         _log(f"initialised from {config.init_from} (epoch {source.get('epoch')})")
-    elif ckpt is None and config.arch == "efflite-unet" and config.pretrained:
+    elif ckpt is None and isinstance(net, EfficientLiteUNet) and config.pretrained:  # what arch efflite-unet builds
         n_loaded = net.load_pretrained()
         _log(f"encoder {config.encoder}: {n_loaded} ImageNet tensors loaded from its wheel")
-    net = net.to(memory_format=torch.channels_last)
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted; torch's stubs omit it
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_s) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -327,7 +333,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             "val_iou": val["iou"],
             "val_precision": val["precision"],
             "val_recall": val["recall"],
-            "lr": sched.get_last_lr()[0],
+            "lr": float(sched.get_last_lr()[0]),
             "seconds": time.time() - t_ep,
         }
         history.append(rec)

@@ -14,12 +14,12 @@ _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("perception.training", "train a segmentation model (progress bar, plots, resumable)"),
     ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
     ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
-    ("bench", "perception"): ("perception.runtimes.bench", "model latency, throughput and memory per runtime, batch and frame size"),
+    ("bench", "perception"): ("perception.bench.runtimes", "model latency, throughput and memory per runtime, batch and frame size"),
     ("eval", "vlm"): ("perception.vlm.evaluate", "accuracy of a VLM backend on closed questions from ground-truth masks"),
     ("eval", "content"): ("perception.content_eval", "how often a model's content gate accepts each kind of content"),
     ("eval", "bias"): ("perception.bias_audit", "a wound model's Dice grouped by periwound skin tone (ITA°)"),
     ("eval", "tracking"): ("perception.track_eval", "id switches and new ids per object per 10 s on sequences played in order"),
-    ("bench", "vlm"): ("perception.vlm.bench", "time to first token and tokens/s of VLM backends"),
+    ("bench", "vlm"): ("perception.bench.vlm", "time to first token and tokens/s of VLM backends"),
 }
 
 

@@ -1,24 +1,25 @@
-"""What every inference runtime offers, and how one is chosen.
+"""What every inference runtime offers, and the checks they share.
 
 A runtime runs the segmentation network and nothing else: a batch of
 preprocessed frames in (N x 3 x H x W float32, normalised RGB), logits out
 (N x h x w float32, one channel). Pre- and post-processing (resize, normalise,
-sigmoid, components, tracking) live in ``perception.onnx_model``; a runtime may
-additionally offer ``run_frames`` to do the resize/normalise on its own device.
+sigmoid, components, tracking) live in ``perception.segmentation_model``. A
+runtime may additionally offer capabilities, each a protocol here:
+``RunsFrames`` (resize/normalise on its own device), ``ExtraOutputs`` (named
+outputs beside the logits, e.g. the content gate's distance) and
+``DescribesGraph`` (it validated the ONNX and read its metadata itself).
 
-``select_runtime("auto", path)`` tries TensorRT, then onnxruntime with the CUDA
-provider, then onnxruntime on the CPU, and logs why each faster one was skipped
-("tensorrt not installed", "no CUDA device", an engine build that failed...).
-Asking for one runtime by name never falls back: it works or raises
-``ModelError`` saying why.
+Also here: the graph I/O check (``check_io``, ``inspect_onnx``, ``GraphIO``),
+the model metadata rule (``model_metadata``: sidecar, else embedded), and the
+batch/logits checks every runtime applies. Choosing a runtime is
+``perception.runtimes.select``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-from collections.abc import Callable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -26,11 +27,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from perception.model import ModelError
-
-log = logging.getLogger("perception.runtimes")
-
-KINDS = ("auto", "onnxruntime", "cpu", "cuda", "torch", "tensorrt", "triton")
-AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 
 
 class RuntimeUnavailable(ModelError):
@@ -49,6 +45,34 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class RunsFrames(Protocol):
+    """Optional capability: the runtime resizes and normalises uint8 RGB frames on its own device (TensorRT's GPU)."""
+
+    def run_frames(self, frames: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ExtraOutputs(Protocol):
+    """Optional capability: the runtime holds the whole graph and returns named outputs beside the logits.
+
+    The content gate's ``domain_distance`` travels this way; a runtime without
+    it returns the logits only, and the model says the gate is unavailable there.
+    """
+
+    output_names: tuple[str, ...]  # every output of the graph, logits first
+
+    def run_with(self, batch: np.ndarray, extra: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+
+@runtime_checkable
+class DescribesGraph(Protocol):
+    """Optional capability: the runtime opened and validated the ONNX itself, so the model need not read it again."""
+
+    io: GraphIO
+    metadata: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class GraphIO:
     """The one input and the first output of a segmentation ONNX, as the runtimes need them."""
@@ -59,6 +83,7 @@ class GraphIO:
     output_size: tuple[int, int] | None  # (width, height) when fixed in the graph
     batch_dynamic: bool
     fixed_batch: int | None
+    output_names: tuple[str, ...] = ()  # every output, logits first (the content gate's distance may follow)
 
 
 def check_io(
@@ -97,21 +122,50 @@ def check_io(
         raise ModelError(f"{where}: output {oname!r} must be float32, found {otyp}")
     out_size = (oshape[3], oshape[2]) if isinstance(oshape[2], int) and isinstance(oshape[3], int) else None
     dynamic = not isinstance(shape[0], int)
-    return GraphIO(name, oname, (int(w), int(h)), out_size, dynamic, None if dynamic else int(shape[0]))
+    return GraphIO(name, oname, (int(w), int(h)), out_size, dynamic, None if dynamic else int(shape[0]),
+                   tuple(o[0] for o in outputs))
 
 
 _ONNX_TYPES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 6: "tensor(int32)", 7: "tensor(int64)",
                10: "tensor(float16)", 11: "tensor(double)"}
 
 
-def read_sidecar(onnx_path: Path) -> dict[str, Any]:
-    side = Path(onnx_path).with_suffix(".json")
+# perception.export embeds the metadata in the ONNX under this key, so the ONNX alone is enough to run it.
+EMBEDDED_METADATA_KEY = "scopecast"
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    """Where perception.export writes a model's metadata: ``<model>.json`` beside the ONNX."""
+    return Path(onnx_path).with_suffix(".json")
+
+
+def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
+    side = sidecar_path(onnx_path)
     if not side.is_file():
         return {}
     try:
-        return json.loads(side.read_text())
+        meta: dict[str, Any] = json.loads(side.read_text())
+        return meta
     except (OSError, ValueError) as e:
         raise ModelError(f"model metadata {side} is not valid JSON: {e}") from None
+
+
+def model_metadata(onnx_path: str | Path, embedded: str | None) -> dict[str, Any]:
+    """A model's metadata: its sidecar JSON when there is one, else the JSON embedded in the ONNX, else {}.
+
+    ``embedded`` is the text of the graph's ``scopecast`` metadata entry, read by
+    whichever library opened the graph (onnx, or onnxruntime on a base install).
+    An embedded entry that is not valid JSON counts as absent: the sidecar is
+    the one a person edits, so only its errors are reported.
+    """
+    meta = read_sidecar(onnx_path)
+    if meta or not embedded:
+        return meta
+    try:
+        parsed = json.loads(embedded)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
@@ -127,17 +181,10 @@ def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise ModelError(f"cannot load ONNX model {path}: {str(e).strip()[:200] or type(e).__name__}") from None
-    meta = read_sidecar(path)
-    if not meta:
-        embedded = {p.key: p.value for p in model.metadata_props}.get("scopecast")
-        if embedded:
-            try:
-                meta = json.loads(embedded)
-            except ValueError:
-                meta = {}
+    meta = model_metadata(path, {p.key: p.value for p in model.metadata_props}.get(EMBEDDED_METADATA_KEY))
     inits = {t.name for t in model.graph.initializer}
 
-    def triples(values) -> list[tuple[str, str, list[Any]]]:
+    def triples(values: Iterable[Any]) -> list[tuple[str, str, list[Any]]]:
         out = []
         for v in values:
             if v.name in inits:
@@ -183,162 +230,3 @@ def check_logits(out: np.ndarray, n: int, where: str) -> np.ndarray:
     if out.ndim != 3 or out.shape[0] != n:
         raise ModelError(f"{where}: unexpected output shape {tuple(out.shape)} for a batch of {n}")
     return out.astype(np.float32, copy=False)
-
-
-# -- choosing a runtime ---------------------------------------------------------------------------
-
-def cuda_unavailable_reason() -> str | None:
-    """None when torch sees a CUDA device, else why not (for logs)."""
-    try:
-        import torch
-    except ImportError:
-        return "torch not installed"
-    try:
-        if not torch.cuda.is_available():
-            return "no CUDA device" if torch.version.cuda else "torch is a CPU-only build (no CUDA device usable)"
-    except Exception as e:  # pragma: no cover - broken driver
-        return f"CUDA unusable: {e}"
-    return None
-
-
-def _make(kind: str, path: Path | None, threads: int, options: dict[str, Any]) -> Runtime:
-    if kind in ("onnxruntime", "cpu", "cuda"):
-        from perception.runtimes.onnxrt import OnnxRuntime
-
-        device = {"onnxruntime": options.pop("device", "auto"), "cpu": "cpu", "cuda": "cuda"}[kind]
-        return OnnxRuntime(_need(path, kind), threads=threads, device=device, **options)
-    if kind == "torch":
-        from perception.runtimes.torch_rt import TorchRuntime
-
-        return TorchRuntime(path, threads=threads, **options)
-    if kind == "tensorrt":
-        from perception.runtimes.tensorrt_rt import TensorRTRuntime
-
-        return TensorRTRuntime(_need(path, kind), **options)
-    if kind == "triton":
-        from perception.runtimes.triton_rt import TritonRuntime
-
-        return TritonRuntime(onnx_path=path, **options)
-    raise ModelError(f"unknown runtime {kind!r} (choose from {', '.join(KINDS)})")
-
-
-def _need(path: Path | None, kind: str) -> Path:
-    if path is None:
-        raise ModelError(f"runtime {kind!r} needs an ONNX model path")
-    return path
-
-
-def select_runtime(
-    kind: str = "auto",
-    onnx_path: str | Path | None = None,
-    *,
-    threads: int = 1,
-    options: dict[str, dict[str, Any]] | None = None,
-    on_skip: Callable[[str, str], None] | None = None,
-) -> Runtime:
-    """Build the runtime ``kind`` for ``onnx_path``.
-
-    ``kind`` is one of ``auto``, ``onnxruntime`` (CUDA provider when present,
-    else CPU), ``cpu``, ``cuda`` (onnxruntime CUDA provider, required),
-    ``torch``, ``tensorrt``, ``triton``. ``options`` maps a runtime kind to
-    keyword arguments for its constructor, e.g.
-    ``{"tensorrt": {"max_batch": 4, "cache_dir": "..."}, "triton": {"url": "host:8001", "model_name": "polyp"}}``.
-
-    ``auto`` tries ``tensorrt``, ``cuda``, ``cpu`` in that order; each skipped
-    runtime is logged (INFO when it is simply absent, WARNING when it was
-    present but failed) and passed to ``on_skip(kind, reason)``; the reasons
-    are kept on the result as ``runtime.skipped`` when it allows attributes.
-    Only the last (CPU) failure is raised.
-    """
-    options = {k: dict(v) for k, v in (options or {}).items()}
-    path = Path(onnx_path) if onnx_path is not None else None
-    if kind != "auto":
-        if kind not in KINDS:
-            raise ModelError(f"unknown runtime {kind!r} (choose from {', '.join(KINDS)})")
-        return _make(kind, path, threads, options.get(kind, {}))
-    if path is not None and not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    skipped: list[str] = []
-    for k in AUTO_ORDER:
-        reason = _precheck(k)
-        if reason is None:
-            try:
-                rt = _make(k, path, threads, options.get(k, {}))
-            except RuntimeUnavailable as e:
-                reason = str(e)
-            except ModelError as e:
-                if k == AUTO_ORDER[-1]:
-                    raise
-                reason = f"failed: {e}"
-                log.warning("runtime %s skipped: %s", k, reason)
-            else:
-                if skipped:
-                    try:
-                        rt.skipped = tuple(skipped)  # type: ignore[misc]
-                    except AttributeError:
-                        pass
-                log.info("runtime selected: %s%s", rt.name, f" (skipped: {'; '.join(skipped)})" if skipped else "")
-                return rt
-        if k == AUTO_ORDER[-1]:  # pragma: no cover - CPU has no precheck
-            raise ModelError(f"no runtime could run {path}: {reason}")
-        log.info("runtime %s skipped: %s", k, reason)
-        skipped.append(f"{k}: {reason}")
-        if on_skip is not None:
-            on_skip(k, reason)
-    raise ModelError("no runtime available")  # pragma: no cover
-
-
-def _precheck(kind: str) -> str | None:
-    """Cheap reason why ``kind`` cannot work here, without building anything (None: try it)."""
-    import importlib.util
-
-    if kind == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt not installed (pip install 'scopecast[gpu]')"
-        return cuda_unavailable_reason()
-    if kind == "cuda":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return "onnxruntime not installed"
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return "onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-        return None  # the session itself tells whether a device answered
-    return None
-
-
-def torch_preprocess(frames, input_size: tuple[int, int], mean, std, *, device="cpu", dtype=None):
-    """uint8 RGB frames (H x W x 3, any sizes) -> normalised N x 3 x H x W torch tensor on ``device``.
-
-    The GPU twin of ``OnnxSegmentationModel._preprocess``, same two steps: an
-    integer-factor area reduction (``F.interpolate(mode="area")``), then an
-    antialiased bilinear resize to the network input (plain bilinear with
-    half-pixel centres when enlarging, like ``cv2.INTER_LINEAR``). Results match
-    the CPU path to float rounding for integer factors and within a few grey
-    levels on average otherwise (the CPU path's own two-step INTER_AREA differs
-    from a single INTER_AREA by as much). Only the uint8 frame crosses to the device.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    w, h = input_size
-    dtype = dtype or torch.float32
-    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    out = []
-    for f in frames:
-        t = torch.from_numpy(np.ascontiguousarray(f)).to(device, non_blocking=True)
-        x = t.permute(2, 0, 1).unsqueeze(0).float()
-        fh, fw = int(f.shape[0]), int(f.shape[1])
-        if (fw, fh) != (w, h):
-            k = int(min(fw / w, fh / h))
-            if k >= 2:
-                x = F.interpolate(x, size=(fh // k, fw // k), mode="area")
-            sh, sw = int(x.shape[2]), int(x.shape[3])
-            if (sw, sh) != (w, h):
-                shrink = sw > w or sh > h
-                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
-        out.append(x)
-    x = torch.cat(out)
-    x = (x / 255.0 - m) / s
-    return x.to(dtype)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Any
 
 log = logging.getLogger("perception.runtimes.gpu")
@@ -31,11 +33,12 @@ class GpuStats:
         return asdict(self)
 
 
-def _init():
+def _init() -> ModuleType | None:
     """The pynvml module once NVML initialised, else None (the reason is kept for ``unavailable_reason``)."""
     with _lock:
         if _state["init"] is not None or _state["reason"] is not None:
-            return _state["init"]
+            module: ModuleType | None = _state["init"]
+            return module
         try:
             import pynvml
         except ImportError:
@@ -47,16 +50,18 @@ def _init():
             _state["reason"] = f"NVML unavailable: {e}"
             return None
         _state["init"] = pynvml
-        return pynvml
+        loaded: ModuleType = pynvml
+        return loaded
 
 
 def unavailable_reason() -> str | None:
     """Why there is no telemetry (None when NVML works)."""
     _init()
-    return _state["reason"]
+    reason: str | None = _state["reason"]
+    return reason
 
 
-def _try(fn, *args):
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception:

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,11 +43,14 @@ from perception.runtimes.base import (
     RuntimeUnavailable,
     check_batch,
     check_logits,
-    cuda_unavailable_reason,
     file_sha256,
     inspect_onnx,
-    torch_preprocess,
 )
+from perception.runtimes.cuda import cuda_unavailable_reason
+from perception.runtimes.gpu_preprocess import torch_preprocess
+
+if TYPE_CHECKING:  # torch comes with the gpu extra; imported when the runtime is built
+    import torch
 
 log = logging.getLogger("perception.runtimes.tensorrt")
 
@@ -59,7 +62,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "scopecast" / "engines"
 
 
-def import_tensorrt():
+def import_tensorrt() -> Any:  # the tensorrt module; it ships no types
     try:
         import tensorrt as trt
     except ImportError as e:
@@ -121,23 +124,23 @@ class BuildProgress:
         self.report(f"{phase}: done ({time.monotonic() - self.t0:.0f} s)")
 
 
-def _monitor_for(trt, progress: BuildProgress):
+def _monitor_for(trt: Any, progress: BuildProgress) -> object | None:
     """A ``trt.IProgressMonitor`` forwarding to ``progress``, or None when this TensorRT has none."""
-    base = getattr(trt, "IProgressMonitor", None)
+    base: Any = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
 
-    class _Monitor(base):  # type: ignore[misc, valid-type]
+    class _Monitor(base):  # TensorRT's IProgressMonitor (found at run time: older versions have none)
         def __init__(self) -> None:
-            base.__init__(self)
+            super().__init__()  # pybind11 bases must be initialised explicitly
 
-        def phase_start(self, phase_name, parent_phase, num_steps):
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
             progress.start(phase_name, parent_phase, num_steps)
 
-        def step_complete(self, phase_name, step):
+        def step_complete(self, phase_name: str, step: int) -> bool:
             return progress.step(phase_name, step)
 
-        def phase_finish(self, phase_name):
+        def phase_finish(self, phase_name: str) -> None:
             progress.finish(phase_name)
 
     return _Monitor()
@@ -156,11 +159,11 @@ class _Heartbeat:
         while not self._stop.wait(self.every_s):
             self.report(f"building TensorRT engine... {time.monotonic() - t0:.0f} s")
 
-    def __enter__(self):
+    def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
 
@@ -298,17 +301,16 @@ class TensorRTRuntime:
     def _workspace_bytes(self) -> int:
         return max(64, int(self.workspace_mb)) << 20
 
-    def _torch_dtype(self, trt_dtype):
-        trt, torch = self._trt, self._torch
-        table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
+    def _torch_dtype(self, trt_dtype: Any) -> torch.dtype:
+        trt, th = self._trt, self._torch
+        table: dict[Any, torch.dtype] = {trt.DataType.FLOAT: th.float32, trt.DataType.HALF: th.float16}
         if trt_dtype not in table:
             raise ModelError(f"{self.path.name}: TensorRT engine I/O type {trt_dtype} is not supported")
         return table[trt_dtype]
 
     # -- running ----------------------------------------------------------------------------------
-    def _execute(self, x) -> Any:
+    def _execute(self, x: torch.Tensor) -> torch.Tensor:
         """Run a CUDA tensor N x 3 x H x W (N <= max_batch) -> CUDA float32 N x h x w."""
-        torch = self._torch
         io = self.io
         n = int(x.shape[0])
         x = x.to(self._in_dtype).contiguous()
@@ -317,7 +319,7 @@ class TensorRTRuntime:
             raise ModelError(f"{self.path.name}: TensorRT rejected input shape {tuple(x.shape)} "
                              f"(engine built for batch 1..{self.max_batch})")
         oshape = tuple(ctx.get_tensor_shape(io.output_name))
-        out = torch.empty(oshape, dtype=self._out_dtype, device=self.device)
+        out: torch.Tensor = self._torch.empty(oshape, dtype=self._out_dtype, device=self.device)
         ctx.set_tensor_address(io.input_name, int(x.data_ptr()))
         ctx.set_tensor_address(io.output_name, int(out.data_ptr()))
         if not ctx.execute_async_v3(self._stream.cuda_stream):
@@ -325,7 +327,7 @@ class TensorRTRuntime:
         out = out.float()
         return out[:, 0] if out.ndim == 4 else out
 
-    def _run_tensor(self, x):
+    def _run_tensor(self, x: torch.Tensor) -> np.ndarray:
         torch = self._torch
         with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
             parts = [self._execute(x[i: i + self.max_batch]) for i in range(0, int(x.shape[0]), self.max_batch)]

@@ -1,8 +1,8 @@
 """PyTorch eager (optionally ``torch.compile``): the network rebuilt from the ONNX weights or a checkpoint.
 
-From an ONNX file the net is rebuilt with ``perception.export.net_from_onnx``
+From an ONNX file the net is rebuilt with ``perception.net_loading.net_from_onnx``
 (same architecture, BatchNorm already folded into the convolutions); from a
-training checkpoint with ``perception.export.load_checkpoint_net``. On CUDA
+training checkpoint with ``perception.net_loading.load_checkpoint_net``. On CUDA
 the network can run in half precision (``half=True``); logits come back as
 float32 numpy.
 
@@ -13,7 +13,7 @@ no per-model setting); pass ``threads=None`` to leave it alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from perception.runtimes.base import (
     check_logits,
     inspect_onnx,
 )
+
+if TYPE_CHECKING:  # torch is imported when the runtime is built
+    from torch import nn
 
 
 class TorchRuntime:
@@ -41,7 +44,7 @@ class TorchRuntime:
             import torch
         except ImportError as e:
             raise RuntimeUnavailable(f"torch is not installed: {e}") from None
-        from perception import export
+        from perception import net_loading
 
         if (onnx_path is None) == (checkpoint is None):
             raise ModelError("torch runtime needs exactly one of an ONNX path or a checkpoint")
@@ -60,17 +63,18 @@ class TorchRuntime:
                 raise ModelError(f"{path.name}: no 'arch' in the model metadata; the torch runtime can only "
                                  "rebuild networks exported by perception.export")
             try:
-                net = export.net_from_onnx(path)
+                net = net_loading.net_from_onnx(path)
             except (ValueError, KeyError, TypeError) as e:
                 raise ModelError(f"{path.name}: cannot rebuild the torch network from the ONNX weights: {e}") from None
             self.input_size = io.input_size
             self.source = path
         else:
-            path = Path(checkpoint)  # type: ignore[arg-type]
+            assert checkpoint is not None  # exactly one of the two was given, checked above
+            path = Path(checkpoint)
             if not path.is_file():
                 raise ModelError(f"checkpoint not found: {path}")
             try:
-                net, ckpt = export.load_checkpoint_net(path)
+                net, ckpt = net_loading.load_checkpoint_net(path)
             except Exception as e:
                 raise ModelError(f"cannot load checkpoint {path}: {str(e).strip()[:200]}") from None
             size = int(ckpt["config"]["input_size"])
@@ -78,7 +82,7 @@ class TorchRuntime:
             self.source = path
         self.device = device
         self.dtype = torch.float16 if (half and device == "cuda") else torch.float32
-        self.net = net.eval().to(device=device, dtype=self.dtype)
+        self.net: nn.Module | None = net.eval().to(device=device, dtype=self.dtype)
         self.compiled = bool(compile)
         self._fn: Any = self.net
         if compile:
@@ -104,7 +108,7 @@ class TorchRuntime:
         return check_logits(out, len(batch), self.source.name)
 
     def close(self) -> None:
-        self.net = None  # type: ignore[assignment]
+        self.net = None
         self._fn = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()

@@ -20,6 +20,7 @@ import numpy as np
 
 from perception.model import ModelError
 from perception.runtimes.base import (
+    GraphIO,
     RuntimeUnavailable,
     check_batch,
     check_logits,
@@ -94,7 +95,7 @@ class TritonRuntime:
         self._check_metadata(meta, io, f"{label} on {where}")
         self.name = "triton"
 
-    def _check_metadata(self, meta: dict[str, Any], io, where: str) -> None:
+    def _check_metadata(self, meta: dict[str, Any], io: GraphIO | None, where: str) -> None:
         inputs, outputs = meta.get("inputs", []), meta.get("outputs", [])
         if len(inputs) != 1:
             raise ModelError(f"{where}: expected one image input, server reports {[i.get('name') for i in inputs]}")
@@ -138,7 +139,7 @@ class TritonRuntime:
         except self._exc as e:
             raise ModelError(f"Triton at {self.url}, model {self.model_name!r}: inference failed on a "
                              f"{tuple(batch.shape)} batch: {_msg(e)}") from None
-        out = res.as_numpy(self.output_name)
+        out: np.ndarray | None = res.as_numpy(self.output_name)
         if out is None:
             raise ModelError(f"Triton at {self.url}: no {self.output_name!r} in the response")
         return out

@@ -10,22 +10,20 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from perception.findings import FrameFindings
-
-if TYPE_CHECKING:  # report.py imports base.py; avoid the cycle at run time
-    from perception.vlm.report import ReportDraft
+from perception.image_check import ImageCheckError, check_rgb_image
+from perception.vlm.info import BackendKind as BackendKind
+from perception.vlm.info import VlmInfo as VlmInfo
+from perception.vlm.report import ReportDraft
 
 MAX_QUESTION_CHARS = 2000
 # Enough turns for a follow-up ("and how large is it?") without letting the
 # prompt grow without bound during a long procedure.
 MAX_HISTORY_TURNS = 6
-
-BackendKind = Literal["grounded", "transformers", "openai"]
-
 
 class VlmError(Exception):
     """Anything that stops a VLM from answering; the message is shown to the user."""
@@ -49,15 +47,6 @@ class InvalidQuestion(VlmError, ValueError):
 
 class InvalidImage(VlmError, ValueError):
     """The image is not an RGB uint8 H×W×3 array."""
-
-
-@dataclass(frozen=True)
-class VlmInfo:
-    """Identity of the answering model; goes into every report draft for audit."""
-
-    name: str
-    version: str
-    backend: BackendKind
 
 
 @dataclass(frozen=True)
@@ -89,15 +78,10 @@ def validate_image(image: object) -> np.ndarray | None:
     """The image unchanged when it is RGB H×W×3 uint8 (or None), else `InvalidImage`."""
     if image is None:
         return None
-    if not isinstance(image, np.ndarray):
-        raise InvalidImage(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidImage(f"image must be H×W×3 RGB, got shape {tuple(image.shape)}")
-    if image.dtype != np.uint8:
-        raise InvalidImage(f"image must be uint8, got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidImage("image is empty")
-    return image
+    try:
+        return check_rgb_image(image, what="image", min_side=1, layout="H×W×3 RGB")
+    except ImageCheckError as e:  # InvalidImage is also a VlmError, which the dialogue code catches
+        raise InvalidImage(str(e)) from None
 
 
 @dataclass(frozen=True)

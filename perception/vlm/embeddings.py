@@ -44,7 +44,8 @@ class SentenceEmbedder:
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.numpy()
+        vectors: np.ndarray = pooled.numpy()
+        return vectors
 
 
 def bundled_model_dir() -> Path | None:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -112,7 +113,7 @@ def score(item: Item, answer: str) -> bool:
     text = answer.strip().lower()
     if item.kind in ("presence", "size"):
         m = re.match(r"\W*(yes|no)\b", text)
-        return bool(m) and m.group(1) == item.expected
+        return m is not None and m.group(1) == item.expected
     m = _REGION.search(text)
     if not m:
         return False
@@ -120,7 +121,7 @@ def score(item: Item, answer: str) -> bool:
     return got == item.expected
 
 
-async def run_eval(backend: VlmBackend, items: Sequence[Item]) -> dict:
+async def run_eval(backend: VlmBackend, items: Sequence[Item]) -> dict[str, Any]:
     per: dict[str, list[int]] = {}
     errors = 0
     for item in items:
@@ -130,7 +131,7 @@ async def run_eval(backend: VlmBackend, items: Sequence[Item]) -> dict:
         except VlmError:
             ok, errors = False, errors + 1
         per.setdefault(item.kind, []).append(int(ok))
-    result = {k: {"n": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(per.items())}
+    result: dict[str, Any] = {k: {"n": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(per.items())}
     allv = [x for v in per.values() for x in v]
     result["overall"] = {"n": len(allv), "accuracy": sum(allv) / len(allv) if allv else 0.0}
     result["errors"] = errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,7 +33,7 @@ class VlmConfig(BaseModel):
             missing = [n for n in ("base_url", "model") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"backend 'openai' needs {' and '.join(missing)}")
-            if not self.base_url.startswith(("http://", "https://")):  # type: ignore[union-attr]
+            if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
                 raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         unused = {
             "grounded": ("model_path", "base_url", "model", "api_key"),
@@ -47,7 +47,7 @@ class VlmConfig(BaseModel):
         return self
 
 
-def create_vlm(config: VlmConfig | dict | None = None) -> VlmBackend:
+def create_vlm(config: VlmConfig | dict[str, Any] | None = None) -> VlmBackend:
     """The backend for `config`. Loading a transformers model blocks: call at start-up."""
     cfg = config if isinstance(config, VlmConfig) else VlmConfig.model_validate(config or {})
     if cfg.backend == "grounded":
@@ -57,10 +57,12 @@ def create_vlm(config: VlmConfig | dict | None = None) -> VlmBackend:
     if cfg.backend == "transformers":
         from perception.vlm.transformers_local import TransformersBackend
 
-        return TransformersBackend(cfg.model_path, max_new_tokens=cfg.max_new_tokens, queue_size=cfg.queue_size, timeout_s=cfg.timeout_s)  # type: ignore[arg-type]
+        assert cfg.model_path is not None  # VlmConfig's validator requires it for this backend
+        return TransformersBackend(cfg.model_path, max_new_tokens=cfg.max_new_tokens, queue_size=cfg.queue_size, timeout_s=cfg.timeout_s)
     from perception.vlm.openai_compat import OpenAICompatBackend
 
+    assert cfg.base_url is not None and cfg.model is not None  # VlmConfig's validator requires both for openai
     return OpenAICompatBackend(
-        cfg.base_url, cfg.model, api_key=cfg.api_key, timeout_s=cfg.timeout_s,  # type: ignore[arg-type]
+        cfg.base_url, cfg.model, api_key=cfg.api_key, timeout_s=cfg.timeout_s,
         max_new_tokens=cfg.max_new_tokens, send_image=cfg.send_image,
     )

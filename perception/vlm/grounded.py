@@ -52,11 +52,12 @@ def _label_pattern(label: str) -> re.Pattern[str]:
 def named_regions(measurements: Mapping[str, Any]) -> dict[str, tuple[int, int, int, int]]:
     """Regions a clinician marked on the frame, passed as ``measurements["regions"] = {name: box}``."""
     regions = measurements.get("regions") or {}
-    out = {}
+    out: dict[str, tuple[int, int, int, int]] = {}
     if isinstance(regions, Mapping):
         for name, box in regions.items():
             if isinstance(box, Sequence) and len(box) == 4:
-                out[str(name)] = tuple(int(v) for v in box)  # type: ignore[assignment]
+                x0, y0, x1, y1 = (int(v) for v in box)
+                out[str(name)] = (x0, y0, x1, y1)
     return out
 
 
@@ -117,7 +118,7 @@ class GroundedAnswerer:
             return self._tissue(meas) if intent == Intent.TISSUE else self._infection(meas)
         if findings is None:
             return _DECLINE + "no detection results are available for this frame."
-        if findings.withheld:
+        if findings.withheld and findings.content is not None:  # withheld means the gate judged: content is set
             # The model said nothing about this frame: "no polyp" would be a claim it cannot make.
             return (f"I cannot answer from the detections: this frame does not look like {findings.content.content}, "
                     f"so the {findings.model.name} model withheld its findings. Please judge the image yourself.")

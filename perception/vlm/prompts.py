@@ -13,6 +13,8 @@ from typing import Any
 from perception.findings import FrameFindings
 from perception.vlm.base import AskRequest, ReportContext
 from perception.vlm.geometry import describe_finding
+from perception.vlm.measurement_text import format_measurement_value as format_measurement_value
+from perception.vlm.measurement_text import safe_measurements as safe_measurements
 
 SYSTEM_PROMPT = (
     "You assist clinicians watching a live surgical or telemedicine video. "
@@ -29,38 +31,13 @@ REPORT_INSTRUCTIONS = (
     "Do not state a diagnosis as certain; flag anything that needs clinical confirmation."
 )
 
-# Keys that could identify a patient; stripped from measurements defensively in
-# case a caller passes a whole record.
-_IDENTIFYING_KEYS = {"name", "patient", "patient_name", "patient_id", "mrn", "dob", "birth_date", "address", "phone", "email"}
-
-
-def format_measurement_value(value: Any) -> str:
-    """Numbers rounded for reading; a mapping of shares (tissue mix) as percentages."""
-    if isinstance(value, Mapping):
-        parts = []
-        for k, v in value.items():
-            if isinstance(v, (int, float)) and 0 <= v <= 1:
-                parts.append(f"{k} {100 * v:.0f}%")
-            else:
-                parts.append(f"{k} {format_measurement_value(v)}")
-        return ", ".join(parts)
-    if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def safe_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
-    """Measurements without keys that could identify a patient."""
-    return {k: v for k, v in measurements.items() if k.lower() not in _IDENTIFYING_KEYS}
-
-
 def findings_facts(findings: FrameFindings | None) -> list[str]:
     """Detections as fact lines, or a line saying there are none / none were given."""
     if findings is None:
         return ["No detection results are available for this frame."]
     w, h = findings.frame_size
     head = f"Detection model {findings.model.name} {findings.model.version} on a {w}x{h} frame"
-    if findings.withheld:
+    if findings.withheld and findings.content is not None:  # withheld means the gate judged: content is set
         return [f"{head}: the frame does not look like {findings.content.content}, the content this model knows; "
                 "it made no statement about this frame (neither presence nor absence of anything)."]
     if not findings.objects:

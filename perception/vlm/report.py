@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from perception.vlm.base import VlmInfo
+from perception.vlm.info import VlmInfo
+from perception.vlm.measurement_text import format_measurement_value, safe_measurements
 
 DRAFT_HEADER = "AI DRAFT — must be reviewed and signed by a clinician"
 
@@ -117,8 +118,6 @@ def render_text(draft: ReportDraft) -> str:
     lines.append("Findings:")
     lines += [f"  - {f}" for f in draft.findings] or ["  (none)"]
     if draft.measurements:
-        from perception.vlm.prompts import format_measurement_value  # local: prompts imports base only
-
         lines.append("Measurements:")
         lines += [f"  - {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in draft.measurements.items()]
     lines += ["", "Impression:", f"  {draft.impression}", "", "Suggested follow-up:", f"  {draft.follow_up}"]
@@ -137,7 +136,6 @@ def draft_from_llm_text(text: str, context: Any, info: VlmInfo) -> ReportDraft:
     the model's text, so a model cannot alter the numbers the clinician signs.
     """
     from perception.vlm.geometry import describe_finding
-    from perception.vlm.prompts import safe_measurements
 
     fallback = [describe_finding(f, ff) for ff in context.findings for f in ff.objects] or ["No objects detected."]
     return ReportDraft.from_sections(

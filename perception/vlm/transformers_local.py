@@ -17,13 +17,17 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perception.vlm.base import AskRequest, ReportContext, VlmBusy, VlmError, VlmInfo, VlmUnavailable, collect
 from perception.vlm.prompts import build_messages, build_report_messages
 from perception.vlm.report import ReportDraft, draft_from_llm_text
+
+if TYPE_CHECKING:  # torch and transformers are the vlm extra: imported when a backend is built
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 
 
@@ -111,10 +115,11 @@ class TransformersBackend:
             self.model = AutoModelForImageTextToText.from_pretrained(str(self.path), local_files_only=True, dtype=dtype)
         except Exception as exc:
             raise VlmUnavailable(f"cannot load the VLM in {self.path}: {exc}") from exc
-        self.model.to(self.device).eval()
-        self.tokenizer = getattr(self.processor, "tokenizer", None)
-        if self.tokenizer is None or getattr(self.processor, "chat_template", None) is None:
+        self.model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' wrapped .to loses self
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if tokenizer is None or getattr(self.processor, "chat_template", None) is None:
             raise VlmUnavailable(f"the processor in {self.path} has no tokenizer or no chat template")
+        self.tokenizer: PreTrainedTokenizerBase = tokenizer
         self.max_new_tokens = max_new_tokens
         # Reports are longer than answers: at least 384 tokens unless set.
         self.report_max_new_tokens = report_max_new_tokens or max(max_new_tokens, 384)
@@ -186,7 +191,7 @@ class TransformersBackend:
         class _StopOnEvent(StoppingCriteria):
             """Called once per generated token: counts tokens and stops when asked to."""
 
-            def __call__(self, input_ids, scores, **kwargs):  # type: ignore[override]
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
                 import torch
 
                 stats.tokens += 1

@@ -64,9 +64,9 @@ class OnnxWoundSegmenter:
     @classmethod
     def from_path(cls, path: str | Path | None = None, **kwargs: Any) -> OnnxWoundSegmenter:
         # Imported here: onnxruntime is only needed when a real model is used.
-        from perception.onnx_model import OnnxSegmentationModel
+        from perception.segmentation_model import SegmentationModel
 
-        return cls(OnnxSegmentationModel(path if path is not None else default_wound_model_path(), **kwargs))
+        return cls(SegmentationModel(path if path is not None else default_wound_model_path(), **kwargs))
 
     @property
     def model(self) -> MaskModel:

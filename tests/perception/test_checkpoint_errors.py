@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch", reason="the training extra (torch) is not i
 
 
 def test_checkpoint_of_another_architecture_is_named(tmp_path):
-    from perception.export import CheckpointError, load_checkpoint_net
+    from perception.net_loading import CheckpointError, load_checkpoint_net
     from perception.nets import LiteUNet
 
     path = tmp_path / "other.pt"
@@ -19,7 +19,7 @@ def test_checkpoint_of_another_architecture_is_named(tmp_path):
 
 
 def test_file_that_is_not_a_checkpoint_is_named(tmp_path):
-    from perception.export import CheckpointError, load_checkpoint_net
+    from perception.net_loading import CheckpointError, load_checkpoint_net
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage")

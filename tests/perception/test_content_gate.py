@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perception.content_gate import fit_gate
-from perception.onnx_model import OnnxSegmentationModel
+from perception.segmentation_model import SegmentationModel
 from tests.perception.perception_testutil import GATED_META, TOY_META, make_onnx, red_frame
 
 
@@ -39,7 +39,7 @@ def _blue(frame: np.ndarray) -> np.ndarray:
 
 
 def test_gated_model_withholds_findings_on_foreign_frames(tmp_path):
-    model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True))
+    model = SegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True))
     assert model.has_content_gate and model.content_unavailable_reason == ""
     known = red_frame(320, 240, [(40, 40, 120, 120)])
     ours = model.predict(known)
@@ -55,14 +55,14 @@ def test_gated_model_withholds_findings_on_foreign_frames(tmp_path):
 
 
 def test_evaluation_mode_scores_foreign_frames_but_still_reports_the_verdict(tmp_path):
-    model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True),
+    model = SegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True),
                                   withhold_out_of_domain=False)
     found, mask = model.predict_with_mask(_blue(red_frame(320, 240, [(40, 40, 120, 120)])))
     assert found.content.in_domain is False and len(found.objects) == 1 and mask.sum() > 0
 
 
 def test_model_without_gate_says_content_check_unavailable(tmp_path):
-    model = OnnxSegmentationModel(make_onnx(tmp_path / "old.onnx", sidecar=TOY_META))
+    model = SegmentationModel(make_onnx(tmp_path / "old.onnx", sidecar=TOY_META))
     found = model.predict(red_frame(320, 240, [(40, 40, 120, 120)]))
     assert not model.has_content_gate
     assert found.content.in_domain is None and "content check unavailable" in found.content.reason
@@ -71,13 +71,36 @@ def test_model_without_gate_says_content_check_unavailable(tmp_path):
 
 def test_gate_output_without_threshold_is_reported_not_guessed(tmp_path):
     meta = {**TOY_META, "content_gate": {"content": "red things"}}
-    model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=meta, gate=True))
+    model = SegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=meta, gate=True))
     found = model.predict(red_frame(320, 240, [(40, 40, 120, 120)]))
     assert found.content.in_domain is None and "no valid gate threshold" in found.content.reason
 
 
-def test_model_run_through_a_runtime_says_the_gate_is_unavailable_there(tmp_path):
-    model = OnnxSegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True), runtime="cpu")
+class _LogitsOnly:
+    """A Runtime that returns the logits and nothing else (as TensorRT, torch and Triton do)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.input_size = inner, "logits-only", inner.input_size
+
+    def run(self, batch):
+        return self.inner.run(batch)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_model_run_through_a_logits_only_runtime_says_the_gate_is_unavailable_there(tmp_path):
+    from perception.runtimes import select_runtime
+
+    path = make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True)
+    model = SegmentationModel(path, runtime=_LogitsOnly(select_runtime("cpu", path)))
     found = model.predict(_blue(red_frame(320, 240, [(40, 40, 120, 120)])))
-    assert found.content.in_domain is None and "unavailable on the" in found.content.reason
+    assert found.content.in_domain is None and "unavailable on the logits-only runtime" in found.content.reason
     assert len(found.objects) == 1  # nothing is withheld on a verdict nobody made
+
+
+def test_the_onnxruntime_runtime_carries_the_gate(tmp_path):
+    model = SegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True), runtime="cpu")
+    assert model.has_content_gate and model.runtime_name == "onnxruntime-cpu"
+    found = model.predict(_blue(red_frame(320, 240, [(40, 40, 120, 120)])))
+    assert found.content.in_domain is False and found.objects == ()

@@ -13,7 +13,7 @@ from perception_testutil import REPO, WEIGHTS, make_onnx, red_frame, shipped  # 
 
 from perception import FrameModel, ModelError, ModelRegistry  # noqa: E402
 from perception.builtin import register_builtin_models, shipped_models  # noqa: E402
-from perception.onnx_model import OnnxSegmentationModel  # noqa: E402
+from perception.segmentation_model import SegmentationModel  # noqa: E402
 
 MODELS = {"polyp": "polyp", "wound": "wound"}  # name -> label (= training task)
 CARDS = REPO / "docs" / "model-cards"
@@ -70,10 +70,10 @@ def test_torch_parity(name):
     """onnxruntime and torch (the net rebuilt from the exported weights) agree on the same frames."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from perception.export import net_from_onnx
+    from perception.net_loading import net_from_onnx
 
     path = shipped(name)
-    model = OnnxSegmentationModel(path, threads=1, device="cpu")
+    model = SegmentationModel(path, threads=1, device="cpu")
     net = net_from_onnx(path)
     rng = np.random.default_rng(1)
     frames = [
@@ -141,7 +141,7 @@ def test_content_gate_holds_the_figures_of_its_card(name):
     if not datasets.data_root().is_dir():
         pytest.skip(f"shared data not found at {datasets.data_root()} (set SCOPECAST_DATA_DIR)")
     card = card_content(name)
-    measured = {s.name: s for s in evaluate_content(OnnxSegmentationModel(path, withhold_out_of_domain=False), name)}
+    measured = {s.name: s for s in evaluate_content(SegmentationModel(path, withhold_out_of_domain=False), name)}
     for label, frac in card.items():
         s = measured[label]
         assert s.in_domain_fraction is not None, f"{label}: {s.note}"

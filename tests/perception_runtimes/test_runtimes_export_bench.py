@@ -37,7 +37,7 @@ def test_export_cli_writes_triton_repository(tmp_path):
 
 
 def test_bench_cli_prints_rows(tiny_onnx, tmp_path, capsys):
-    from perception.runtimes import bench
+    from perception.bench import runtimes as bench
 
     out = tmp_path / "rows.json"
     rc = bench.main(["--model", str(tiny_onnx), "--runtimes", "cpu,torch,tensorrt", "--batches", "1,2",
@@ -58,7 +58,7 @@ def test_bench_cli_prints_rows(tiny_onnx, tmp_path, capsys):
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_synthetic_frames(n):
-    from perception.runtimes.bench import synthetic_frames
+    from perception.bench.runtimes import synthetic_frames
 
     frames = synthetic_frames(n, 64, 48)
     assert len(frames) == n and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8

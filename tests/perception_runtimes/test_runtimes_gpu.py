@@ -136,11 +136,11 @@ def test_tensorrt_engine_matches_onnxruntime_and_is_cached(tiny_onnx, tmp_path):
 @pytest.mark.gpu
 @needs_trt
 def test_tensorrt_model_with_gpu_preprocessing(tiny_onnx, tmp_path):
-    from perception.onnx_model import OnnxSegmentationModel
+    from perception.segmentation_model import SegmentationModel
 
-    trt_model = OnnxSegmentationModel(tiny_onnx, runtime="tensorrt",
+    trt_model = SegmentationModel(tiny_onnx, runtime="tensorrt",
                                       runtime_options={"tensorrt": {"cache_dir": str(tmp_path), "max_batch": 4}})
-    cpu_model = OnnxSegmentationModel(tiny_onnx)
+    cpu_model = SegmentationModel(tiny_onnx)
     assert trt_model.runtime_name.startswith("tensorrt")
     frames = structured_frames(3, 512, 512, seed=5)  # integer factor: GPU and CPU preprocessing agree
     for a, b in zip(trt_model.predict_batch(frames), cpu_model.predict_batch(frames)):

@@ -7,9 +7,9 @@ import pytest
 from runtime_testutil import TINY_ARCH, structured_frames
 
 from perception import ModelError
-from perception.onnx_model import OnnxSegmentationModel
 from perception.runtimes import select_runtime
-from perception.runtimes.base import torch_preprocess
+from perception.runtimes.gpu_preprocess import torch_preprocess
+from perception.segmentation_model import SegmentationModel
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def runtimes(tiny_onnx):
 @pytest.mark.parametrize("n", [1, 3])
 def test_logits_and_masks_agree(runtimes, tiny_onnx, n):
     cpu, tch = runtimes
-    model = OnnxSegmentationModel(tiny_onnx)
+    model = SegmentationModel(tiny_onnx)
     frames = structured_frames(n, 640, 480, seed=n)
     x = np.stack([model._preprocess(f) for f in frames])
     a, b = cpu.run(x), tch.run(x)
@@ -35,8 +35,8 @@ def test_logits_and_masks_agree(runtimes, tiny_onnx, n):
 
 
 def test_findings_agree_between_runtimes(tiny_onnx):
-    ort_model = OnnxSegmentationModel(tiny_onnx)
-    torch_model = OnnxSegmentationModel(tiny_onnx, runtime="torch")
+    ort_model = SegmentationModel(tiny_onnx)
+    torch_model = SegmentationModel(tiny_onnx, runtime="torch")
     frames = structured_frames(4, 1280, 720, seed=7)
     ra, rb = ort_model.predict_batch(frames), torch_model.predict_batch(frames)
     assert sum(len(r.objects) for r in ra) > 0
@@ -54,27 +54,27 @@ def test_findings_agree_between_runtimes(tiny_onnx):
 def test_torch_from_checkpoint_matches_onnx(tmp_path, tiny_onnx, runtimes):
     import torch
 
-    from perception.export import net_from_onnx
+    from perception.net_loading import net_from_onnx
 
     net = net_from_onnx(tiny_onnx)
     ckpt = tmp_path / "best.pt"
     # a checkpoint of the BatchNorm-folded net: same weights, no BatchNorm layers to load
     arch = dict(TINY_ARCH)
     torch.save({"arch": arch, "model": net.state_dict(), "config": {"input_size": 64}}, ckpt)
-    from perception import export
+    from perception import net_loading
     from perception.runtimes.torch_rt import TorchRuntime
 
-    orig = export.load_checkpoint_net
+    orig = net_loading.load_checkpoint_net
 
     def load_folded(path):  # the tiny net was exported with BN folded; rebuild it the same way
         ck = torch.load(path, map_location="cpu", weights_only=False)
         return net_from_onnx(tiny_onnx), ck
 
-    export.load_checkpoint_net = load_folded
+    net_loading.load_checkpoint_net = load_folded
     try:
         rt = TorchRuntime(checkpoint=ckpt)
     finally:
-        export.load_checkpoint_net = orig
+        net_loading.load_checkpoint_net = orig
     x = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(rt.run(x), runtimes[0].run(x), atol=1e-3)
     with pytest.raises(ModelError, match="checkpoint not found"):
@@ -87,7 +87,7 @@ def test_torch_from_checkpoint_matches_onnx(tmp_path, tiny_onnx, runtimes):
                                         (1280, 720, False), (1920, 1080, False), (100, 80, False)])
 def test_device_preprocessing_matches_cv2(tiny_onnx, w, h, exact):
     """torch_preprocess (the GPU path of TensorRT) against the CPU preprocessing, run here on CPU."""
-    model = OnnxSegmentationModel(tiny_onnx)
+    model = SegmentationModel(tiny_onnx)
     frames = structured_frames(2, w, h, seed=w)
     ref = np.stack([model._preprocess(f) for f in frames])
     got = torch_preprocess(frames, model.input_size, model.meta.mean, model.meta.std).numpy()
@@ -107,8 +107,8 @@ def test_shipped_polyp_parity():
     if not path.is_file():
         pytest.skip(f"shipped model {path} is not present")
     # The torch runtime returns only the mask (no content gate), so compare findings with the gate not withholding.
-    a = OnnxSegmentationModel(path, withhold_out_of_domain=False)
-    b = OnnxSegmentationModel(path, runtime="torch")
+    a = SegmentationModel(path, withhold_out_of_domain=False)
+    b = SegmentationModel(path, runtime="torch")
     frames = structured_frames(3, 1280, 720, seed=11)
     x = np.stack([a._preprocess(f) for f in frames])
     la, lb = a._run(x)[0], b._run(x)[0]

@@ -9,8 +9,8 @@ import pytest
 from onnx import TensorProto
 
 from perception import ModelError
-from perception.onnx_model import OnnxSegmentationModel
-from perception.runtimes import Runtime, RuntimeUnavailable, base, select_runtime
+from perception.runtimes import Runtime, RuntimeUnavailable, select, select_runtime
+from perception.segmentation_model import SegmentationModel
 
 
 def test_auto_on_this_machine_is_onnxruntime_cpu_and_says_why(tiny_onnx, caplog):
@@ -31,8 +31,8 @@ def test_auto_on_this_machine_is_onnxruntime_cpu_and_says_why(tiny_onnx, caplog)
 
 def test_auto_falls_back_when_a_faster_runtime_fails(tiny_onnx, monkeypatch, caplog):
     """A TensorRT that is present but fails to build (or any ModelError) is skipped with a warning."""
-    monkeypatch.setattr(base, "_precheck", lambda kind: None)
-    real_make = base._make
+    monkeypatch.setattr(select, "_precheck", lambda kind: None)
+    real_make = select._make
 
     def fake_make(kind, path, threads, options):
         if kind == "tensorrt":
@@ -41,7 +41,7 @@ def test_auto_falls_back_when_a_faster_runtime_fails(tiny_onnx, monkeypatch, cap
             raise RuntimeUnavailable("onnxruntime CUDA provider did not start (no CUDA device)")
         return real_make(kind, path, threads, options)
 
-    monkeypatch.setattr(base, "_make", fake_make)
+    monkeypatch.setattr(select, "_make", fake_make)
     with caplog.at_level(logging.INFO, logger="perception.runtimes"):
         rt = select_runtime("auto", tiny_onnx)
     assert rt.name == "onnxruntime-cpu"
@@ -136,15 +136,15 @@ def test_torch_runtime_needs_perception_export_metadata(tmp_path):
 
 
 def test_model_accepts_runtime_kind_or_object(tiny_onnx):
-    default = OnnxSegmentationModel(tiny_onnx)
+    default = SegmentationModel(tiny_onnx)
     assert default.runtime_name == "onnxruntime-cpu"
-    auto = OnnxSegmentationModel(tiny_onnx, runtime="auto")
+    auto = SegmentationModel(tiny_onnx, runtime="auto")
     assert auto.runtime_name.startswith(("onnxruntime", "tensorrt"))
     rt = select_runtime("torch", tiny_onnx)
-    given = OnnxSegmentationModel(tiny_onnx, runtime=rt)
+    given = SegmentationModel(tiny_onnx, runtime=rt)
     assert given.runtime_name == "torch-cpu" and given.providers == ["torch-cpu"]
     with pytest.raises(ModelError, match="runtime must be"):
-        OnnxSegmentationModel(tiny_onnx, runtime=42)
+        SegmentationModel(tiny_onnx, runtime=42)
     with pytest.raises(ModelError, match="unknown runtime"):
-        OnnxSegmentationModel(tiny_onnx, runtime="tpu")
+        SegmentationModel(tiny_onnx, runtime="tpu")
     given.close()

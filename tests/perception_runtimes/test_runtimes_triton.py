@@ -7,9 +7,9 @@ import pytest
 from runtime_testutil import free_ports, structured_frames
 
 from perception import ModelError
-from perception.onnx_model import OnnxSegmentationModel
 from perception.runtimes import select_runtime
 from perception.runtimes.triton_repo import write_model_repository
+from perception.segmentation_model import SegmentationModel
 
 
 def test_model_repository_layout_and_config(tiny_onnx, tmp_path):
@@ -72,9 +72,9 @@ def test_triton_logits_match_onnxruntime(triton_server, tiny_onnx):
 
 
 def test_triton_findings_match_local_model(triton_server, tiny_onnx):
-    remote = OnnxSegmentationModel(tiny_onnx, runtime="triton",
+    remote = SegmentationModel(tiny_onnx, runtime="triton",
                                    runtime_options={"triton": {"url": triton_server.url, "model_name": "tiny"}})
-    local = OnnxSegmentationModel(tiny_onnx)
+    local = SegmentationModel(tiny_onnx)
     assert remote.runtime_name == "triton" and remote.providers == ["triton"]
     frames = structured_frames(3, 640, 480, seed=3)
     got, ref = remote.predict_batch(frames), local.predict_batch(frames)

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from perception.onnx_model import OnnxSegmentationModel
+from perception.segmentation_model import SegmentationModel
 from stream.events import parse_server_event
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig, StreamPipeline
@@ -78,7 +78,7 @@ async def test_foreign_content_turns_amber_withholds_findings_and_recovers(tmp_p
     known = red_frame(320, 240, [(60, 60, 160, 160)])
     foreign = known.copy()
     foreign[..., 2] = 220
-    events, seen = await _run_phases(lambda: OnnxSegmentationModel(path), [[known] * 12, [foreign] * 12, [known] * 12])
+    events, seen = await _run_phases(lambda: SegmentationModel(path), [[known] * 12, [foreign] * 12, [known] * 12])
     kinds = [kind for kind, _, _ in seen]
     assert kinds == ["live", "content", "live"], seen
     assert seen[1][1] == "content does not look like red things: toy model paused"
@@ -99,7 +99,7 @@ async def test_shipped_polyp_model_pauses_on_laparoscopy_and_resumes_on_colonosc
     meta = json.loads(path.with_suffix(".json").read_text())
     assert "content_gate" in meta, "the shipped polyp model has no content gate"
     colon, lap = _clip_frames(COLONOSCOPY, 16), _clip_frames(LAPAROSCOPY, 16)
-    events, seen = await _run_phases(lambda: OnnxSegmentationModel(path), [colon, lap, colon[::-1]], fps=10)
+    events, seen = await _run_phases(lambda: SegmentationModel(path), [colon, lap, colon[::-1]], fps=10)
     assert [kind for kind, _, _ in seen] == ["live", "content", "live"], [(k, r) for k, r, _ in seen]
     assert "content does not look like colonoscopy: polyp model paused" in seen[1][1]
     findings = [e for e in events if e.type == "findings"]

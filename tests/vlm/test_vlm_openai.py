@@ -19,7 +19,7 @@ import pytest
 
 from perception.vlm import AskRequest, ReportContext, VlmError, VlmUnavailable, collect
 from perception.vlm.openai_compat import OpenAICompatBackend
-from perception.vlm.tiny_models import save_tiny_llava
+from perception.vlm.testing import save_tiny_llava
 
 
 def _serve_available() -> str | None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from perception.vlm import AskRequest, ReportContext, VlmBusy, VlmUnavailable, collect
-from perception.vlm.tiny_models import save_tiny_idefics3, save_tiny_llava, save_tiny_text_lm
+from perception.vlm.testing import save_tiny_idefics3, save_tiny_llava, save_tiny_text_lm
 from perception.vlm.transformers_local import TransformersBackend, waiting_on
 
 BUILDERS = {"llava": save_tiny_llava, "idefics3": save_tiny_idefics3}

@@ -1,4 +1,4 @@
-"""OnnxSegmentationModel on tiny synthetic ONNX graphs: frames, findings, tracking, validation."""
+"""SegmentationModel on tiny synthetic ONNX graphs: frames, findings, tracking, validation."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from onnx import TensorProto  # noqa: E402
 from perception_testutil import TOY_META, red_frame  # noqa: E402
 
 from perception import FrameFindings, FrameModel, ModelError  # noqa: E402
-from perception.onnx_model import OnnxSegmentationModel  # noqa: E402
+from perception.segmentation_model import SegmentationModel  # noqa: E402
 
 
 @pytest.fixture
 def model(toy_onnx):
-    return OnnxSegmentationModel(toy_onnx, threads=1, device="cpu")
+    return SegmentationModel(toy_onnx, threads=1, device="cpu")
 
 
 def test_is_a_frame_model_with_metadata(model):
@@ -128,21 +128,21 @@ def test_bad_frames_raise_model_error(model, frame, match):
 def test_missing_file_names_the_file(tmp_path):
     path = tmp_path / "nowhere" / "absent.onnx"
     with pytest.raises(ModelError, match="absent.onnx"):
-        OnnxSegmentationModel(path)
+        SegmentationModel(path)
 
 
 def test_corrupt_file_names_the_file(tmp_path):
     path = tmp_path / "broken.onnx"
     path.write_bytes(b"this is not an onnx file" * 20)
     with pytest.raises(ModelError, match="broken.onnx"):
-        OnnxSegmentationModel(path)
+        SegmentationModel(path)
     truncated = tmp_path / "cut.onnx"
     from perception_testutil import make_onnx
 
     full = make_onnx(tmp_path / "whole.onnx").read_bytes()
     truncated.write_bytes(full[: len(full) // 2])
     with pytest.raises(ModelError, match="cut.onnx"):
-        OnnxSegmentationModel(truncated)
+        SegmentationModel(truncated)
 
 
 def test_bad_sidecar_json_names_the_file(tmp_path):
@@ -151,7 +151,7 @@ def test_bad_sidecar_json_names_the_file(tmp_path):
     path = make_onnx(tmp_path / "m.onnx")
     path.with_suffix(".json").write_text("{not json")
     with pytest.raises(ModelError, match="m.json"):
-        OnnxSegmentationModel(path)
+        SegmentationModel(path)
 
 
 @pytest.mark.parametrize(
@@ -166,28 +166,28 @@ def test_bad_sidecar_json_names_the_file(tmp_path):
 def test_mismatched_inputs_raise_model_error(onnx_factory, kwargs, match):
     path = onnx_factory(**kwargs)
     with pytest.raises(ModelError, match=match) as err:
-        OnnxSegmentationModel(path)
+        SegmentationModel(path)
     assert path.name in str(err.value)
 
 
 def test_metadata_size_mismatch(onnx_factory):
     path = onnx_factory(sidecar={**TOY_META, "input_size": [128, 128]})
     with pytest.raises(ModelError, match="does not match"):
-        OnnxSegmentationModel(path)
+        SegmentationModel(path)
 
 
 def test_embedded_metadata_and_overrides(onnx_factory):
     path = onnx_factory(meta={**TOY_META, "name": "embedded", "labels": ["thing"]})
-    m = OnnxSegmentationModel(path)
+    m = SegmentationModel(path)
     assert m.info.name == "embedded" and m.info.labels == ("thing",)
-    m2 = OnnxSegmentationModel(path, name="renamed", labels=["x"], threshold=0.7)
+    m2 = SegmentationModel(path, name="renamed", labels=["x"], threshold=0.7)
     assert m2.info.name == "renamed" and m2.info.labels == ("x",) and m2.meta.threshold == 0.7
     with pytest.raises(ModelError, match="threshold"):
-        OnnxSegmentationModel(path, threshold=1.5)
-    bare = OnnxSegmentationModel(onnx_factory())  # no metadata at all: file name, default label
+        SegmentationModel(path, threshold=1.5)
+    bare = SegmentationModel(onnx_factory())  # no metadata at all: file name, default label
     assert bare.info.name == bare.path.stem and bare.info.labels == ("object",)
 
 
 def test_unknown_device(toy_onnx):
     with pytest.raises(ModelError, match="device"):
-        OnnxSegmentationModel(toy_onnx, device="tpu")
+        SegmentationModel(toy_onnx, device="tpu")

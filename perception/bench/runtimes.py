@@ -1,9 +1,9 @@
 """Latency and throughput per runtime x batch size x frame size, pre- and post-processing included.
 
-    python -m perception.runtimes.bench [--model polyp|PATH.onnx] [--runtimes cpu,torch]
+    python -m perception.bench.runtimes [--model polyp|PATH.onnx] [--runtimes cpu,torch]
         [--batches 1,4] [--sizes 512x512,1280x720,1920x1080] [--iters 30] [--threads 1] [--markdown]
 
-For every combination it times ``OnnxSegmentationModel.predict_batch`` on a
+For every combination it times ``SegmentationModel.predict_batch`` on a
 batch of synthetic frames (resize + normalise + network + components +
 tracking) and the network alone (``runtime.run`` on the preprocessed batch),
 and prints p50 / p99 milliseconds per batch, frames per second at the median,
@@ -23,13 +23,17 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from perception.model import ModelError
+
+if TYPE_CHECKING:  # imported where the bench runs, so that --help does not load onnxruntime
+    from perception.segmentation_model import SegmentationModel
 
 SIZES = ((512, 512), (1280, 720), (1920, 1080))
 
@@ -39,7 +43,7 @@ def video_frames(video: Path | None, n: int, w: int, h: int) -> list[np.ndarray]
     if video is None or not Path(video).is_file():
         return None
     cap = cv2.VideoCapture(str(video))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < n:
         ok, bgr = cap.read()
         if not ok:
@@ -63,7 +67,8 @@ def checkpoint_model(checkpoint: Path, tmp: Path) -> Path:
     """Export a training checkpoint to a temporary ONNX (+ sidecar) for benchmarking."""
     import shutil
 
-    from perception.export import export_onnx, load_checkpoint_net
+    from perception.export import export_onnx
+    from perception.net_loading import load_checkpoint_net
 
     copy = tmp / "ckpt.pt"
     shutil.copyfile(checkpoint, copy)  # training may rewrite the file meanwhile
@@ -101,6 +106,7 @@ def default_model(tmp: Path) -> Path:
     g = torch.Generator().manual_seed(0)
     for m in net.modules():  # trained-like BatchNorm statistics (defaults fold into identical zero biases)
         if isinstance(m, torch.nn.BatchNorm2d):
+            assert m.running_mean is not None and m.running_var is not None  # BatchNorm2d tracks them by default
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     net.eval()
@@ -116,7 +122,8 @@ def _rss_mb() -> float:
     try:
         import psutil
 
-        return psutil.Process().memory_info().rss / 2**20
+        rss: float = psutil.Process().memory_info().rss / 2**20
+        return rss
     except ImportError:  # pragma: no cover
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -148,7 +155,7 @@ def _pct(a: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(a), q))
 
 
-def bench_one(model, frames: list[np.ndarray], iters: int, warmup: int) -> dict[str, Any]:
+def bench_one(model: SegmentationModel, frames: list[np.ndarray], iters: int, warmup: int) -> dict[str, Any]:
     for _ in range(warmup):
         model.predict_batch(frames)
     full = []
@@ -174,13 +181,14 @@ def bench_one(model, frames: list[np.ndarray], iters: int, warmup: int) -> dict[
 
 
 def run_bench(model_path: Path, runtimes: list[str], batches: list[int], sizes: list[tuple[int, int]],
-              iters: int, warmup: int, threads: int, log=print, video: Path | None = None) -> list[dict[str, Any]]:
-    from perception.onnx_model import OnnxSegmentationModel
+              iters: int, warmup: int, threads: int, log: Callable[[str], None] = print,
+              video: Path | None = None) -> list[dict[str, Any]]:
+    from perception.segmentation_model import SegmentationModel
 
     rows = []
     for kind in runtimes:
         try:
-            model = OnnxSegmentationModel(model_path, threads=threads, runtime=kind)
+            model = SegmentationModel(model_path, threads=threads, runtime=kind)
         except ModelError as e:
             log(f"# {kind}: not available here: {e}")
             continue

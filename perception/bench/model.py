@@ -1,6 +1,6 @@
 """Measure per-frame latency of a model, pre- and post-processing included.
 
-    python -m perception.bench --model polyp --frames 200 [--video FILE] [--threads 1]
+    python -m perception.bench.model --model polyp --frames 200 [--video FILE] [--threads 1]
 
 Frames come from ``--video`` (default: the laparoscopic 720p clip in the shared
 data, when present) or are synthetic 1280x720 frames. Prints median / p90 / mean
@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from perception import datasets
+from perception.model import FrameModel
+from perception.segmentation_model import SegmentationModel
 
 
 def load_frames(video: Path | None, n: int, size: tuple[int, int] = (1280, 720)) -> list[np.ndarray]:
@@ -40,7 +42,7 @@ def load_frames(video: Path | None, n: int, size: tuple[int, int] = (1280, 720))
     return frames
 
 
-def benchmark(model, frames: list[np.ndarray], n: int = 200, warmup: int = 5) -> dict[str, Any]:
+def benchmark(model: FrameModel, frames: list[np.ndarray], n: int = 200, warmup: int = 5) -> dict[str, Any]:
     """Latency statistics of ``model.predict`` over ``n`` frames (cycled)."""
     for f in frames[:warmup]:
         model.predict(f)
@@ -53,7 +55,7 @@ def benchmark(model, frames: list[np.ndarray], n: int = 200, warmup: int = 5) ->
         model.predict(f)
         wall.append((time.perf_counter() - t0) * 1000.0)
     net = []
-    if hasattr(model, "_run") and hasattr(model, "_preprocess"):
+    if isinstance(model, SegmentationModel):  # the network alone, without pre- and post-processing
         x = model._preprocess(frames[0])[None]
         for _ in range(min(n, 50)):
             t0 = time.perf_counter()
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from perception.evaluate import load_model
 
     default_video = datasets.data_root() / "videos" / "laparoscopy-rvimlab-720p25.mp4"
-    p = argparse.ArgumentParser(prog="python -m perception.bench", description="Per-frame model latency.")
+    p = argparse.ArgumentParser(prog="python -m perception.bench.model", description="Per-frame model latency.")
     p.add_argument("--model", required=True, help="shipped model name or .onnx path")
     p.add_argument("--video", type=Path, default=default_video)
     p.add_argument("--frames", type=int, default=200)

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def sample_request() -> AskRequest:
     return AskRequest(QUESTION, image=img, findings=ff)
 
 
-async def time_backend(backend: VlmBackend, runs: int) -> dict:
+async def time_backend(backend: VlmBackend, runs: int) -> dict[str, Any]:
     req = sample_request()
     ttft, rates, tok_rates = [], [], []
     async for _ in backend.answer(req):  # warm-up: model load, caches, JIT
@@ -71,18 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from perception.vlm.factory import VlmConfig, create_vlm
 
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     results["grounded"] = asyncio.run(time_backend(create_vlm(), args.runs))
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model_path
         if path is None:
-            from perception.vlm.tiny_models import save_tiny_llava
+            from perception.vlm.testing import save_tiny_llava
 
             path = str(save_tiny_llava(Path(tmp) / "tiny-llava"))
         backend = create_vlm(VlmConfig(backend="transformers", model_path=path, max_new_tokens=args.max_new_tokens))
         results["transformers"] = asyncio.run(time_backend(backend, args.runs))
         results["transformers"]["model"] = "tiny random LLaVA" if args.model_path is None else path
-        results["transformers"]["device"] = backend.device  # type: ignore[attr-defined]
+        results["transformers"]["device"] = backend.device  # type: ignore[attr-defined]  # a TransformersBackend here
     if args.base_url:
         backend = create_vlm(VlmConfig(backend="openai", base_url=args.base_url, model=args.model, max_new_tokens=args.max_new_tokens))
         results["openai"] = asyncio.run(time_backend(backend, args.runs))

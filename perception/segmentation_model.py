@@ -1,10 +1,11 @@
-"""Run an exported segmentation network with onnxruntime and turn its mask into findings.
+"""A segmentation network's mask turned into findings, whichever runtime runs the network.
 
-``OnnxSegmentationModel`` implements ``perception.model.FrameModel``:
+``SegmentationModel`` implements ``perception.model.FrameModel``:
 
 1. checks the frame, resizes it to the network input (square, aspect not kept,
    exactly as in training) and normalises it;
-2. runs the ONNX graph (CPU, ``threads`` intra-op threads, default 1; the CUDA
+2. runs the network through a ``perception.runtimes`` ``Runtime``: by default
+   onnxruntime (CPU, ``threads`` intra-op threads, default 1; the CUDA
    provider is used first when onnxruntime offers it and ``device`` allows);
 3. sigmoid, resizes the probability map back towards the frame size and
    thresholds it. Components are found on an "analysis grid" with the frame's
@@ -24,23 +25,23 @@ so frames of different streams must go to different instances (or call
 worker thread at a time.
 
 Metadata (name, version, labels, input size, normalisation, threshold) comes
-from the sidecar ``<model>.json`` written by ``perception.export``, else from the
-``scopecast`` entry of the ONNX metadata, else from defaults; keyword arguments
-override both.
+from ``perception.runtimes.base.model_metadata``: the sidecar ``<model>.json``
+written by ``perception.export``, else the ``scopecast`` entry of the ONNX
+metadata, else defaults; keyword arguments override both.
 
 ``inference_ms`` in the results is the whole ``predict`` time for that frame
 (checks, resize, network, post-processing), not the network alone.
 
 ``runtime=`` (a kind for ``perception.runtimes.select_runtime`` such as
 ``"auto"``, ``"torch"``, ``"tensorrt"``, ``"triton"``, or a ``Runtime`` object)
-runs the network there instead of the built-in onnxruntime session; pre- and
-post-processing stay here (see docs/runtimes.md). The default, ``None``, is
-the behaviour described above.
+runs the network there instead of onnxruntime; pre- and post-processing stay
+here (see docs/runtimes.md). The content gate needs a runtime that returns the
+graph's extra outputs (``ExtraOutputs``: onnxruntime); elsewhere the model says
+the content check is unavailable on that runtime.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -49,14 +50,22 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from perception.content_gate import GATE_OUTPUT
 from perception.findings import ContentCheck, Finding, FrameFindings, ModelInfo
 from perception.model import ModelError, check_frame
+from perception.runtimes.base import DescribesGraph, ExtraOutputs, GraphIO, RunsFrames, Runtime, inspect_onnx
+from perception.runtimes.onnxrt import OnnxRuntime
 from perception.tracking import IouTracker, MotionTracker
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    r, g, b = (float(v) for v in values)
+    return r, g, b
 
 
 @dataclass(frozen=True)
@@ -79,56 +88,12 @@ class SegmentationMeta:
             name=str(d.get("name", default_name)),
             version=str(d.get("version", "0")),
             labels=tuple(d.get("labels", ("object",))),
-            mean=tuple(float(v) for v in d.get("mean", DEFAULT_MEAN)),  # type: ignore[arg-type]
-            std=tuple(float(v) for v in d.get("std", DEFAULT_STD)),  # type: ignore[arg-type]
+            mean=_triple(d.get("mean", DEFAULT_MEAN)),
+            std=_triple(d.get("std", DEFAULT_STD)),
             threshold=float(d.get("threshold", 0.5)),
             min_area_frac=float(d.get("min_area_frac", 0.001)),
             extra={k: v for k, v in d.items() if k not in known},
         )
-
-
-def sidecar_path(onnx_path: str | Path) -> Path:
-    return Path(onnx_path).with_suffix(".json")
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    side = sidecar_path(path)
-    if side.is_file():
-        try:
-            return json.loads(side.read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"model metadata {side} is not valid JSON: {e}") from None
-    return {}
-
-
-def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in available:
-            raise ModelError(f"device 'cuda' asked for but onnxruntime offers only {available}")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "auto":
-        return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []) + ["CPUExecutionProvider"]
-    raise ModelError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')")
-
-
-def open_session(path: str | Path, *, threads: int = 1, device: str = "auto") -> Any:
-    """An onnxruntime session with scopecast's options, to share between instances (see OnnxSegmentationModel)."""
-    import onnxruntime as ort
-
-    from perception.runtimes.onnxrt import session_options
-
-    try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=_providers(device))
-    except ModelError:
-        raise
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load ONNX model {path}: {first}") from None
 
 
 def _simplify(contour: np.ndarray, max_points: int) -> np.ndarray:
@@ -141,8 +106,8 @@ def _simplify(contour: np.ndarray, max_points: int) -> np.ndarray:
     return poly.reshape(-1, 2)
 
 
-class OnnxSegmentationModel:
-    """A binary segmentation ONNX (N,3,H,W float -> N,1,h,w logits) as a FrameModel."""
+class SegmentationModel:
+    """A binary segmentation network (N,3,H,W float -> N,1,h,w logits) run by a ``Runtime``, as a FrameModel."""
 
     def __init__(
         self,
@@ -159,13 +124,14 @@ class OnnxSegmentationModel:
         max_objects: int = 16,
         analysis_max_side: int = 512,
         tracker: IouTracker | MotionTracker | None = None,
-        runtime: Any = None,
+        runtime: str | Runtime | None = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
-        session: Any = None,
+        runtime_shared: bool = False,
         withhold_out_of_domain: bool = True,
     ) -> None:
-        """`session`: an onnxruntime InferenceSession of this file to share (its `run` is thread-safe), so
-        many streams of one model hold one copy of the graph and its arenas; each instance keeps its own tracker.
+        """`runtime`: None for onnxruntime on `device` with `threads` threads; a kind for `select_runtime`; or a
+        Runtime object. `runtime_shared`: that object also serves other models (perception.builtin gives every
+        stream of a shipped model the same onnxruntime session), so `close()` leaves it open.
 
         `withhold_out_of_domain`: findings of a frame the content gate judges foreign are not given (the
         default); evaluation turns it off to score every image while still reporting the gate's verdict."""
@@ -173,38 +139,13 @@ class OnnxSegmentationModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
-        meta_dict = _read_meta(self.path)
-        try:
-            import onnxruntime as ort
-        except ImportError as e:  # pragma: no cover - onnxruntime is a base dependency
-            raise ModelError(f"onnxruntime is not installed, cannot load {self.path}: {e}") from None
-        from perception.runtimes.onnxrt import session_options
-
-        opts = session_options(threads)
-        # runtime=None keeps the built-in onnxruntime session; a kind ("auto", "tensorrt", ...) or a
-        # perception.runtimes Runtime object runs the network there instead (pre/post stay here).
-        self._runtime = self._make_runtime(runtime, threads, device, runtime_options) if runtime is not None else None
-        try:
-            if session is not None and self._runtime is None:
-                self._session = session
-            elif self._runtime is not None:
-                # an onnxruntime runtime's session serves the checks below; others get a CPU session for them
-                self._session = getattr(self._runtime, "session", None) or ort.InferenceSession(
-                    str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
-            else:
-                self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=_providers(device))
-        except ModelError:
-            raise
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load ONNX model {self.path}: {first}") from None
-        if not meta_dict:
-            embedded = self._session.get_modelmeta().custom_metadata_map.get("scopecast")
-            if embedded:
-                try:
-                    meta_dict = json.loads(embedded)
-                except ValueError:
-                    meta_dict = {}
+        self._runtime: Runtime = self._make_runtime(runtime, threads, device, runtime_options)
+        self._owns_runtime = not runtime_shared
+        # A runtime that opened the graph itself (onnxruntime) already checked it; for the others it is read here.
+        if isinstance(self._runtime, DescribesGraph):
+            io, meta_dict = self._runtime.io, self._runtime.metadata
+        else:
+            io, meta_dict = inspect_onnx(self.path)
         meta = SegmentationMeta.from_dict(meta_dict, default_name=self.path.stem)
         overrides: dict[str, Any] = {}
         if name is not None:
@@ -222,7 +163,7 @@ class OnnxSegmentationModel:
             raise ModelError(f"{self.path.name}: model metadata has no labels")
         if not 0.0 < self.meta.threshold < 1.0:
             raise ModelError(f"{self.path.name}: threshold must be in (0, 1), got {self.meta.threshold}")
-        self._check_io()
+        self._use_graph(io)
         std = np.asarray(self.meta.std, np.float32)
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (-np.asarray(self.meta.mean, np.float32) / std).astype(np.float32)
@@ -238,44 +179,12 @@ class OnnxSegmentationModel:
             raise
         except Exception as e:
             raise ModelError(f"ONNX model {self.path} failed on a test input: {str(e).strip()[:300]}") from None
-        if self._runtime is not None and not hasattr(self._runtime, "session"):
-            self._session = None  # the CPU session only served the checks above; the runtime runs the network
 
     # -- validation -------------------------------------------------------------------------------
-    def _check_io(self) -> None:
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        where = self.path.name
-        if len(inputs) != 1:
-            raise ModelError(f"{where}: expected one image input, found {len(inputs)}: {[i.name for i in inputs]}")
-        inp = inputs[0]
-        if inp.type != "tensor(float)":
-            raise ModelError(f"{where}: input {inp.name!r} must be float32, found {inp.type}")
-        shape = list(inp.shape)
-        if len(shape) != 4 or shape[1] != 3:
-            raise ModelError(f"{where}: input {inp.name!r} must be N x 3 x H x W, found {shape}")
-        size = self.meta.extra.get("input_size")
-        h, w = shape[2], shape[3]
-        if not (isinstance(h, int) and isinstance(w, int)):
-            if size is None:
-                raise ModelError(f"{where}: input {inp.name!r} has no fixed H x W ({shape}) and no input_size metadata")
-            w, h = int(size[0]), int(size[1])
-        elif size is not None and (int(size[0]), int(size[1])) != (w, h):
-            raise ModelError(f"{where}: metadata input_size {size} does not match the graph input {w}x{h}")
-        if w < 8 or h < 8:
-            raise ModelError(f"{where}: input {inp.name!r} is too small: {w}x{h}")
-        if not outputs:
-            raise ModelError(f"{where}: graph has no output")
-        self._setup_gate([o.name for o in outputs])
-        out = outputs[0]
-        oshape = list(out.shape)
-        channels_ok = oshape[1] == 1 or not isinstance(oshape[1], int) if len(oshape) == 4 else False
-        if not channels_ok:
-            raise ModelError(f"{where}: output {out.name!r} must be N x 1 x h x w logits, found {oshape}")
-        if out.type != "tensor(float)":
-            raise ModelError(f"{where}: output {out.name!r} must be float32, found {out.type}")
-        self._input_name, self._output_name = inp.name, out.name
-        self.input_size = (w, h)
-        self.batch_dynamic = not isinstance(shape[0], int)
+    def _use_graph(self, io: GraphIO) -> None:
+        self.input_size = io.input_size
+        self.batch_dynamic = io.batch_dynamic
+        self._setup_gate(list(io.output_names))
 
     def _setup_gate(self, output_names: list[str]) -> None:
         """The content gate: a `domain_distance` output and its threshold in the metadata, else a stated absence."""
@@ -290,7 +199,7 @@ class OnnxSegmentationModel:
             self._gate_missing_reason = "content check unavailable: this model has no content gate"
         elif not isinstance(threshold, int | float) or not np.isfinite(threshold) or threshold <= 0:
             self._gate_missing_reason = "content check unavailable: the model's metadata has no valid gate threshold"
-        elif self._runtime is not None:  # a Runtime returns the logits only
+        elif not isinstance(self._runtime, ExtraOutputs):  # this runtime returns the logits only
             self._gate_missing_reason = f"content check unavailable on the {self._runtime.name} runtime"
         else:
             self._gate_threshold = float(threshold)
@@ -321,20 +230,19 @@ class OnnxSegmentationModel:
 
     @property
     def providers(self) -> list[str]:
-        if self._runtime is not None and not hasattr(self._runtime, "session"):
-            return [self._runtime.name]
-        return list(self._session.get_providers())
+        """onnxruntime's execution providers, or the runtime's name for the other runtimes."""
+        if isinstance(self._runtime, OnnxRuntime):
+            return self._runtime.providers
+        return [self._runtime.name]
 
     @property
     def runtime_name(self) -> str:
         """Which runtime runs the network (``onnxruntime-cpu``, ``tensorrt-fp16``, ``triton``...)."""
-        if self._runtime is not None:
-            return str(self._runtime.name)
-        return "onnxruntime-cuda" if "CUDAExecutionProvider" in self.providers else "onnxruntime-cpu"
+        return str(self._runtime.name)
 
     def close(self) -> None:
-        """Release the runtime (GPU engine, remote connection); the model is unusable afterwards."""
-        if self._runtime is not None:
+        """Release the runtime (GPU engine, remote connection) unless it is shared; the model is unusable afterwards."""
+        if self._owns_runtime:
             self._runtime.close()
 
     def reset(self) -> None:
@@ -354,7 +262,9 @@ class OnnxSegmentationModel:
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
         """Findings plus the thresholded mask (bool, frame size) from one network run."""
-        return self._predict([frame_rgb], want_masks=True)[0]  # type: ignore[return-value]
+        found, mask = self._predict([frame_rgb], want_masks=True)[0]
+        assert mask is not None  # want_masks=True gives every frame its mask
+        return found, mask
 
     def probabilities(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Foreground probability per pixel of the frame (float32, H x W); tracker untouched."""
@@ -362,7 +272,8 @@ class OnnxSegmentationModel:
         t = self._preprocess(frame_rgb)
         small = self._sigmoid(self._run(t[None])[0][0])
         h, w = frame_rgb.shape[:2]
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        prob: np.ndarray = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return prob
 
     def segment(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Thresholded mask (bool, frame size); tracker untouched."""
@@ -387,45 +298,38 @@ class OnnxSegmentationModel:
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(logits N x h x w, gate distances N or None) for a normalised batch."""
-        if self._runtime is not None:
-            return self._runtime.run(np.ascontiguousarray(batch, dtype=np.float32)), None
-        names = [self._output_name] + ([GATE_OUTPUT] if self._gate_threshold is not None else [])
-        if self.batch_dynamic or len(batch) == 1:
-            outs = self._session.run(names, {self._input_name: np.ascontiguousarray(batch)})
-        else:
-            parts = [self._session.run(names, {self._input_name: batch[i : i + 1]}) for i in range(len(batch))]
-            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
-        out = outs[0]
-        if out.ndim != 4 or out.shape[0] != len(batch) or out.shape[1] != 1:
-            raise ModelError(f"{self.path.name}: unexpected output shape {out.shape} for a batch of {len(batch)}")
-        distances = None
-        if len(outs) > 1:
-            distances = np.asarray(outs[1], np.float64).reshape(-1)
-            if distances.shape[0] != len(batch):
-                raise ModelError(f"{self.path.name}: {GATE_OUTPUT} has {distances.shape[0]} values for "
-                                 f"a batch of {len(batch)}")
-        return out[:, 0], distances
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self._gate_threshold is None or not isinstance(self._runtime, ExtraOutputs):
+            return self._runtime.run(batch), None
+        logits, (gate,) = self._runtime.run_with(batch, (GATE_OUTPUT,))
+        distances = np.asarray(gate, np.float64).reshape(-1)
+        if distances.shape[0] != len(batch):
+            raise ModelError(f"{self.path.name}: {GATE_OUTPUT} has {distances.shape[0]} values for "
+                             f"a batch of {len(batch)}")
+        return logits, distances
 
     @staticmethod
-    def _sigmoid(logits: np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+    def _sigmoid(logits: np.ndarray) -> npt.NDArray[np.float32]:
+        prob: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        return prob
 
-    def _predict(self, frames: Sequence[np.ndarray], *, want_masks: bool):
+    def _predict(self, frames: Sequence[np.ndarray], *, want_masks: bool
+                 ) -> list[tuple[FrameFindings, np.ndarray | None]]:
         if len(frames) == 0:
             return []
         t_pre = []
         batch = []
-        run_frames = getattr(self._runtime, "run_frames", None)
+        on_device = isinstance(self._runtime, RunsFrames)
         for f in frames:
             t0 = time.perf_counter()
             check_frame(f)
-            if run_frames is None:
+            if not on_device:
                 batch.append(self._preprocess(f))
             t_pre.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         distances: np.ndarray | None = None
-        if run_frames is not None:  # the runtime resizes and normalises on its own device (GPU)
-            logits = run_frames(frames, self.meta.mean, self.meta.std)
+        if isinstance(self._runtime, RunsFrames):  # the runtime resizes and normalises on its own device (GPU)
+            logits = self._runtime.run_frames(frames, self.meta.mean, self.meta.std)
         else:
             logits, distances = self._run(np.stack(batch))
         t_run = (time.perf_counter() - t0) / len(frames)
@@ -441,13 +345,16 @@ class OnnxSegmentationModel:
             results.append((ff, mask))
         return results
 
-    def _make_runtime(self, runtime: Any, threads: int, device: str, options: dict[str, dict[str, Any]] | None):
-        from perception.runtimes import select_runtime
-
+    def _make_runtime(self, runtime: str | Runtime | None, threads: int, device: str,
+                      options: dict[str, dict[str, Any]] | None) -> Runtime:
+        if runtime is None:
+            return OnnxRuntime(self.path, threads=threads, device=device)
         if not isinstance(runtime, str):
-            if not (hasattr(runtime, "run") and hasattr(runtime, "name")):
+            if not isinstance(runtime, Runtime):
                 raise ModelError(f"runtime must be a kind name or a Runtime object, got {type(runtime).__name__}")
             return runtime
+        from perception.runtimes.select import select_runtime
+
         opts = {k: dict(v) for k, v in (options or {}).items()}
         if runtime == "onnxruntime":
             opts.setdefault("onnxruntime", {}).setdefault("device", device)

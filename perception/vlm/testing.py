@@ -1,5 +1,6 @@
-"""Tiny randomly initialised VLMs (for tests and `bench vlm`; never for real use) (and a text-only LM) saved with a locally
-built processor, so the backends load real checkpoints by path with no hub.
+"""Tiny randomly initialised VLMs (and a text-only LM) saved with a locally built processor, so the backends load
+real checkpoints by path with no hub. Test and benchmark tooling, never for real use: it is named ``testing`` (like
+``numpy.testing``) so nobody mistakes it for a model source, and only tests and ``perception.bench.vlm`` import it.
 
 Weights are random: generated text is gibberish, which is fine — the tests
 check streaming, cancellation and queueing, not answer quality. EOS is
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 WORDS = (
     "the a wound polyp instrument is in upper lower left right centre of frame image yes no small large near far "
@@ -45,7 +46,13 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-def _no_eos(model, tokenizer) -> None:
+def _token_id(tok: PreTrainedTokenizerFast, token: str) -> int:
+    found = tok.convert_tokens_to_ids(token)
+    assert isinstance(found, int)  # one token in, one id out
+    return found
+
+
+def _no_eos(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> None:
     model.generation_config.suppress_tokens = list(tokenizer.all_special_ids)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -58,14 +65,14 @@ def save_tiny_llava(path: Path) -> Path:
 
     torch.manual_seed(0)
     tok = build_tokenizer()
-    image_token_id = tok.convert_tokens_to_ids("<image>")
+    image_token_id = _token_id(tok, "<image>")
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32)
     text = LlamaConfig(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id, vision_feature_select_strategy="default", vision_feature_layer=-1)
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id, vision_feature_select_strategy="default", vision_feature_layer=-1)
     model = LlavaForConditionalGeneration(cfg).eval()
     _no_eos(model, tok)
     processor = LlavaProcessor(
@@ -105,7 +112,7 @@ def save_tiny_idefics3(path: Path) -> Path:
     torch.manual_seed(0)
     tok = build_tokenizer()
     tok.add_special_tokens({"additional_special_tokens": SPECIAL[4:] + ["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]})
-    image_token_id = tok.convert_tokens_to_ids("<image>")
+    image_token_id = _token_id(tok, "<image>")
     cfg = Idefics3Config(
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
         text_config=dict(
@@ -113,7 +120,8 @@ def save_tiny_idefics3(path: Path) -> Path:
             num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         ),
-        scale_factor=2, image_token_id=image_token_id, pad_token_id=tok.pad_token_id,
+        scale_factor=2, image_token_id=image_token_id,
+        pad_token_id=tok.pad_token_id,  # type: ignore[call-arg]  # __post_init__ takes it from **kwargs
     )
     model = Idefics3ForConditionalGeneration(cfg).eval()
     _no_eos(model, tok)
