@@ -1,6 +1,6 @@
 """Sign-in for streaming tests that run without telehealth: fixed tokens standing for users of each kind.
 
-The real login (telehealth accounts through scopecast.stream_sign_in) is tested in tests/test_stream_auth.py.
+The real login (telehealth accounts through scopecast.stream_sign_in) is tested in tests/stream/test_stream_auth.py.
 """
 
 from __future__ import annotations

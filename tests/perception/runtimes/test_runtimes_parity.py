@@ -103,7 +103,7 @@ def test_shipped_polyp_parity():
     """The shipped model (when present): onnxruntime and torch logits and findings agree on real-looking frames."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "perception" / "weights" / "polyp.onnx"
+    path = Path(__file__).resolve().parents[3] / "perception" / "weights" / "polyp.onnx"
     if not path.is_file():
         pytest.skip(f"shipped model {path} is not present")
     # The torch runtime returns only the mask (no content gate), so compare findings with the gate not withholding.

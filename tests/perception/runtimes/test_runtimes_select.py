@@ -108,11 +108,7 @@ def test_batch_mismatch_raises_model_error(kind, tiny_onnx):
 
 
 def test_graph_input_mismatch_names_the_file(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perception"))
-    from perception_testutil import make_onnx
+    from tests.perception.perception_testutil import make_onnx
 
     for kwargs, match in [({"channels": 1}, "N x 3 x H x W"), ({"n_inputs": 2}, "one image input"),
                           ({"elem_type": TensorProto.UINT8}, "float32")]:
@@ -124,11 +120,7 @@ def test_graph_input_mismatch_names_the_file(tmp_path):
 
 
 def test_torch_runtime_needs_perception_export_metadata(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perception"))
-    from perception_testutil import TOY_META, make_onnx
+    from tests.perception.perception_testutil import TOY_META, make_onnx
 
     path = make_onnx(tmp_path / "toy.onnx", sidecar=TOY_META)
     with pytest.raises(ModelError, match="no 'arch'"):

@@ -5,7 +5,7 @@
 The bundled server has only the Python backend, so the bound inference
 function runs the ONNX with onnxruntime (CPU, one thread). Prints "READY" once
 the model is served, then serves until stdin is closed. Start it with
-LD_LIBRARY_PATH set to this interpreter's LIBDIR (see tests/perception_runtimes).
+LD_LIBRARY_PATH set to this interpreter's LIBDIR (see tests/perception/runtimes).
 """
 
 from __future__ import annotations
