@@ -18,11 +18,20 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from perception.vlm.base import AskRequest, InvalidImage, InvalidQuestion, Turn, VlmBackend, VlmBusy, VlmError, VlmUnavailable
+from perception.vlm.base import (
+    AskRequest,
+    InvalidImage,
+    InvalidQuestion,
+    Turn,
+    VlmBackend,
+    VlmBusy,
+    VlmError,
+    VlmUnavailable,
+)
 from stream.events import AnswerEvent, ErrorEvent, VlmRef
 from stream.frames import frame_to_array
 from stream.hub import StreamEntry, UnknownStream
-from stream.pipeline import ModelResult
+from stream.model_results import ModelResult
 from stream.signaling import STREAM_ID_PATTERN, SignalingError, parse_tagged_message
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from stream.events import StatusEvent, findings_event
 from stream.frames import frame_to_array
 from stream.freshest import FreshestFrame, SlotClosed
 from stream.metrics import StreamMetrics
+from stream.model_results import ModelResult, SourceFrame
 from stream.registration import FrameRegistrar
 
 log = logging.getLogger(__name__)
@@ -55,20 +56,6 @@ class PipelineConfig:
     # back after this many it knows, so the light does not flicker on a borderline frame.
     content_pause_after: int = 2
     content_resume_after: int = 3
-
-
-@dataclass(frozen=True)
-class SourceFrame:
-    frame: av.VideoFrame
-    arrival: float  # time.monotonic() when the server got it
-    capture_time: float  # time.time() at the same moment, for clients
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    seq: int
-    source: SourceFrame
-    findings: FrameFindings
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import av
 import numpy as np
@@ -18,9 +18,7 @@ import numpy.typing as npt
 
 from overlay.draw import OverlayState
 from overlay.motion import MotionLimits, carry, estimate_motion, thumbnail
-
-if TYPE_CHECKING:  # the pipeline owns a registrar: import its types for annotations only
-    from stream.pipeline import ModelResult, SourceFrame
+from stream.model_results import ModelResult, SourceFrame
 
 _THUMBNAILS_KEPT = 16  # frames between a result and the frame it is drawn on, at most
 

@@ -17,7 +17,8 @@ from stream.frames import array_to_frame, ensure_yuv420p, frame_to_array
 from stream.freshest import SlotClosed
 from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.metrics import StreamMetrics
-from stream.pipeline import ModelResult, SourceFrame, StreamPipeline
+from stream.model_results import ModelResult, SourceFrame
+from stream.pipeline import StreamPipeline
 from stream.registration import CARRIED, LOST
 
 log = logging.getLogger(__name__)
