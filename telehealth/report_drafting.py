@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from perception.findings import Finding, FrameFindings, ModelInfo
-from perception.vlm import ReportContext, ReportDraft, VlmBackend, render_text
+from perception.vlm import Measurements, ReportContext, ReportDraft, TissueMix, VlmBackend, render_text
 from telehealth.store.analyses import AnalysisRecord
 from telehealth.wound.models import WoundAssessment
 
@@ -13,28 +13,21 @@ AI_DRAFT_NOTICE = "AI draft — requires clinician signature"
 SECTION_NAMES = ("findings", "impression", "follow_up", "uncertainty")
 
 
-def analysis_measurements(assessment: WoundAssessment) -> dict[str, Any]:
-    """The facts a draft may quote: only what was measured; a missing area says why instead of a number."""
-    m = assessment.measurement
-    out: dict[str, Any] = {}
-    if m.area_cm2 is not None:
-        out["wound_area_cm2"] = m.area_cm2
-        out["wound_length_cm"] = m.length_cm
-        out["wound_width_cm"] = m.width_cm
-    else:
-        out["wound_area"] = m.reason or "not measured"
-    tissue = assessment.tissue
-    if tissue is not None:
-        out["tissue_mix"] = {"granulation": tissue.granulation, "slough": tissue.slough, "necrotic": tissue.necrotic,
-                             "unclassified": tissue.unclassified}
-    redness = assessment.redness
-    if redness is not None and redness.index is not None:
-        out["periwound_redness_index"] = redness.index
-    signals = [signal.description or signal.code for signal in assessment.risk.signals]
-    if signals:
-        out["infection_signals"] = signals
-    out["infection_risk_flag"] = "flagged for clinical review" if assessment.risk.flagged else "no signal found"
-    return {k: v for k, v in out.items() if v is not None}
+def analysis_measurements(assessment: WoundAssessment) -> Measurements:
+    """The facts a draft may quote: only what was measured; a missing size says why instead of a number."""
+    m, tissue, redness = assessment.measurement, assessment.tissue, assessment.redness
+    return Measurements(
+        subject="wound",
+        area_cm2=m.area_cm2,
+        length_cm=m.length_cm if m.area_cm2 is not None else None,
+        width_cm=m.width_cm if m.area_cm2 is not None else None,
+        size_not_measured=None if m.area_cm2 is not None else (m.reason or "not measured"),
+        tissue_mix=None if tissue is None else TissueMix(tissue.granulation, tissue.slough, tissue.necrotic,
+                                                         tissue.unclassified),
+        redness_index=None if redness is None else redness.index,
+        infection_signals=tuple(signal.description or signal.code for signal in assessment.risk.signals),
+        infection_flagged=assessment.risk.flagged,
+    )
 
 
 def report_context(photo_id: int, record: AnalysisRecord) -> ReportContext:

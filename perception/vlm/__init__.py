@@ -19,12 +19,14 @@ from perception.vlm.base import (
     VlmUnavailable,
     collect,
 )
+from perception.vlm.measurements import Measurements, TissueMix
 from perception.vlm.report import ReportDraft, parse_sections, render_text
 
 __all__ = [
     "AskRequest",
     "InvalidImage",
     "InvalidQuestion",
+    "Measurements",
     "ReportContext",
     "ReportDraft",
     "Turn",
@@ -36,4 +38,5 @@ __all__ = [
     "collect",
     "parse_sections",
     "render_text",
+    "TissueMix",
 ]

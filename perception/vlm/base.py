@@ -8,9 +8,9 @@ so they all take an ``AskRequest`` and stream text pieces back.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from perception.findings import FrameFindings
 from perception.image_check import ImageCheckError, check_rgb_image
 from perception.vlm.info import BackendKind as BackendKind
 from perception.vlm.info import VlmInfo as VlmInfo
+from perception.vlm.measurements import NO_MEASUREMENTS, Measurements
 from perception.vlm.report import ReportDraft
 
 MAX_QUESTION_CHARS = 2000
@@ -88,16 +89,15 @@ def validate_image(image: object) -> np.ndarray | None:
 class AskRequest:
     """One question about one frame.
 
-    `measurements` holds numbers computed elsewhere (telehealth fills e.g.
-    ``wound_area_cm2`` or ``tissue_mix`` = {"granulation": 0.6, ...}); backends
-    must only quote them, never invent them.
+    `measurements` holds numbers computed elsewhere (telehealth fills them from
+    a wound analysis); backends must only quote them, never invent them.
     Validation happens at construction so a bad request fails before it queues.
     """
 
     question: str
     image: np.ndarray | None = None
     findings: FrameFindings | None = None
-    measurements: Mapping[str, Any] = field(default_factory=dict)
+    measurements: Measurements = NO_MEASUREMENTS
     history: tuple[Turn, ...] = ()
 
     def __post_init__(self) -> None:
@@ -106,7 +106,6 @@ class AskRequest:
         turns = tuple(t if isinstance(t, Turn) else Turn(*t) for t in self.history)
         # Keep only the most recent turns: the newest context matters most.
         object.__setattr__(self, "history", turns[-MAX_HISTORY_TURNS:])
-        object.__setattr__(self, "measurements", dict(self.measurements or {}))
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class ReportContext:
     """What a report draft is built from: findings over one or more evidence frames."""
 
     findings: tuple[FrameFindings, ...] = ()
-    measurements: Mapping[str, Any] = field(default_factory=dict)
+    measurements: Measurements = NO_MEASUREMENTS
     # Frame references (e.g. "session-12/frame-3021") the clinician can open to check.
     evidence_frames: tuple[str, ...] = ()
     image: np.ndarray | None = None
@@ -125,7 +124,6 @@ class ReportContext:
         if isinstance(self.findings, FrameFindings):
             object.__setattr__(self, "findings", (self.findings,))
         object.__setattr__(self, "findings", tuple(self.findings))
-        object.__setattr__(self, "measurements", dict(self.measurements or {}))
 
 
 @runtime_checkable

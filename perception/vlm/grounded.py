@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator
 
 from perception.findings import Finding, FrameFindings
 from perception.vlm.base import AskRequest, ReportContext, VlmInfo
 from perception.vlm.clinical_words import clinical_summary, count_words
 from perception.vlm.geometry import area_fraction, box_gap_px, describe_finding, percent, region_words
 from perception.vlm.intents import Intent, IntentMatcher
-from perception.vlm.prompts import format_measurement_value, safe_measurements
+from perception.vlm.measurements import Box, Measurements
+from perception.vlm.prompts import format_measurement_value
 from perception.vlm.report import ReportDraft
 
 VERSION = "1.0"
@@ -49,16 +49,9 @@ def _label_pattern(label: str) -> re.Pattern[str]:
     return re.compile(rf"\b{words}(?:e?s)?\b", re.IGNORECASE)
 
 
-def named_regions(measurements: Mapping[str, Any]) -> dict[str, tuple[int, int, int, int]]:
-    """Regions a clinician marked on the frame, passed as ``measurements["regions"] = {name: box}``."""
-    regions = measurements.get("regions") or {}
-    out: dict[str, tuple[int, int, int, int]] = {}
-    if isinstance(regions, Mapping):
-        for name, box in regions.items():
-            if isinstance(box, Sequence) and len(box) == 4:
-                x0, y0, x1, y1 = (int(v) for v in box)
-                out[str(name)] = (x0, y0, x1, y1)
-    return out
+def named_regions(measurements: Measurements) -> dict[str, Box]:
+    """Regions a clinician marked on the frame, by name."""
+    return {str(name): (int(x0), int(y0), int(x1), int(y1)) for name, (x0, y0, x1, y1) in measurements.regions.items()}
 
 
 class GroundedAnswerer:
@@ -68,7 +61,7 @@ class GroundedAnswerer:
         self.matcher = matcher or IntentMatcher()
 
     # ----- which objects the question is about -----
-    def mentioned(self, question: str, findings: FrameFindings | None, measurements: Mapping[str, Any]) -> list[str]:
+    def mentioned(self, question: str, findings: FrameFindings | None, measurements: Measurements) -> list[str]:
         """Labels and region names mentioned in the question, in the order they appear."""
         vocab = set(named_regions(measurements))
         if findings is not None:
@@ -90,7 +83,7 @@ class GroundedAnswerer:
                 seen.append(name)
         return seen
 
-    def unknown_terms(self, question: str, findings: FrameFindings, measurements: Mapping[str, Any]) -> list[str]:
+    def unknown_terms(self, question: str, findings: FrameFindings, measurements: Measurements) -> list[str]:
         """Common object words in the question that are not labels of this model."""
         vocab = {v.lower() for v in set(findings.model.labels) | {f.label for f in findings.objects} | set(named_regions(measurements))}
         vocab |= {w for w, lb in _SYNONYMS.items() if lb in vocab}
@@ -107,7 +100,7 @@ class GroundedAnswerer:
         q = request.question
         intent = self.matcher.match(q)
         findings = request.findings
-        meas = safe_measurements(request.measurements)
+        meas = request.measurements
         labels = self.mentioned(q, findings, meas)
         if not labels and request.history:
             # "and how large is it?" after "where is the wound?": carry the subject over.
@@ -157,14 +150,14 @@ class GroundedAnswerer:
         objs = [f for f in findings.objects if not labels or f.label in labels]
         return sorted(objs, key=lambda f: area_fraction(f, findings.frame_size), reverse=True)
 
-    def _describe(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _describe(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         text = clinical_summary(findings)
-        extra = {k: v for k, v in meas.items() if k != "regions"}
+        extra = meas.facts()
         if extra:
             text += " Measurements: " + "; ".join(f"{k.replace('_', ' ')} {format_measurement_value(v)}" for k, v in extra.items()) + "."
         return text
 
-    def _count(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _count(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         if labels:
             parts = [f"{n} {_plural(lb, n)}" for lb in labels for n in [sum(f.label == lb for f in findings.objects)]]
             return "There " + ("is " if parts[0].startswith("1 ") and len(parts) == 1 else "are ") + " and ".join(parts) + " detected in this frame."
@@ -181,7 +174,7 @@ class GroundedAnswerer:
         what = " or ".join(labels) if labels else "object"
         return f"No {what} was detected in this frame."
 
-    def _location(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _location(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         objs = self._targets(findings, labels)
         if not objs:
             return self._not_found(findings, labels)
@@ -196,7 +189,7 @@ class GroundedAnswerer:
         rest = "; ".join(f"{_article(f.label)} {f.label} in {where(f)}" for f in objs[1:])
         return f"There are {len(objs)} detections. The largest, {_article(objs[0].label)} {objs[0].label}, is in {where(objs[0])}; also {rest}."
 
-    def _size(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _size(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         objs = self._targets(findings, labels)
         if not objs:
             return self._not_found(findings, labels)
@@ -204,7 +197,7 @@ class GroundedAnswerer:
         frac = sum(area_fraction(f, findings.frame_size) for f in objs)
         frac = min(frac, 1.0)
         noun = f"the {label}" if len(objs) == 1 else f"the {len(objs)} {_plural(label, len(objs))} together"
-        cm2 = self._area_cm2(meas, label)
+        cm2 = meas.area_of(label)
         physical = (
             f" The measured area is {format_measurement_value(cm2)} cm²."
             if cm2 is not None
@@ -220,17 +213,8 @@ class GroundedAnswerer:
             return f"{'Yes' if yes else 'No'}: {noun} cover{'s' if len(objs) == 1 else ''} about {percent(frac)} of the frame, {rel} than {m.group(1)}%.{physical}"
         return f"{noun[0].upper()}{noun[1:]} cover{'s' if len(objs) == 1 else ''} about {percent(frac)} of the frame.{physical}"
 
-    @staticmethod
-    def _area_cm2(meas: Mapping[str, Any], label: str) -> Any | None:
-        for key in (f"{label}_area_cm2", "area_cm2"):
-            if isinstance(meas.get(key), (int, float)):
-                return meas[key]
-        for key, value in meas.items():
-            if "cm2" in key.lower() and "area" in key.lower() and isinstance(value, (int, float)):
-                return value
-        return None
 
-    def _confidence(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _confidence(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         objs = self._targets(findings, labels)
         if not objs:
             return self._not_found(findings, labels)
@@ -240,7 +224,7 @@ class GroundedAnswerer:
             "These are the model's scores, not a clinical probability."
         )
 
-    def _presence(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _presence(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         if not labels:
             asked = re.search(r"\b(?:is there|are there|do you see|any|see)\s+(?:a|an|any|some|the)?\s*([a-z]+)", q, re.I)
             generic = {"object", "objects", "detection", "detections", "thing", "things", "finding", "findings", "anything"}
@@ -265,7 +249,7 @@ class GroundedAnswerer:
             return f"Yes, {len(objs)} {_plural(best.label, len(objs))} were detected; the largest is {where}."
         return f"Yes, {_article(best.label)} {best.label} was detected {where}."
 
-    def _proximity(self, q: str, findings: FrameFindings, labels: list[str], meas: Mapping[str, Any]) -> str:
+    def _proximity(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         regions = named_regions(meas)
         boxes: list[tuple[str, tuple[int, int, int, int]]] = []
         for name in labels:
@@ -296,29 +280,15 @@ class GroundedAnswerer:
             f"({percent(gap / diag)} of the frame diagonal; 'near' means within {percent(NEAR_FRACTION)})."
         )
 
-    def _tissue(self, meas: Mapping[str, Any]) -> str:
-        mix = meas.get("tissue_mix") or meas.get("tissue")
-        if not mix:
+    def _tissue(self, meas: Measurements) -> str:
+        mix = meas.tissue_mix
+        if mix is None:
             return _DECLINE + "no tissue-mix measurement is available for this frame; the detections give only outlines and sizes."
-        return f"Measured tissue mix: {format_measurement_value(mix)}. This is a measurement for the clinician to review, not a diagnosis."
+        return f"Measured tissue mix: {format_measurement_value(mix.shares())}. This is a measurement for the clinician to review, not a diagnosis."
 
-    def _infection(self, meas: Mapping[str, Any]) -> str:
-        signals: list[str] = []
-        for key in ("infection_signals", "infection_risk_signals"):
-            val = meas.get(key)
-            if isinstance(val, Mapping):
-                signals += [f"{k} {format_measurement_value(v)}" for k, v in val.items()]
-            elif isinstance(val, (list, tuple)):
-                signals += [str(v) for v in val]
-            elif val:
-                signals.append(str(val))
-        if meas.get("infection_risk") is not None:
-            signals.append(f"infection-risk score {format_measurement_value(meas['infection_risk'])}")
-        mix = meas.get("tissue_mix") or {}
-        if isinstance(mix, Mapping):
-            for k, v in mix.items():
-                if k.lower() in ("slough", "necrotic", "necrosis", "eschar") and isinstance(v, (int, float)) and v > 0:
-                    signals.append(f"{k} {100 * v:.0f}% of the wound bed")
+    def _infection(self, meas: Measurements) -> str:
+        signals = list(meas.infection_signals)
+        signals += [f"{name} {100 * share:.0f}% of the wound bed" for name, share in meas.necrotic_or_slough().items()]
         if not signals:
             return _DECLINE + "no infection-related measurements are available, and detections alone cannot show infection."
         return (
@@ -337,7 +307,7 @@ class GroundedAnswerer:
                 lines.append(describe_finding(f, ff))
                 labels[f.label] = labels.get(f.label, 0) + 1
                 scores.append(f.score)
-        meas = {k: v for k, v in safe_measurements(context.measurements).items()}
+        meas = context.measurements
         n_frames = len(context.findings)
         if labels:
             summary = ", ".join(f"{n} {_plural(lb, n)}" for lb, n in labels.items())
@@ -349,7 +319,7 @@ class GroundedAnswerer:
         if withheld:
             follow.insert(0, f"{withheld} frame(s) did not look like what the detection model knows; it made no "
                              "statement about them. Review those frames without AI support.")
-        if self._area_cm2(meas, next(iter(labels), "")) is None and labels:
+        if meas.area_of(next(iter(labels), "")) is None and labels:
             follow.append("Measure the area with a calibrated method if size is clinically relevant.")
         infection = self._infection(meas)
         if not infection.startswith(_DECLINE):
@@ -363,7 +333,7 @@ class GroundedAnswerer:
             unc = "Automatic detection found nothing; small or occluded regions can be missed."
         return ReportDraft(
             findings=lines,
-            measurements=meas,
+            measurements=meas.facts(),
             impression=impression,
             follow_up=" ".join(follow),
             uncertainty=unc,

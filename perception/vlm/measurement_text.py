@@ -1,4 +1,4 @@
-"""How measurements read in text, and which keys never leave perception (they could identify a patient).
+"""How measurement values read in text.
 
 Shared by the prompts, the grounded answerer and the report drafts; kept apart
 from ``prompts`` (which needs the request types of ``base``) so that ``report``
@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-# Keys that could identify a patient; stripped from measurements defensively in
-# case a caller passes a whole record.
-_IDENTIFYING_KEYS = {"name", "patient", "patient_name", "patient_id", "mrn", "dob", "birth_date", "address", "phone", "email"}
 
 
 def format_measurement_value(value: Any) -> str:
@@ -28,8 +24,3 @@ def format_measurement_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}".rstrip("0").rstrip(".")
     return str(value)
-
-
-def safe_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
-    """Measurements without keys that could identify a patient."""
-    return {k: v for k, v in measurements.items() if k.lower() not in _IDENTIFYING_KEYS}

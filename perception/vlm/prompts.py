@@ -7,14 +7,13 @@ patient identifiers ever go in: only frame-level facts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from perception.findings import FrameFindings
 from perception.vlm.base import AskRequest, ReportContext
 from perception.vlm.geometry import describe_finding
 from perception.vlm.measurement_text import format_measurement_value as format_measurement_value
-from perception.vlm.measurement_text import safe_measurements as safe_measurements
+from perception.vlm.measurements import NO_MEASUREMENTS, Measurements
 
 SYSTEM_PROMPT = (
     "You assist clinicians watching a live surgical or telemedicine video. "
@@ -47,14 +46,14 @@ def findings_facts(findings: FrameFindings | None) -> list[str]:
     return lines
 
 
-def measurement_facts(measurements: Mapping[str, Any]) -> list[str]:
-    safe = safe_measurements(measurements)
-    if not safe:
+def measurement_facts(measurements: Measurements) -> list[str]:
+    facts = measurements.facts()
+    if not facts:
         return []
-    return ["Measurements:"] + [f"- {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in safe.items()]
+    return ["Measurements:"] + [f"- {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in facts.items()]
 
 
-def facts_text(findings: FrameFindings | None, measurements: Mapping[str, Any]) -> str:
+def facts_text(findings: FrameFindings | None, measurements: Measurements = NO_MEASUREMENTS) -> str:
     return "\n".join(findings_facts(findings) + measurement_facts(measurements))
 
 
@@ -77,7 +76,7 @@ def build_messages(request: AskRequest, *, with_image: bool) -> list[dict[str, A
 
 
 def build_report_messages(context: ReportContext, *, with_image: bool) -> list[dict[str, Any]]:
-    facts = [facts_text(f, {}) for f in context.findings] or ["No detection results are available."]
+    facts = [facts_text(f) for f in context.findings] or ["No detection results are available."]
     meas = measurement_facts(context.measurements)
     text = REPORT_INSTRUCTIONS + "\n\nFacts:\n" + "\n".join(facts + meas)
     if context.notes.strip():

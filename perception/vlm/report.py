@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from perception.vlm.info import VlmInfo
-from perception.vlm.measurement_text import format_measurement_value, safe_measurements
+from perception.vlm.measurement_text import format_measurement_value
 
 DRAFT_HEADER = "AI DRAFT — must be reviewed and signed by a clinician"
 
@@ -141,7 +141,7 @@ def draft_from_llm_text(text: str, context: Any, info: VlmInfo) -> ReportDraft:
     return ReportDraft.from_sections(
         parse_sections(text),
         info=info,
-        measurements=safe_measurements(context.measurements),
+        measurements=context.measurements.facts(),
         evidence_frames=list(context.evidence_frames),
         fallback_findings=fallback,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -11,12 +12,10 @@ from perception.findings import Finding, FrameFindings, ModelInfo
 from perception.vlm import AskRequest, ReportContext, Turn, collect, render_text
 from perception.vlm.grounded import GroundedBackend
 from perception.vlm.intents import Intent, IntentMatcher, keyword_intent
+from perception.vlm.measurements import Measurements, TissueMix
 
-MEAS = {
-    "wound_area_cm2": 4.2,
-    "tissue_mix": {"granulation": 0.6, "slough": 0.3, "necrotic": 0.1},
-    "regions": {"marked region": (300, 300, 400, 400)},
-}
+MEAS = Measurements(area_cm2=4.2, tissue_mix=TissueMix(granulation=0.6, slough=0.3, necrotic=0.1),
+                    regions={"marked region": (300, 300, 400, 400)})
 
 
 @pytest.fixture(scope="module", params=["embeddings", "keywords"])
@@ -70,7 +69,7 @@ async def test_size_in_cm2_only_when_measured(backend, wound_findings):
 async def test_proximity_to_named_region(backend, wound_findings):
     text = await ask(backend, "is the instrument near the marked region?", wound_findings, measurements=MEAS)
     assert text.startswith("No") and "200 px" in text and "marked region" in text
-    near = dict(MEAS, regions={"marked region": (390, 95, 450, 150)})
+    near = dataclasses.replace(MEAS, regions={"marked region": (390, 95, 450, 150)})
     text = await ask(backend, "is the instrument near the marked region?", wound_findings, measurements=near)
     assert text.startswith("Yes") and "overlaps" in text
 
@@ -119,7 +118,7 @@ async def test_withheld_frame_is_never_answered_as_empty(backend):
         assert "does not look like colonoscopy" in text and "withheld" in text, text
         assert not text.startswith("No")
     assert "made no statement" in findings_facts(foreign)[0]
-    draft = await backend.draft_report(ReportContext(findings=(foreign,), measurements={}, evidence_frames=()))
+    draft = await backend.draft_report(ReportContext(findings=(foreign,), evidence_frames=()))
     assert "did not look like what the detection model knows" in draft.follow_up
 
 

@@ -16,6 +16,7 @@ from perception.vlm import (
     parse_sections,
 )
 from perception.vlm.base import MAX_HISTORY_TURNS
+from perception.vlm.measurements import Measurements
 from perception.vlm.prompts import SYSTEM_PROMPT, build_messages
 
 
@@ -68,11 +69,20 @@ def test_history_is_bounded_and_in_prompt():
 
 
 def test_prompt_facts_and_no_identifiers(wound_findings):
-    req = AskRequest("how large?", findings=wound_findings, measurements={"wound_area_cm2": 4.25, "patient_name": "Jane Doe", "mrn": "123"})
+    req = AskRequest("how large?", findings=wound_findings,
+                     measurements=Measurements(area_cm2=4.25, size_not_measured=None, infection_flagged=False))
     text = build_messages(req, with_image=False)[-1]["content"][0]["text"]
     assert "wound (confidence 0.91) in the upper left of the frame, covering about 5.9%" in text
-    assert "track #3" in text and "wound area cm2: 4.25" in text
-    assert "Jane" not in text and "123" not in text
+    assert "track #3" in text and "wound area cm2: 4.25" in text and "infection risk flag: no signal found" in text
+    # Typed fields only: an identifier has nowhere to go.
+    with pytest.raises(TypeError, match="patient_name"):
+        Measurements(area_cm2=4.25, patient_name="Jane Doe")  # type: ignore[call-arg]
+
+
+def test_a_size_that_was_not_measured_says_why():
+    facts = Measurements(size_not_measured="not measured: no scale marker in the photo").facts()
+    assert facts == {"wound_area": "not measured: no scale marker in the photo"}
+    assert Measurements(area_cm2=2.0).area_of("wound") == 2.0 and Measurements(area_cm2=2.0).area_of("polyp") is None
 
 
 def test_busy_message():

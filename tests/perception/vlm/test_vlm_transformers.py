@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from perception.vlm import AskRequest, ReportContext, VlmBusy, VlmUnavailable, collect
+from perception.vlm.measurements import Measurements
 from perception.vlm.testing import save_tiny_idefics3, save_tiny_llava, save_tiny_text_lm
 from perception.vlm.transformers_local import TransformersBackend, waiting_on
 
@@ -74,7 +75,7 @@ async def test_busy_queue(tmp_path_factory):
 
 async def test_report_draft(tmp_path_factory, wound_findings):
     backend = TransformersBackend(save_tiny_llava(tmp_path_factory.mktemp("report")), max_new_tokens=8, report_max_new_tokens=16)
-    draft = await backend.draft_report(ReportContext(findings=(wound_findings,), evidence_frames=("f9",), measurements={"wound_area_cm2": 3.0}))
+    draft = await backend.draft_report(ReportContext(findings=(wound_findings,), evidence_frames=("f9",), measurements=Measurements(area_cm2=3.0)))
     assert draft.status == "ai_draft" and draft.requires_signature and draft.measurements == {"wound_area_cm2": 3.0}
     assert draft.findings  # gibberish model: falls back to the detections as findings
 
