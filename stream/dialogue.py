@@ -101,7 +101,7 @@ async def snapshot(lookup: StreamLookup, stream_id: str, frame_seq: int | None) 
 
 async def ask_backend(
     backend: VlmBackend, result: ModelResult, question: str, history: tuple[Turn, ...] = ()
-) -> tuple[AskRequest, collections.abc.AsyncIterator[str]]:
+) -> tuple[AskRequest, collections.abc.AsyncGenerator[str, None]]:
     """Build the request from a snapshot (conversion in a worker thread) and start the answer stream."""
     loop = asyncio.get_running_loop()
     image = await loop.run_in_executor(None, frame_to_array, result.source.frame, "rgb24")
@@ -159,7 +159,7 @@ class SessionDialogue:
                     self._send(AnswerEvent(request_id=rid, delta=piece).model_dump_json())
             finally:
                 # Stops generation when we were cancelled mid-answer.
-                await pieces.aclose()  # type: ignore[attr-defined]  # every backend's answer() is an async generator; VlmBackend types it AsyncIterator
+                await pieces.aclose()
             answer = "".join(text)
             self._history.append(Turn(message.question.strip(), answer))
             info = self._backend.info

@@ -8,7 +8,7 @@ so they all take an ``AskRequest`` and stream text pieces back.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -138,7 +138,7 @@ class VlmBackend(Protocol):
     @property
     def info(self) -> VlmInfo: ...
 
-    def answer(self, request: AskRequest) -> AsyncIterator[str]: ...
+    def answer(self, request: AskRequest) -> AsyncGenerator[str, None]: ...
 
     async def draft_report(self, context: ReportContext) -> ReportDraft: ...
 

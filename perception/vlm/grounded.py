@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from perception.findings import Finding, FrameFindings
 from perception.vlm.base import AskRequest, ReportContext, VlmInfo
@@ -364,7 +364,7 @@ class GroundedBackend:
         """"embeddings" or "keywords": which matcher is in use (for logs/docs)."""
         return self._answerer.matcher.method
 
-    async def answer(self, request: AskRequest) -> AsyncIterator[str]:
+    async def answer(self, request: AskRequest) -> AsyncGenerator[str, None]:
         # Intent matching runs a small model: keep it off the event loop.
         text = await asyncio.to_thread(self._answerer.answer, request)
         words = text.split(" ")

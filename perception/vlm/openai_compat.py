@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import cv2
@@ -106,7 +106,7 @@ class OpenAICompatBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def answer(self, request: AskRequest) -> AsyncIterator[str]:
+    async def answer(self, request: AskRequest) -> AsyncGenerator[str, None]:
         image = request.image if self.send_image else None
         messages = to_openai_messages(build_messages(request, with_image=image is not None), image)
         async for piece in self._stream(messages, self.max_new_tokens):

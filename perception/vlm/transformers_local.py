@@ -14,7 +14,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,7 +138,7 @@ class TransformersBackend:
     async def aclose(self) -> None:
         return None
 
-    async def answer(self, request: AskRequest) -> AsyncIterator[str]:
+    async def answer(self, request: AskRequest) -> AsyncGenerator[str, None]:
         messages = build_messages(request, with_image=request.image is not None)
         async for piece in self._generate(messages, request.image, self.max_new_tokens):
             yield piece

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import cv2
 import numpy as np
 
+from perception.image_check import check_rgb_image
 from telehealth.wound.evidence import render_evidence
 from telehealth.wound.geometry import as_bool_mask, clean_mask, measure, pixel_geometry
 from telehealth.wound.marker import DEFAULT_MARKER_MM, MarkerPolicy, detect_scale, marker_polygon
@@ -25,14 +26,6 @@ from telehealth.wound.tissue import TissueRules, tissue_composition
 
 # Only timings and statuses are logged: never pixel values, measurements or identifiers.
 log = logging.getLogger(__name__)
-
-
-def _check_photo(rgb: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        shape = getattr(rgb, "shape", None)
-        raise ValueError(f"photo must be an H x W x 3 uint8 RGB array, got {type(rgb).__name__} {shape}")
-    if min(rgb.shape[:2]) < 16:
-        raise ValueError(f"photo is too small: {rgb.shape[1]}x{rgb.shape[0]}")
 
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -72,7 +65,7 @@ def analyse_wound_photo(
     overrides it when given).
     """
     t0 = time.perf_counter()
-    _check_photo(rgb)
+    check_rgb_image(rgb, what="photo", min_side=16)
     h, w = rgb.shape[:2]
     segmented = segment(rgb)
     mask = clean_mask(as_bool_mask(segmented.mask, (h, w)))
