@@ -106,7 +106,9 @@ def _fade(colour: tuple[int, int, int], opacity: float) -> tuple[int, int, int]:
     return blue, green, red
 
 
-def _label(frame: npt.NDArray[np.uint8], text: str, origin: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
+def _label(
+    frame: npt.NDArray[np.uint8], text: str, origin: tuple[int, int], colour: tuple[int, int, int], scale: float
+) -> None:
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
     x, y = origin
     y = max(y, th + base + 2)

@@ -65,23 +65,34 @@ def estimate_motion(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], frame_wi
     height, width = a.shape
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     # Where a pixel of a lands in b, the flow back must point home again; unrelated images fail this everywhere.
-    back_at_arrival = cv2.remap(back, grid_x + forward[..., 0], grid_y + forward[..., 1], cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+    back_at_arrival = cv2.remap(
+        back, grid_x + forward[..., 0], grid_y + forward[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     fb_error = np.hypot(forward[..., 0] + back_at_arrival[..., 0], forward[..., 1] + back_at_arrival[..., 1])
-    a_on_b = cv2.remap(a, grid_x + back[..., 0], grid_y + back[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a_on_b = cv2.remap(
+        a, grid_x + back[..., 0], grid_y + back[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     residual = float(cv2.absdiff(a_on_b, b).mean())
     contrast = max(1.0, float(b.std()))
     return Motion(forward, fb_error, float(np.median(fb_error)), residual / contrast, width / frame_width)
 
 
-def carry(findings: FrameFindings, motion: Motion | None, limits: MotionLimits = MotionLimits()) -> FrameFindings | None:
+def carry(
+    findings: FrameFindings, motion: Motion | None, limits: MotionLimits = MotionLimits()
+) -> FrameFindings | None:
     """`findings` moved by `motion`, or None when the motion cannot be trusted for the frame as a whole.
 
     Objects whose own region does not match are dropped (better no outline than one off the tissue).
     """
-    if motion is None or motion.fb_median > limits.max_fb_error_px or motion.relative_residual > limits.max_relative_residual:
+    if (
+        motion is None
+        or motion.fb_median > limits.max_fb_error_px
+        or motion.relative_residual > limits.max_relative_residual
+    ):
         return None
-    moved = tuple(obj for obj in (_carry_object(o, motion, findings.frame_size, limits) for o in findings.objects) if obj)
+    moved = tuple(
+        obj for obj in (_carry_object(o, motion, findings.frame_size, limits) for o in findings.objects) if obj
+    )
     return dataclasses.replace(findings, objects=moved)
 
 

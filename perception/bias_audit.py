@@ -89,7 +89,9 @@ class GroupScore:
     dice_std: float
 
 
-def audit(model: SegmentationModel, samples: Sequence[datasets.Sample]) -> tuple[list[GroupScore], list[dict[str, Any]]]:
+def audit(
+    model: SegmentationModel, samples: Sequence[datasets.Sample]
+) -> tuple[list[GroupScore], list[dict[str, Any]]]:
     """Per-group Dice of ``model`` on ``samples`` (images without a usable ring go to "not estimated")."""
     from perception.metrics import mask_scores
 
@@ -102,8 +104,14 @@ def audit(model: SegmentationModel, samples: Sequence[datasets.Sample]) -> tuple
         model.reset()
         _, pred = model.predict_with_mask(img)
         angle = ita_degrees(img, gt)
-        rows.append({"name": s.name, "ita": angle, "group": ita_group(angle) if angle is not None else "not estimated",
-                     "dice": mask_scores(pred, gt)["dice"]})
+        rows.append(
+            {
+                "name": s.name,
+                "ita": angle,
+                "group": ita_group(angle) if angle is not None else "not estimated",
+                "dice": mask_scores(pred, gt)["dice"],
+            }
+        )
     order = [name for _, name in ITA_GROUPS] + ["not estimated"]
     groups = []
     for name in order:

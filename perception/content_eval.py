@@ -119,8 +119,17 @@ def evaluate_content(model: SegmentationModel, task: str, root: Path | None = No
             out.append(ContentSet(name, expected, 0, None, f"skipped: nothing found at {where}"))
             return
         verdicts, d = _verdicts(model, images)
-        out.append(ContentSet(name, expected, len(verdicts), float(np.mean(verdicts)), distance_min=min(d),
-                              distance_median=float(np.median(d)), distance_max=max(d)))
+        out.append(
+            ContentSet(
+                name,
+                expected,
+                len(verdicts),
+                float(np.mean(verdicts)),
+                distance_min=min(d),
+                distance_median=float(np.median(d)),
+                distance_max=max(d),
+            )
+        )
 
     def split_images(t: str) -> Iterator[np.ndarray]:
         _, val = datasets.task_split(t, root=root)
@@ -152,8 +161,11 @@ def markdown_table(sets: list[ContentSet]) -> str:
 
 def distance_table(sets: list[ContentSet], threshold: float) -> str:
     lines = [f"squared distances (threshold {threshold:.1f}): min / median / max"]
-    lines += [f"  {s.name}: {s.distance_min:.0f} / {s.distance_median:.0f} / {s.distance_max:.0f}"
-              for s in sets if s.distance_min is not None]
+    lines += [
+        f"  {s.name}: {s.distance_min:.0f} / {s.distance_median:.0f} / {s.distance_max:.0f}"
+        for s in sets
+        if s.distance_min is not None
+    ]
     return "\n".join(lines)
 
 

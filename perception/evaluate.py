@@ -44,6 +44,7 @@ Row = dict[str, Any]  # one image's scores, as written to per_image.csv
 Box = tuple[int, int, int, int]
 Detections = list[tuple[Box, float]]  # (box, score) of each finding of one image
 
+
 def default_eval_dir() -> Path:
     """Where evaluations go unless ``--out`` says otherwise: ``./scopecast-eval`` (the current directory)."""
     return Path.cwd() / "scopecast-eval"
@@ -64,8 +65,9 @@ def load_model(model_name_or_path: str | Path, *, threads: int = 1) -> Segmentat
     if str(model_name_or_path) not in shipped:
         known = ", ".join(shipped) or "none"
         raise ModelError(f"unknown model {model_name_or_path!r}: not a file and not a shipped model ({known})")
-    return SegmentationModel(shipped[str(model_name_or_path)], threads=threads, device="cpu",
-                             withhold_out_of_domain=False)
+    return SegmentationModel(
+        shipped[str(model_name_or_path)], threads=threads, device="cpu", withhold_out_of_domain=False
+    )
 
 
 def _content_columns(found: FrameFindings) -> dict[str, Any]:
@@ -78,15 +80,12 @@ def _content_columns(found: FrameFindings) -> dict[str, Any]:
 def mask_boxes(mask: np.ndarray, min_area: float) -> list[tuple[int, int, int, int]]:
     """Boxes (x0, y0, x1, y1) of the connected components of a mask with at least ``min_area`` pixels."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return [
-        (int(x), int(y), int(x + w), int(y + h))
-        for x, y, w, h, a in stats[1:]
-        if a >= min_area
-    ]
+    return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, a in stats[1:] if a >= min_area]
 
 
-def _score(model: SegmentationModel, samples: Sequence[datasets.Sample], progress: bool
-           ) -> tuple[list[Row], list[Detections], list[list[Box]]]:
+def _score(
+    model: SegmentationModel, samples: Sequence[datasets.Sample], progress: bool
+) -> tuple[list[Row], list[Detections], list[list[Box]]]:
     rows: list[Row] = []
     dets: list[Detections] = []
     gts: list[list[Box]] = []
@@ -105,9 +104,19 @@ def _score(model: SegmentationModel, samples: Sequence[datasets.Sample], progres
         min_area = max(1.0, model.meta.min_area_frac * gt.size)
         g = mask_boxes(gt, min_area)
         d: Detections = [(o.box, o.score) for o in found.objects]
-        rows.append({"source": s.source, "name": s.name, **mask_scores(pred, gt), "n_true": len(g),
-                     "n_found": len(d), "ms": found.inference_ms, "width": img.shape[1], "height": img.shape[0],
-                     **_content_columns(found)})
+        rows.append(
+            {
+                "source": s.source,
+                "name": s.name,
+                **mask_scores(pred, gt),
+                "n_true": len(g),
+                "n_found": len(d),
+                "ms": found.inference_ms,
+                "width": img.shape[1],
+                "height": img.shape[0],
+                **_content_columns(found),
+            }
+        )
         dets.append(d)
         gts.append(g)
     return rows, dets, gts
@@ -130,8 +139,18 @@ def _in_domain(rows: list[Row]) -> dict[str, Any]:
 
 
 def _write_csv(rows: list[Row], path: Path) -> None:
-    keys = ["source", "name", *MASK_METRICS, "n_true", "n_found", "ms", "width", "height", "in_domain",
-            "domain_distance"]
+    keys = [
+        "source",
+        "name",
+        *MASK_METRICS,
+        "n_true",
+        "n_found",
+        "ms",
+        "width",
+        "height",
+        "in_domain",
+        "domain_distance",
+    ]
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
@@ -139,8 +158,9 @@ def _write_csv(rows: list[Row], path: Path) -> None:
             w.writerow({k: (f"{r[k]:.5f}" if isinstance(r[k], float) else r[k]) for k in keys if k in r})
 
 
-def _worst_grid(model: SegmentationModel, samples: Sequence[datasets.Sample], rows: list[Row], path: Path,
-                k: int = 12) -> None:
+def _worst_grid(
+    model: SegmentationModel, samples: Sequence[datasets.Sample], rows: list[Row], path: Path, k: int = 12
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +197,11 @@ def _worst_grid(model: SegmentationModel, samples: Sequence[datasets.Sample], ro
 
 
 def evaluate_samples(
-    model: SegmentationModel, samples: Sequence[datasets.Sample], *, out_dir: str | Path | None = None, worst_k: int = 12,
+    model: SegmentationModel,
+    samples: Sequence[datasets.Sample],
+    *,
+    out_dir: str | Path | None = None,
+    worst_k: int = 12,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score a loaded model on samples; with ``out_dir``, write CSV, worst-case grid and summary there.
@@ -242,8 +266,9 @@ def image_files(images_dir: str | Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in datasets.IMAGE_SUFFIXES)
 
 
-def content_check(model_name_or_path: str | Path, images_dir: str | Path, *, out_dir: str | Path | None = None,
-                  threads: int = 1) -> dict[str, Any]:
+def content_check(
+    model_name_or_path: str | Path, images_dir: str | Path, *, out_dir: str | Path | None = None, threads: int = 1
+) -> dict[str, Any]:
     """The content gate's verdict on every image of a folder without masks: ``in_domain_fraction`` and per image."""
     files = image_files(images_dir)
     if not files:
@@ -298,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.split:
-            res = evaluate_split(args.model, args.split, out_dir=args.out, threads=args.threads,
-                                 progress=sys.stderr.isatty())
+            res = evaluate_split(
+                args.model, args.split, out_dir=args.out, threads=args.threads, progress=sys.stderr.isatty()
+            )
         elif args.images and args.masks:
             res = evaluate(args.model, args.images, args.masks, out_dir=args.out, threads=args.threads)
         elif args.images:

@@ -108,8 +108,15 @@ def gated_net(net: EmbeddingNet, fit: GateFit) -> GatedNet:
     return GatedNet(net, fit).eval()
 
 
-def embeddings(net: EmbeddingNet, samples: Sequence[Sample], size: int, mean: Sequence[float],
-               std: Sequence[float], *, batch: int = 16) -> np.ndarray:
+def embeddings(
+    net: EmbeddingNet,
+    samples: Sequence[Sample],
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    batch: int = 16,
+) -> np.ndarray:
     """The gate's feature vector for each sample (resized like the runtime does)."""
     import torch
 
@@ -130,8 +137,17 @@ def embeddings(net: EmbeddingNet, samples: Sequence[Sample], size: int, mean: Se
 GATE_MARGIN = 1.25
 
 
-def fit_content_gate(net: EmbeddingNet, task: str, size: int, mean: Sequence[float], std: Sequence[float], *,
-                     split_seed: int, percentile: float = 99.5, margin: float = GATE_MARGIN) -> GateFit:
+def fit_content_gate(
+    net: EmbeddingNet,
+    task: str,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    split_seed: int,
+    percentile: float = 99.5,
+    margin: float = GATE_MARGIN,
+) -> GateFit:
     """Fit the gate on 80% of the training images; threshold from the other 20% (the validation split is left
     untouched, so its in-domain fraction is an honest figure)."""
     from perception import datasets
@@ -140,8 +156,12 @@ def fit_content_gate(net: EmbeddingNet, task: str, size: int, mean: Sequence[flo
     train, _ = datasets.task_split(task, seed=split_seed)
     fit_part = [s for s in train if not datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
     calib_part = [s for s in train if datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
-    return fit_gate(embeddings(net, fit_part, size, mean, std), embeddings(net, calib_part, size, mean, std),
-                    percentile=percentile, margin=margin)
+    return fit_gate(
+        embeddings(net, fit_part, size, mean, std),
+        embeddings(net, calib_part, size, mean, std),
+        percentile=percentile,
+        margin=margin,
+    )
 
 
 def _embed_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
@@ -196,8 +216,9 @@ def export(
     info = TASK_INFO.get(task, {"labels": [task], "data": [], "domain": "", "content": task})
     gate_meta = None
     if content_gate and isinstance(net, EmbeddingNet):
-        fit = fit_content_gate(net, task, size, mean, std, split_seed=cfg.get("split_seed", datasets.DEFAULT_SEED),
-                               margin=gate_margin)
+        fit = fit_content_gate(
+            net, task, size, mean, std, split_seed=cfg.get("split_seed", datasets.DEFAULT_SEED), margin=gate_margin
+        )
         gate_meta = {
             "output": "domain_distance",
             "content": info["content"],
@@ -205,7 +226,7 @@ def export(
             "percentile": fit.percentile,
             "margin": gate_margin,
             "method": "squared Mahalanobis distance (Ledoit-Wolf) of the per-channel mean and std of the 1/2, 1/4 "
-                      "and 1/8 encoder features",
+            "and 1/8 encoder features",
             "fit_images": fit.n_fit,
             "calibration_images": fit.n_calibration,
             "shrinkage": fit.shrinkage,
@@ -278,16 +299,16 @@ def export(
         try:
             from perception.evaluate import evaluate_split
 
-            res = evaluate_split(onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val",
-                                 threads=threads)
+            res = evaluate_split(
+                onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val", threads=threads
+            )
         except FileNotFoundError as e:
             print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
         else:
             keys = ("dice", "iou", "precision", "recall", "ap50", "n_images", "in_domain_fraction")
             meta["val_metrics"] = {k: res[k] for k in keys if k in res}
             meta["val_metrics"]["per_source"] = {
-                src: {k: r[k] for k in keys if k in r}
-                for src, r in res.get("per_source", {}).items()
+                src: {k: r[k] for k in keys if k in r} for src, r in res.get("per_source", {}).items()
             }
             json_path.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -305,12 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-eval", action="store_true", help="skip the validation-split evaluation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-content-gate", action="store_true", help="export without the content gate output")
-    p.add_argument("--gate-margin", type=float, default=GATE_MARGIN,
-                   help="content gate threshold = margin x the 99.5th percentile of held-out training images")
-    p.add_argument("--flip-tta", action="store_true",
-                   help="average the logits of the image and its mirror inside the graph (twice the network cost)")
-    p.add_argument("--triton", type=Path, default=None, metavar="DIR",
-                   help="also write a Triton model repository DIR/<name>/ (config.pbtxt + 1/model.onnx)")
+    p.add_argument(
+        "--gate-margin",
+        type=float,
+        default=GATE_MARGIN,
+        help="content gate threshold = margin x the 99.5th percentile of held-out training images",
+    )
+    p.add_argument(
+        "--flip-tta",
+        action="store_true",
+        help="average the logits of the image and its mirror inside the graph (twice the network cost)",
+    )
+    p.add_argument(
+        "--triton",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write a Triton model repository DIR/<name>/ (config.pbtxt + 1/model.onnx)",
+    )
     p.add_argument("--triton-max-batch", type=int, default=8)
     args = p.parse_args(argv)
     if not args.checkpoint.is_file():
@@ -319,21 +352,36 @@ def main(argv: list[str] | None = None) -> int:
     from perception.encoders import EncoderWeightsError
 
     try:
-        meta = export(args.checkpoint, args.name, out_dir=args.out_dir, version=args.version,
-                      threshold=args.threshold, min_area_frac=args.min_area_frac, opset=args.opset,
-                      evaluate_val=not args.no_eval, threads=args.threads,
-                      content_gate=not args.no_content_gate, flip_tta=args.flip_tta,
-                      gate_margin=args.gate_margin)
+        meta = export(
+            args.checkpoint,
+            args.name,
+            out_dir=args.out_dir,
+            version=args.version,
+            threshold=args.threshold,
+            min_area_frac=args.min_area_frac,
+            opset=args.opset,
+            evaluate_val=not args.no_eval,
+            threads=args.threads,
+            content_gate=not args.no_content_gate,
+            flip_tta=args.flip_tta,
+            gate_margin=args.gate_margin,
+        )
     except (CheckpointError, EncoderWeightsError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: meta[k] for k in ("name", "params", "onnx_bytes", "parity_max_abs_diff")}
-                     | {"val_metrics": meta.get("val_metrics")}, indent=1))
+    print(
+        json.dumps(
+            {k: meta[k] for k in ("name", "params", "onnx_bytes", "parity_max_abs_diff")}
+            | {"val_metrics": meta.get("val_metrics")},
+            indent=1,
+        )
+    )
     if args.triton is not None:
         from perception.runtimes.triton_repo import write_model_repository
 
-        model_dir = write_model_repository(Path(args.out_dir) / f"{args.name}.onnx", args.triton, args.name,
-                                           max_batch=args.triton_max_batch)
+        model_dir = write_model_repository(
+            Path(args.out_dir) / f"{args.name}.onnx", args.triton, args.name, max_batch=args.triton_max_batch
+        )
         print(f"Triton model repository: {model_dir}")
     return 0
 

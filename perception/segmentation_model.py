@@ -171,8 +171,9 @@ class SegmentationModel:
         self.max_objects = max(1, int(max_objects))
         self.analysis_max_side = max(16, int(analysis_max_side))
         self.tracker = tracker if tracker is not None else MotionTracker()
-        self._info = ModelInfo(name=self.meta.name, version=self.meta.version, task="segmentation",
-                               labels=self.meta.labels)
+        self._info = ModelInfo(
+            name=self.meta.name, version=self.meta.version, task="segmentation", labels=self.meta.labels
+        )
         try:  # a first run proves the graph executes (and warms it up)
             self._run(np.zeros((1, 3, self.input_size[1], self.input_size[0]), np.float32))
         except ModelError:
@@ -304,8 +305,9 @@ class SegmentationModel:
         logits, (gate,) = self._runtime.run_with(batch, (GATE_OUTPUT,))
         distances = np.asarray(gate, np.float64).reshape(-1)
         if distances.shape[0] != len(batch):
-            raise ModelError(f"{self.path.name}: {GATE_OUTPUT} has {distances.shape[0]} values for "
-                             f"a batch of {len(batch)}")
+            raise ModelError(
+                f"{self.path.name}: {GATE_OUTPUT} has {distances.shape[0]} values for a batch of {len(batch)}"
+            )
         return logits, distances
 
     @staticmethod
@@ -313,8 +315,9 @@ class SegmentationModel:
         prob: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
         return prob
 
-    def _predict(self, frames: Sequence[np.ndarray], *, want_masks: bool
-                 ) -> list[tuple[FrameFindings, np.ndarray | None]]:
+    def _predict(
+        self, frames: Sequence[np.ndarray], *, want_masks: bool
+    ) -> list[tuple[FrameFindings, np.ndarray | None]]:
         if len(frames) == 0:
             return []
         t_pre = []
@@ -340,13 +343,15 @@ class SegmentationModel:
             withhold = content.in_domain is False and self.withhold_out_of_domain
             objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], want_masks, withhold)
             ms = (tp + t_run + time.perf_counter() - t0) * 1000.0
-            ff = FrameFindings(model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects,
-                               inference_ms=ms, content=content)
+            ff = FrameFindings(
+                model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects, inference_ms=ms, content=content
+            )
             results.append((ff, mask))
         return results
 
-    def _make_runtime(self, runtime: str | Runtime | None, threads: int, device: str,
-                      options: dict[str, dict[str, Any]] | None) -> Runtime:
+    def _make_runtime(
+        self, runtime: str | Runtime | None, threads: int, device: str, options: dict[str, dict[str, Any]] | None
+    ) -> Runtime:
         if runtime is None:
             return OnnxRuntime(self.path, threads=threads, device=device)
         if not isinstance(runtime, str):
@@ -371,8 +376,11 @@ class SegmentationModel:
         if withhold:
             # Nothing is said about a frame the model does not know; tracks age as if nothing were seen.
             self.tracker.update([], [], [])
-            mask = (cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
-                    if want_mask else None)
+            mask = (
+                cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
+                if want_mask
+                else None
+            )
             return (), mask
         gw, gh = self._grid_size(width, height)
         if prob_small.shape != (gh, gw):
@@ -392,8 +400,9 @@ class SegmentationModel:
             x, y, w, h, area = (int(v) for v in stats[i])
             inside = labels[y : y + h, x : x + w] == i
             score = float(prob[y : y + h, x : x + w][inside].mean())
-            contours, _ = cv2.findContours(inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
-                                           offset=(x, y))
+            contours, _ = cv2.findContours(
+                inside.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y)
+            )
             outline = []
             for c in contours:
                 if len(c) < 3:

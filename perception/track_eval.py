@@ -32,8 +32,31 @@ from perception.metrics import box_iou
 if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
     from perception.segmentation_model import SegmentationModel
 
-CVC_SEQUENCE_STARTS = (1, 26, 51, 68, 79, 104, 127, 152, 178, 200, 206, 228, 253, 278, 298, 318, 343, 364, 384, 409,
-                       429, 448, 467)
+CVC_SEQUENCE_STARTS = (
+    1,
+    26,
+    51,
+    68,
+    79,
+    104,
+    127,
+    152,
+    178,
+    200,
+    206,
+    228,
+    253,
+    278,
+    298,
+    318,
+    343,
+    364,
+    384,
+    409,
+    429,
+    448,
+    467,
+)
 
 
 @dataclass
@@ -56,8 +79,9 @@ def largest_component_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x, y, x + w, y + h
 
 
-def follow_ground_truth(name: str, findings_per_frame: Sequence[FrameFindings | None], masks: Sequence[np.ndarray],
-                        fps: float) -> SequenceTracking:
+def follow_ground_truth(
+    name: str, findings_per_frame: Sequence[FrameFindings | None], masks: Sequence[np.ndarray], fps: float
+) -> SequenceTracking:
     """Id switches and ids per 10 s of the ground-truth polyp across one sequence's frames."""
     last_id: int | None = None
     ids: set[int] = set()
@@ -75,8 +99,15 @@ def follow_ground_truth(name: str, findings_per_frame: Sequence[FrameFindings | 
         ids.add(best.track_id)
     seconds = len(masks) / fps
     # The first id an object gets is expected; every further one is churn the surgeon sees.
-    return SequenceTracking(name, len(masks), round(seconds, 2), 1, len(ids), switches,
-                            round(max(0, len(ids) - 1) / max(seconds / 10, 1e-9), 2))
+    return SequenceTracking(
+        name,
+        len(masks),
+        round(seconds, 2),
+        1,
+        len(ids),
+        switches,
+        round(max(0, len(ids) - 1) / max(seconds / 10, 1e-9), 2),
+    )
 
 
 def count_new_ids(name: str, findings_per_frame: Sequence[FrameFindings | None], fps: float) -> SequenceTracking:
@@ -91,8 +122,9 @@ def count_new_ids(name: str, findings_per_frame: Sequence[FrameFindings | None],
     seconds = len(findings_per_frame) / fps
     mean_objects = max(float(np.mean(on_screen)) if on_screen else 0.0, 1e-9)
     per = max(0.0, len(seen) - mean_objects) / max(seconds / 10, 1e-9) / mean_objects if seen else 0.0
-    return SequenceTracking(name, len(findings_per_frame), round(seconds, 2), round(mean_objects, 2), len(seen), 0,
-                            round(per, 2))
+    return SequenceTracking(
+        name, len(findings_per_frame), round(seconds, 2), round(mean_objects, 2), len(seen), 0, round(per, 2)
+    )
 
 
 def run_model(model: SegmentationModel, frames: Iterator[np.ndarray], stride: int) -> list[FrameFindings | None]:
@@ -142,12 +174,20 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scopecast eval tracking", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="polyp")
-    parser.add_argument("--cvc", type=Path, help="CVC-ClinicDB folder with images/ and masks/ (sequences by frame number)")
-    parser.add_argument("--video", type=Path, action="append", default=[], help="a video file without masks; repeatable")
+    parser.add_argument(
+        "--cvc", type=Path, help="CVC-ClinicDB folder with images/ and masks/ (sequences by frame number)"
+    )
+    parser.add_argument(
+        "--video", type=Path, action="append", default=[], help="a video file without masks; repeatable"
+    )
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate the CVC frames stand for (video: its own)")
     parser.add_argument("--stride", type=int, default=1, help="run the model on every N-th frame (1-10)")
-    parser.add_argument("--tracker", choices=["motion", "iou"], default="motion",
-                        help="motion: the shipped ByteTrack-style tracker; iou: the earlier greedy IoU one, for comparison")
+    parser.add_argument(
+        "--tracker",
+        choices=["motion", "iou"],
+        default="motion",
+        help="motion: the shipped ByteTrack-style tracker; iou: the earlier greedy IoU one, for comparison",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not 1 <= args.stride <= 10:
@@ -183,16 +223,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate = float(container.streams.video[0].average_rate or 25)
         results.append(count_new_ids(video.name, run_model(model, _video_frames(video), args.stride), rate))
     for r in results:
-        print(f"{r.name:28s} {r.frames:4d} frames {r.seconds:6.1f} s  ids {r.ids_given:3d}  switches {r.id_switches:3d}  "
-              f"new ids/object/10 s {r.new_ids_per_object_per_10s:6.2f}")
+        print(
+            f"{r.name:28s} {r.frames:4d} frames {r.seconds:6.1f} s  ids {r.ids_given:3d}  switches {r.id_switches:3d}  "
+            f"new ids/object/10 s {r.new_ids_per_object_per_10s:6.2f}"
+        )
     cvc = [r for r in results if r.name.startswith("cvc-")]
     if cvc:
-        print(f"CVC sequences: mean new ids per object per 10 s {np.mean([r.new_ids_per_object_per_10s for r in cvc]):.2f}, "
-              f"id switches {sum(r.id_switches for r in cvc)} over {sum(r.frames for r in cvc)} frames")
+        print(
+            f"CVC sequences: mean new ids per object per 10 s {np.mean([r.new_ids_per_object_per_10s for r in cvc]):.2f}, "
+            f"id switches {sum(r.id_switches for r in cvc)} over {sum(r.frames for r in cvc)} frames"
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": args.model, "tracker": args.tracker, "stride": args.stride, "fps": args.fps,
-                                         "sequences": [asdict(r) for r in results]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "tracker": args.tracker,
+                    "stride": args.stride,
+                    "fps": args.fps,
+                    "sequences": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -54,7 +54,10 @@ class IouTracker:
         self._next_id = 1
 
     def update(
-        self, boxes: Sequence[Sequence[float]], labels: Sequence[str] | None = None, scores: Sequence[float] | None = None
+        self,
+        boxes: Sequence[Sequence[float]],
+        labels: Sequence[str] | None = None,
+        scores: Sequence[float] | None = None,
     ) -> list[int]:
         """Match this frame's boxes to tracks; returns one track id per box, in order (`scores` are not used)."""
         labels = list(labels) if labels is not None else [""] * len(boxes)
@@ -119,7 +122,12 @@ class MotionTracker:
     """
 
     def __init__(
-        self, *, high_score: float = 0.6, min_iou: float = 0.05, max_centre_distance: float = 2.0, min_hits: int = 5,
+        self,
+        *,
+        high_score: float = 0.6,
+        min_iou: float = 0.05,
+        max_centre_distance: float = 2.0,
+        min_hits: int = 5,
         max_lost: int = 75,
     ) -> None:
         """Defaults chosen with `scopecast eval tracking` on CVC-ClinicDB sequences and the bundled clip (see the
@@ -143,7 +151,10 @@ class MotionTracker:
         return tuple(self._tracks)
 
     def update(
-        self, boxes: Sequence[Sequence[float]], labels: Sequence[str] | None = None, scores: Sequence[float] | None = None
+        self,
+        boxes: Sequence[Sequence[float]],
+        labels: Sequence[str] | None = None,
+        scores: Sequence[float] | None = None,
     ) -> list[int | None]:
         """Match this run's boxes to tracks; one display id per box, in order (None until a track is confirmed)."""
         labels = list(labels) if labels is not None else [""] * len(boxes)
@@ -181,7 +192,11 @@ class MotionTracker:
         return [t.display_id if t is not None else None for t in shown]
 
     def _match(
-        self, pending: list[int], tracks: list[_MotionTrack], boxes: Sequence[Sequence[float]], labels: list[str],
+        self,
+        pending: list[int],
+        tracks: list[_MotionTrack],
+        boxes: Sequence[Sequence[float]],
+        labels: list[str],
         by_distance: bool,
     ) -> Iterator[tuple[int, _MotionTrack]]:
         pairs = []

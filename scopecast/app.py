@@ -78,7 +78,9 @@ def default_registry(settings: Settings) -> ModelRegistry:
     return registry
 
 
-def build_telehealth(settings: TelehealthSettings, segmenter_factory: SegmenterFactory | None = None) -> TelehealthServices:
+def build_telehealth(
+    settings: TelehealthSettings, segmenter_factory: SegmenterFactory | None = None
+) -> TelehealthServices:
     """Migrate the database to head, reconcile photo files with rows, and build the services the routes share.
 
     `segmenter_factory` (called once, on the analysis worker thread) replaces the ONNX wound model, e.g. in tests.
@@ -87,14 +89,24 @@ def build_telehealth(settings: TelehealthSettings, segmenter_factory: SegmenterF
     private_dir(settings.data_dir)  # photos and evidence live here whichever database is used
     db = Database(settings.resolved_database_url())
     upgrade_to_head(db.engine)
-    store = CaseStore(db, PhotoFiles(settings.photos_dir, settings.quarantine_dir), PasswordPolicy.from_settings(settings))
+    store = CaseStore(
+        db, PhotoFiles(settings.photos_dir, settings.quarantine_dir), PasswordPolicy.from_settings(settings)
+    )
     reconciled = reconcile(store)
     auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
     evidence = EvidenceFiles(settings.evidence_dir)
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm)
-    return TelehealthServices(settings, store, auth, reconciled, analyses, DecodeSlots(settings.max_concurrent_decodes),
-                              FirstRunSetup(), evidence)
+    return TelehealthServices(
+        settings,
+        store,
+        auth,
+        reconciled,
+        analyses,
+        DecodeSlots(settings.max_concurrent_decodes),
+        FirstRunSetup(),
+        evidence,
+    )
 
 
 def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: LiveConsults | None) -> list[APIRouter]:
@@ -122,7 +134,10 @@ def consult_routes(services: TelehealthServices, rooms: LiveConsults) -> APIRout
 def source_specs(settings: Settings) -> list[tuple[str, SourceSpec]]:
     if not settings.sources:
         return [("sample", SourceSpec(str(SAMPLE_CLIP), loop=True))] if settings.serve_sample else []
-    return [(sid, SourceSpec(loc, loop=True)) for sid, loc in (split_source(s, i + 1) for i, s in enumerate(settings.sources))]
+    return [
+        (sid, SourceSpec(loc, loop=True))
+        for sid, loc in (split_source(s, i + 1) for i, s in enumerate(settings.sources))
+    ]
 
 
 def create_app(
@@ -164,8 +179,12 @@ def create_app(
         return lambda: registry.create(name)
 
     hub = StreamHub(
-        model_factory, settings.model, config, metrics,
-        max_sessions=settings.max_sessions, max_sessions_per_address=settings.max_sessions_per_address,
+        model_factory,
+        settings.model,
+        config,
+        metrics,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_address=settings.max_sessions_per_address,
         reclaim=collect_session_garbage,
     )
     consult_model = None if settings.consult_model == PASS_THROUGH else settings.consult_model
@@ -218,7 +237,8 @@ def create_app(
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
             rooms=rooms,
             turn=TurnRelay(tuple(settings.turn_urls), settings.turn_secret.get_secret_value(), settings.turn_ttl_s)
-            if settings.turn_urls and settings.turn_secret is not None else None,
+            if settings.turn_urls and settings.turn_secret is not None
+            else None,
             ice_transport_policy=settings.ice_transport_policy,
         )
     )
@@ -240,7 +260,9 @@ def create_app(
     async def readyz() -> JSONResponse:
         streams = {e.stream_id: e.pipeline.status.available for e in hub.streams()}
         ok = ready["sources"]
-        return JSONResponse({"ready": ok, "streams": streams, "sessions": hub.session_count}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"ready": ok, "streams": streams, "sessions": hub.session_count}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -14,11 +14,20 @@ _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("perception.training", "train a segmentation model (progress bar, plots, resumable)"),
     ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
     ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
-    ("bench", "perception"): ("perception.bench.runtimes", "model latency, throughput and memory per runtime, batch and frame size"),
-    ("eval", "vlm"): ("perception.vlm.evaluate", "accuracy of a VLM backend on closed questions from ground-truth masks"),
+    ("bench", "perception"): (
+        "perception.bench.runtimes",
+        "model latency, throughput and memory per runtime, batch and frame size",
+    ),
+    ("eval", "vlm"): (
+        "perception.vlm.evaluate",
+        "accuracy of a VLM backend on closed questions from ground-truth masks",
+    ),
     ("eval", "content"): ("perception.content_eval", "how often a model's content gate accepts each kind of content"),
     ("eval", "bias"): ("perception.bias_audit", "a wound model's Dice grouped by periwound skin tone (ITA°)"),
-    ("eval", "tracking"): ("perception.track_eval", "id switches and new ids per object per 10 s on sequences played in order"),
+    ("eval", "tracking"): (
+        "perception.track_eval",
+        "id switches and new ids per object per 10 s on sequences played in order",
+    ),
     ("bench", "vlm"): ("perception.bench.vlm", "time to first token and tokens/s of VLM backends"),
 }
 
@@ -40,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.argv[0] = prog
         return int(importlib.import_module(module).main(rest) or 0)
 
-    parser = argparse.ArgumentParser(prog="scopecast", description="Real-time surgical video and telehealth with AI overlays")
+    parser = argparse.ArgumentParser(
+        prog="scopecast", description="Real-time surgical video and telehealth with AI overlays"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for words, (_module, help_text) in _FORWARDED.items():
         if len(words) == 1:
@@ -57,30 +68,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="server-side video: a file, rtsp:// URL or /dev/videoN; repeatable; default: the bundled sample clip",
     )
     serve.add_argument("--model", help="registered model to run on every stream (default polyp)")
-    serve.add_argument("--sync-wait-ms", type=int, help="evaluation mode: wait up to N ms for each frame's own findings")
+    serve.add_argument(
+        "--sync-wait-ms", type=int, help="evaluation mode: wait up to N ms for each frame's own findings"
+    )
     serve.add_argument("--video-codec", choices=["auto", "VP8", "H264"])
     serve.add_argument("--max-inference-fps", type=float, help="run the model at most N times a second per stream")
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--log-format", choices=["json", "text"])
-    serve.add_argument("--vlm-backend", choices=["grounded", "transformers", "openai"],
-                       help="who answers questions (default grounded: from the findings only)")
+    serve.add_argument(
+        "--vlm-backend",
+        choices=["grounded", "transformers", "openai"],
+        help="who answers questions (default grounded: from the findings only)",
+    )
     serve.add_argument("--vlm-model-path", help="transformers: local image-text-to-text checkpoint folder")
     serve.add_argument("--vlm-base-url", help="openai: OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     serve.add_argument("--vlm-model", help="openai: model name the server expects")
-    serve.add_argument("--forwarded-allow-ips", metavar="IPS",
-                       help="trust X-Forwarded-For/-Proto from these proxies only (comma-separated; default: none)")
-    serve.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
-                       help="another page origin (https://host[:port]) that may open the signaling socket; repeatable")
-    serve.add_argument("--ice-server", action="append", dest="ice_servers", metavar="URL",
-                       help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="trust X-Forwarded-For/-Proto from these proxies only (comma-separated; default: none)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        dest="allowed_origins",
+        metavar="ORIGIN",
+        help="another page origin (https://host[:port]) that may open the signaling socket; repeatable",
+    )
+    serve.add_argument(
+        "--ice-server",
+        action="append",
+        dest="ice_servers",
+        metavar="URL",
+        help="STUN/TURN server for peers behind NAT: stun:host:3478 or turn:user:pass@host:3478; repeatable",
+    )
 
     user = sub.add_parser("user", help="manage telehealth accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     user_add = user_sub.add_parser("add", help="create an account (the first admin or GP, for example)")
     user_add.add_argument("--email", required=True)
     user_add.add_argument("--role", required=True, choices=["admin", "gp", "surgeon", "patient"])
-    user_add.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable "
-                          "instead of prompting (for scripts)")
+    user_add.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the password from this environment variable instead of prompting (for scripts)",
+    )
 
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -91,8 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
     from scopecast.bench.overlay import add_arguments as add_overlay_bench_arguments
 
-    add_overlay_bench_arguments(bench_sub.add_parser(
-        "overlay", help="does the overlay sit on the frame it is drawn on: IoU of what is drawn vs the frame shown"))
+    add_overlay_bench_arguments(
+        bench_sub.add_parser(
+            "overlay", help="does the overlay sit on the frame it is drawn on: IoU of what is drawn vs the frame shown"
+        )
+    )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -132,8 +167,16 @@ def _serve(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    vlm = {k: v for k, v in {"backend": args.vlm_backend, "model_path": args.vlm_model_path,
-                             "base_url": args.vlm_base_url, "model": args.vlm_model}.items() if v is not None}
+    vlm = {
+        k: v
+        for k, v in {
+            "backend": args.vlm_backend,
+            "model_path": args.vlm_model_path,
+            "base_url": args.vlm_base_url,
+            "model": args.vlm_model,
+        }.items()
+        if v is not None
+    }
     if vlm:
         overrides["vlm"] = vlm
     try:
@@ -176,8 +219,10 @@ def _serve(args: argparse.Namespace) -> int:
         local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
         setup_link = f"http://{local}:{settings.port}{setup_link}"
     if setup_link is not None:  # a fresh install: the first person creates the admin account in the browser
-        print("scopecast: no account exists yet. To create the administrator account, open this one-time link:",
-              file=sys.stderr)
+        print(
+            "scopecast: no account exists yet. To create the administrator account, open this one-time link:",
+            file=sys.stderr,
+        )
         print(f"    {setup_link}", file=sys.stderr)
     try:
         uvicorn.Server(uvicorn_config(app, settings)).run()

@@ -26,43 +26,64 @@ class Settings(BaseSettings):
     )
     serve_sample: bool = Field(True, description="serve the bundled sample clip when no source is given")
     model: str = Field("polyp", description="registered model run on every stream; 'none' relays video without AI")
-    consult_model: str = Field("wound", description="model run on the patient's video in consult rooms; 'none': plain video")
+    consult_model: str = Field(
+        "wound", description="model run on the patient's video in consult rooms; 'none': plain video"
+    )
     model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
     max_inference_fps: float = Field(
-        0.0, ge=0, le=240, description="run each stream's model at most this often (0: as often as it can); "
-        "on small CPUs this leaves room for video encoding"
+        0.0,
+        ge=0,
+        le=240,
+        description="run each stream's model at most this often (0: as often as it can); "
+        "on small CPUs this leaves room for video encoding",
     )
     register_wait_ms: float = Field(
-        40.0, ge=0, le=200, description="an outgoing frame waits up to this long for its own findings when the model's "
+        40.0,
+        ge=0,
+        le=200,
+        description="an outgoing frame waits up to this long for its own findings when the model's "
         "measured latency says they will come in time; otherwise the newest findings are carried onto it by motion "
-        "(0: never wait, always carry)"
+        "(0: never wait, always carry)",
     )
     keep_sources_running: bool = Field(
-        False, description="run the model on server sources even when nobody watches (for recording); "
-        "default: paused until the first viewer"
+        False,
+        description="run the model on server sources even when nobody watches (for recording); "
+        "default: paused until the first viewer",
     )
     max_sessions: int = Field(16, ge=1, le=1000)
     max_sessions_per_address: int = Field(
-        8, ge=1, le=1000, description="open signaling sockets one client address may hold (one address never holds every slot)"
+        8,
+        ge=1,
+        le=1000,
+        description="open signaling sockets one client address may hold (one address never holds every slot)",
     )
-    offer_timeout_s: float = Field(10.0, gt=0, le=300, description="a signaling socket with no answered offer by then is closed")
-    max_socket_errors: int = Field(20, ge=1, le=10_000, description="refused messages before a signaling socket is closed")
+    offer_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="a signaling socket with no answered offer by then is closed"
+    )
+    max_socket_errors: int = Field(
+        20, ge=1, le=10_000, description="refused messages before a signaling socket is closed"
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="page origins (scheme://host[:port]) besides the server's own that may open the signaling socket",
     )
     forwarded_allow_ips: str = Field(
-        "", description="proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs or CIDRs, '*' for any); "
-        "empty: none, the peer address is the client"
+        "",
+        description="proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs or CIDRs, '*' for any); "
+        "empty: none, the peer address is the client",
     )
-    body_idle_timeout_s: float = Field(15.0, gt=0, le=600, description="longest pause allowed while a request body arrives")
+    body_idle_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="longest pause allowed while a request body arrives"
+    )
     body_min_bytes_per_s: float = Field(
         4096.0, ge=0, le=10_000_000, description="after the first 20 s, a request body must average at least this rate"
     )
     hang_timeout_s: float = Field(2.0, gt=0, le=60)
     stale_after_s: float = Field(1.0, gt=0, le=60)
     fade_after_s: float = Field(0.3, ge=0, le=60)
-    sync_wait_ms: int = Field(0, ge=0, le=10_000, description="evaluation mode: wait this long for each frame's own findings")
+    sync_wait_ms: int = Field(
+        0, ge=0, le=10_000, description="evaluation mode: wait this long for each frame's own findings"
+    )
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
     video_codec: Literal["auto", "VP8", "H264"] = "auto"
     ice_servers: list[str] = Field(

@@ -36,7 +36,10 @@ def main() -> None:
     sequences = cvc_val_sequences()
     for seq in sequences:
         names = [f"{n:03d}.jpg" for n in range(bounds[seq - 1], bounds[seq])]
-        frames = [cv2.resize(cv2.imread(str(args.data / "cvc-clinicdb" / "images" / n)), SIZE, interpolation=cv2.INTER_CUBIC) for n in names]
+        frames = [
+            cv2.resize(cv2.imread(str(args.data / "cvc-clinicdb" / "images" / n)), SIZE, interpolation=cv2.INTER_CUBIC)
+            for n in names
+        ]
         for a, b in zip(frames, frames[1:] + frames[-1:]):
             for step in range(STEPS_PER_FRAME):
                 t = step / STEPS_PER_FRAME

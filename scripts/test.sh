@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-# Lint first (a second): an undefined name or a broken import fails here with its file and line.
-.venv/bin/ruff check scopecast stream perception overlay telehealth tests scripts
+# Static checks first (seconds), each failing with its file and line: lint (an undefined name, a broken or unsorted
+# import), layout (`ruff format`), and types (mypy: strict on perception, stream and overlay; see pyproject.toml).
+SOURCES=(scopecast stream perception overlay telehealth tests scripts)
+.venv/bin/ruff check "${SOURCES[@]}"
+.venv/bin/ruff format --check "${SOURCES[@]}"
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q -ra "$@"

@@ -54,7 +54,9 @@ class StreamAccess:
             return False
         if normalized in self.allowed_origins:
             return True
-        return host is not None and normalized in (normalize_origin(f"{s}://{host}") for s in _same_site_schemes(scheme))
+        return host is not None and normalized in (
+            normalize_origin(f"{s}://{host}") for s in _same_site_schemes(scheme)
+        )
 
     def token_from(self, headers: Mapping[str, str], cookies: Mapping[str, str], *, cookie_ok: bool) -> str | None:
         """The bearer token, else (where `cookie_ok`) the session cookie. A malformed Authorization header is refused."""

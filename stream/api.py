@@ -84,14 +84,18 @@ def streaming_router(
         try:
             token = access.token_from(request.headers, request.cookies, cookie_ok=request.method in _COOKIE_METHODS)
             if token is None:
-                raise AccessDenied("not_authenticated", "sign in first: send 'Authorization: Bearer <token>' from /api/login")
+                raise AccessDenied(
+                    "not_authenticated", "sign in first: send 'Authorization: Bearer <token>' from /api/login"
+                )
             principal = await access.authenticate(token)
             if not principal.may_watch:
                 raise AccessDenied("forbidden", f"streams are for clinicians; you are signed in as {principal.role}")
         except AccessDenied as exc:
             metrics.access_refused.labels("api", exc.code).inc()
             status = 403 if exc.code == "forbidden" else 401
-            raise HTTPException(status, exc.message, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None) from None
+            raise HTTPException(
+                status, exc.message, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None
+            ) from None
         return principal
 
     async def page(request: Request, file_name: str) -> Response:
@@ -199,7 +203,9 @@ def streaming_router(
             raise HTTPException(503, "questions are not enabled on this server")
         try:
             result = await snapshot(hub.get, stream_id, body.frame_seq)
-            _request, pieces = await ask_backend(vlm, result, body.question, tuple(Turn(t.question, t.answer) for t in body.history))
+            _request, pieces = await ask_backend(
+                vlm, result, body.question, tuple(Turn(t.question, t.answer) for t in body.history)
+            )
             text = "".join([piece async for piece in pieces])
         except UnknownStream as exc:
             raise HTTPException(404, str(exc)) from None
@@ -225,7 +231,9 @@ def streaming_router(
     @router.websocket("/ws")
     async def signaling(websocket: WebSocket) -> None:
         await websocket.accept()
-        if not access.origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), websocket.url.scheme):
+        if not access.origin_allowed(
+            websocket.headers.get("origin"), websocket.headers.get("host"), websocket.url.scheme
+        ):
             metrics.access_refused.labels("socket", "origin_not_allowed").inc()
             message = "this page's origin may not open a scopecast socket (see SCOPECAST_ALLOWED_ORIGINS)"
             await _refuse(websocket, "origin_not_allowed", message, 1008)
@@ -304,7 +312,12 @@ async def _serve_socket(
             if not done:
                 receive.cancel()
                 metrics.signaling_errors.labels("offer_timeout").inc()
-                await _refuse(websocket, "offer_timeout", f"no valid offer within {limits.offer_timeout_s:g} s; open a new socket", 1008)
+                await _refuse(
+                    websocket,
+                    "offer_timeout",
+                    f"no valid offer within {limits.offer_timeout_s:g} s; open a new socket",
+                    1008,
+                )
                 return
             if receive not in done:  # the peer connection failed or closed: end the socket too
                 receive.cancel()
@@ -329,7 +342,9 @@ async def _serve_socket(
             except Exception as exc:  # a bug of ours must still answer, and must not keep a half-built session
                 log.exception("signaling message failed", extra={"error": type(exc).__name__})
                 metrics.signaling_errors.labels("internal_error").inc()
-                await _refuse(websocket, "internal_error", "the server could not handle this message; open a new socket", 1011)
+                await _refuse(
+                    websocket, "internal_error", "the server could not handle this message; open a new socket", 1011
+                )
                 return
             else:
                 await websocket.send_text(reply)
@@ -340,7 +355,12 @@ async def _serve_socket(
 
 
 async def _handle(
-    raw: str | bytes, session: PeerSession, state: _SocketState, access: StreamAccess, metrics: StreamMetrics, limits: SocketLimits
+    raw: str | bytes,
+    session: PeerSession,
+    state: _SocketState,
+    access: StreamAccess,
+    metrics: StreamMetrics,
+    limits: SocketLimits,
 ) -> str:
     request = parse_client_message(raw, limits.max_message_bytes)
     if isinstance(request, AuthRequest):
@@ -367,7 +387,8 @@ def _require(principal: Principal | None, request: PublishRequest | WatchRequest
     if principal is None:
         metrics.access_refused.labels("socket", "not_authenticated").inc()
         raise AccessDenied(
-            "not_authenticated", 'sign in first: send {"type": "auth", "token": ...} or open the socket with the session cookie'
+            "not_authenticated",
+            'sign in first: send {"type": "auth", "token": ...} or open the socket with the session cookie',
         )
     allowed = principal.may_publish if isinstance(request, PublishRequest) else principal.may_watch
     if not allowed:

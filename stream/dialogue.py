@@ -95,7 +95,9 @@ async def snapshot(lookup: StreamLookup, stream_id: str, frame_seq: int | None) 
     if result is None:
         held = pipeline.recent_frame_seqs()
         span = f"{held[0]}..{held[-1]}" if held else "none"
-        raise SignalingError("unknown_frame", f"frame {frame_seq} is not held any more (recent frames: {span}); ask about the live frame")
+        raise SignalingError(
+            "unknown_frame", f"frame {frame_seq} is not held any more (recent frames: {span}); ask about the live frame"
+        )
     return result
 
 
@@ -122,7 +124,13 @@ def vlm_error_code(exc: VlmError) -> str:
 class SessionDialogue:
     """One peer session's questions: at most one answer streaming at a time, and a bounded history."""
 
-    def __init__(self, backend: VlmBackend, lookup: StreamLookup, default_stream: Callable[[], str | None], send: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        backend: VlmBackend,
+        lookup: StreamLookup,
+        default_stream: Callable[[], str | None],
+        send: Callable[[str], None],
+    ) -> None:
         self._backend = backend
         self._lookup = lookup
         self._default_stream = default_stream
@@ -139,7 +147,11 @@ class SessionDialogue:
             if self._task is not None and self._request_id == message.request_id:
                 self._task.cancel()
         elif self._task is not None and not self._task.done():
-            self._error("busy", f"an answer is still streaming (request {self._request_id}); cancel it or wait", message.request_id)
+            self._error(
+                "busy",
+                f"an answer is still streaming (request {self._request_id}); cancel it or wait",
+                message.request_id,
+            )
         else:
             self._request_id = message.request_id
             self._task = asyncio.create_task(self._answer(message), name=f"ask:{message.request_id}")
@@ -165,7 +177,10 @@ class SessionDialogue:
             info = self._backend.info
             self._send(
                 AnswerEvent(
-                    request_id=rid, done=True, text=answer, frame_seq=result.seq,
+                    request_id=rid,
+                    done=True,
+                    text=answer,
+                    frame_seq=result.seq,
                     model=VlmRef(name=info.name, version=info.version, backend=info.backend),
                 ).model_dump_json()
             )

@@ -78,8 +78,10 @@ class StatusEvent(_Event):
     stream_id: str
     ai_available: bool
     state: Literal["live", "content", "down"] = Field(
-        default="live", description="live: findings shown (green); content: the content is not what the model knows, "
-        "findings withheld (amber); down: no AI (red)")
+        default="live",
+        description="live: findings shown (green); content: the content is not what the model knows, "
+        "findings withheld (amber); down: no AI (red)",
+    )
     reason: str = ""
     time: float = Field(description="unix time (s) of the change")
 
@@ -181,8 +183,13 @@ def _content_event(findings: FrameFindings) -> ContentEvent | None:
     if c is None:
         return None
     distance = round(c.distance, 2) if c.distance is not None and math.isfinite(c.distance) else None
-    return ContentEvent(content=c.content, in_domain=c.in_domain, distance=distance,
-                        threshold=None if c.threshold is None else round(c.threshold, 2), reason=c.reason)
+    return ContentEvent(
+        content=c.content,
+        in_domain=c.in_domain,
+        distance=distance,
+        threshold=None if c.threshold is None else round(c.threshold, 2),
+        reason=c.reason,
+    )
 
 
 def parse_server_event(data: str | bytes) -> AnyServerEvent:

@@ -24,7 +24,11 @@ class StreamMetrics:
             registry=r,
         )
         self.inference_seconds = Histogram(
-            "scopecast_inference_seconds", "Model time per frame", ["stream", "model"], buckets=_LATENCY_BUCKETS, registry=r
+            "scopecast_inference_seconds",
+            "Model time per frame",
+            ["stream", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.pipeline_seconds = Histogram(
             "scopecast_pipeline_seconds",
@@ -34,7 +38,9 @@ class StreamMetrics:
             registry=r,
         )
         self.model_errors = Counter("scopecast_model_errors_total", "Model calls that raised", ["stream"], registry=r)
-        self.ai_available = Gauge("scopecast_ai_available", "1 while AI findings are live on a stream", ["stream"], registry=r)
+        self.ai_available = Gauge(
+            "scopecast_ai_available", "1 while AI findings are live on a stream", ["stream"], registry=r
+        )
         self.sessions = Gauge("scopecast_sessions", "Open WebRTC sessions", ["role"], registry=r)
         self.signaling_errors = Counter(
             "scopecast_signaling_errors_total", "Rejected signaling messages", ["code"], registry=r
@@ -52,7 +58,9 @@ class StreamMetrics:
             ["stream", "registration"],
             registry=r,
         )
-        self.open_sockets = Gauge("scopecast_signaling_sockets", "Open signaling sockets (each holds a session slot)", registry=r)
+        self.open_sockets = Gauge(
+            "scopecast_signaling_sockets", "Open signaling sockets (each holds a session slot)", registry=r
+        )
 
     def forget_stream(self, stream_id: str) -> None:
         """Drop a closed stream's series so /metrics does not grow with every camera ever seen."""

@@ -339,9 +339,7 @@ class StreamPipeline:
             self._result_changed.set()
             self._result_changed = asyncio.Event()
             self._refresh_status()
-            event = findings_event(
-                self.stream_id, taken.seq, taken.item.frame.pts, taken.item.capture_time, findings
-            )
+            event = findings_event(self.stream_id, taken.seq, taken.item.frame.pts, taken.item.capture_time, findings)
             self._broadcast(event.model_dump_json())
             if self.config.max_inference_fps > 0:
                 # Pace the model; the newest frame is taken when it is next free, so pacing never adds lag.
@@ -374,8 +372,11 @@ class StreamPipeline:
 
     def _status_event(self, status: AiStatus) -> StatusEvent:
         return StatusEvent(
-            stream_id=self.stream_id, ai_available=status.available, state=status.kind, reason=status.reason,
-            time=time.time()
+            stream_id=self.stream_id,
+            ai_available=status.available,
+            state=status.kind,
+            reason=status.reason,
+            time=time.time(),
         )
 
     def _broadcast(self, message: str) -> None:

@@ -38,7 +38,9 @@ class FrameRegistrar:
         self._thumbnails: collections.OrderedDict[int, npt.NDArray[np.uint8]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def register(self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState) -> tuple[OverlayState, str]:
+    def register(
+        self, seq: int, source: SourceFrame, result: ModelResult | None, state: OverlayState
+    ) -> tuple[OverlayState, str]:
         """`state` with findings that belong to frame `seq`, and how (OWN, CARRIED, LOST, NONE). Runs in a worker
         thread; a frame drawn with its own findings costs nothing here, a carried one about 1 ms at 720p."""
         if result is None or state.findings is None:

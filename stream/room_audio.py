@@ -96,7 +96,9 @@ class RoomAudioTrack(MediaStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         self._silence_due += OPUS_FRAME_SAMPLES / AUDIO_CLOCK_HZ
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 2 * OPUS_FRAME_SAMPLES), np.int16), format=SAMPLE_FORMAT, layout=LAYOUT)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 2 * OPUS_FRAME_SAMPLES), np.int16), format=SAMPLE_FORMAT, layout=LAYOUT
+        )
         frame.sample_rate = AUDIO_CLOCK_HZ
         return self._stamp(frame, OPUS_FRAME_SAMPLES)
 

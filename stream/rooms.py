@@ -120,7 +120,9 @@ class Room:
 class ConsultRooms:
     """The live rooms. `model_name` runs on the patient's video; `authorize` decides who joins (None: rooms off)."""
 
-    def __init__(self, hub: StreamHub, metrics: StreamMetrics, model_name: str | None, authorize: RoomAuthorizer | None) -> None:
+    def __init__(
+        self, hub: StreamHub, metrics: StreamMetrics, model_name: str | None, authorize: RoomAuthorizer | None
+    ) -> None:
         self._hub = hub
         self._metrics = metrics
         self._model_name = model_name
@@ -148,7 +150,10 @@ class ConsultRooms:
                 log.info("room seat taken over", extra={"room": grant.room_id, "side": grant.side})
             patient = grant.side == "patient"
             entry = self._hub.add_camera_stream(
-                camera, grant.side, model_name=self._model_name if patient else None, annotate=patient and self._model_name is not None,
+                camera,
+                grant.side,
+                model_name=self._model_name if patient else None,
+                annotate=patient and self._model_name is not None,
                 private=True,
             )
             room.seats[grant.side] = Seat(member, entry, AudioTap(microphone) if microphone is not None else None)
@@ -158,7 +163,9 @@ class ConsultRooms:
         peer = other_side(grant.side)
         waiting = "Waiting for the patient to join" if peer == "patient" else "Waiting for the clinician to join"
         media = RoomMedia(
-            RoomViewTrack(lambda: room.stream_of(peer), waiting, self._metrics, self._hub.draw_executor, draw=grant.ai_assist),
+            RoomViewTrack(
+                lambda: room.stream_of(peer), waiting, self._metrics, self._hub.draw_executor, draw=grant.ai_assist
+            ),
             RoomAudioTrack(lambda: room.microphone_of(peer)),
         )
         member.peer_stream_changed(room.stream_of(peer))

@@ -76,10 +76,14 @@ def check_offer(sdp: str) -> None:
 def _media_section(value: str, index: int) -> _Section:
     match = _MEDIA_LINE.match(value)
     if match is None:
-        raise SdpProblem(f"media section {index}: 'm=' line must be 'm=<audio|video|application> <port> <proto> <formats>'")
+        raise SdpProblem(
+            f"media section {index}: 'm=' line must be 'm=<audio|video|application> <port> <proto> <formats>'"
+        )
     kind, port, _proto, formats = match.groups()
     if not 1 <= int(port) <= 65535:
-        raise SdpProblem(f"media section {index} (m={kind}): port {port} is not usable in an offer (1-65535; 0 rejects the section)")
+        raise SdpProblem(
+            f"media section {index} (m={kind}): port {port} is not usable in an offer (1-65535; 0 rejects the section)"
+        )
     section = _Section(kind, index, formats.split())
     if kind != "application":
         for fmt in section.formats:
@@ -104,7 +108,9 @@ def _check_section(section: _Section, session: _Section) -> str:
     for fingerprint in fingerprints:
         match = _FINGERPRINT.match(fingerprint.strip())
         if match is None or len(match.group(2).split(":")) != _DIGEST_BYTES[match.group(1)]:
-            raise SdpProblem(f"{section.where}: a=fingerprint must be '<sha-256|...> XX:XX:...' with the digest's length")
+            raise SdpProblem(
+                f"{section.where}: a=fingerprint must be '<sha-256|...> XX:XX:...' with the digest's length"
+            )
     for setup in section.values("setup") or session.values("setup"):
         if setup not in ("actpass", "active", "passive"):
             raise SdpProblem(f"{section.where}: a=setup must be actpass, active or passive in an offer")

@@ -73,7 +73,9 @@ class PeerSession:
         self._pending_tracks: list[MediaStreamTrack] = []
         self._pending_audio: list[MediaStreamTrack] = []
         self._dialogue = (
-            SessionDialogue(vlm, self._lookup_stream, lambda: self._events_source_id, self.send_event) if vlm is not None else None
+            SessionDialogue(vlm, self._lookup_stream, lambda: self._events_source_id, self.send_event)
+            if vlm is not None
+            else None
         )
 
         @self._pc.on("connectionstatechange")
@@ -158,7 +160,9 @@ class PeerSession:
         self._role = f"room-{grant.side}"
         self._metrics.sessions.labels(self._role).inc()  # from here close() leaves the seat and counts it down
         microphone = self._pending_audio[0] if self._pending_audio else None
-        self._room_stream, self._room_media = await self._rooms.take_seat(grant, self, self._pending_tracks[0], microphone)
+        self._room_stream, self._room_media = await self._rooms.take_seat(
+            grant, self, self._pending_tracks[0], microphone
+        )
         self._prefer_codec(self._pc.addTrack(self._room_media.video))
         if any(t.kind == "audio" for t in self._pc.getTransceivers()):  # only when the offer has an audio section
             self._pc.addTrack(self._room_media.audio)
@@ -192,7 +196,8 @@ class PeerSession:
             # Its exception text is for us, not for the client: log it, answer in words.
             log.warning("offer refused by aiortc", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
             raise SignalingError(
-                "invalid_sdp", "SDP offer refused: the media sections could not be negotiated (check codecs, mids and ICE/DTLS attributes)"
+                "invalid_sdp",
+                "SDP offer refused: the media sections could not be negotiated (check codecs, mids and ICE/DTLS attributes)",
             ) from None
 
     async def _answer(self, stream_id: str) -> AnswerMessage:
@@ -291,7 +296,9 @@ class PeerSession:
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:  # keep releasing the rest; the log says what failed
-                log.warning("session cleanup step failed", extra={"step": what, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                log.warning(
+                    "session cleanup step failed", extra={"step": what, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                )
         log.info("session closed", extra={"role": self._role, "stream": self.stream_id})
 
     async def _leave_room(self) -> None:

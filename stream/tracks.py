@@ -57,8 +57,12 @@ class AnnotatedTrack(MediaStreamTrack):
         pipeline = self._pipeline
         try:
             self._seen, source, out = await next_output_frame(
-                pipeline, self._seen, self._metrics, self._draw_executor,
-                draw=pipeline.viewers > 0 and self.overlay_opacity > 0, opacity=self.overlay_opacity,
+                pipeline,
+                self._seen,
+                self._metrics,
+                self._draw_executor,
+                draw=pipeline.viewers > 0 and self.overlay_opacity > 0,
+                opacity=self.overlay_opacity,
             )
         except SlotClosed:
             self.stop()
@@ -71,7 +75,12 @@ class AnnotatedTrack(MediaStreamTrack):
 
 
 async def next_output_frame(
-    pipeline: StreamPipeline, seen: int, metrics: StreamMetrics, draw_executor: Executor, *, draw: bool,
+    pipeline: StreamPipeline,
+    seen: int,
+    metrics: StreamMetrics,
+    draw_executor: Executor,
+    *,
+    draw: bool,
     opacity: float = 1.0,
 ) -> tuple[int, SourceFrame, av.VideoFrame]:
     """The next newest frame after `seen`, drawn with the newest findings when `draw` and the pipeline annotates.
@@ -108,8 +117,12 @@ def overlay_state(pipeline: StreamPipeline, source: SourceFrame) -> OverlayState
     status = pipeline.status
     result: ModelResult | None = pipeline.latest_result
     if not status.available or result is None:
-        return OverlayState(findings=None, ai_available=status.available, status_text=status.reason,
-                            content_paused=status.kind == "content")
+        return OverlayState(
+            findings=None,
+            ai_available=status.available,
+            status_text=status.reason,
+            content_paused=status.kind == "content",
+        )
     config = pipeline.config
     age = max(0.0, source.arrival - result.source.arrival)
     if age <= config.fade_after_s:

@@ -28,19 +28,31 @@ def account_router(
     def session_response(user: UserRecord, response: Response) -> SessionOut:
         token, expires_at = auth.sign_in(user.id)
         response.set_cookie(
-            SESSION_COOKIE, token, max_age=settings.session_ttl_s, httponly=True, secure=settings.cookie_secure,
-            samesite="strict", path="/",
+            SESSION_COOKIE,
+            token,
+            max_age=settings.session_ttl_s,
+            httponly=True,
+            secure=settings.cookie_secure,
+            samesite="strict",
+            path="/",
         )
         return SessionOut(token=token, expires_at=expires_at, user=UserOut.of(user))
 
-    throttle = LoginThrottle(ThrottleLimits(
-        settings.login_failures_per_account, settings.login_failures_per_address, settings.login_window_s))
+    throttle = LoginThrottle(
+        ThrottleLimits(
+            settings.login_failures_per_account, settings.login_failures_per_address, settings.login_window_s
+        )
+    )
 
     def client_address(request: Request) -> str | None:
         return request.client.host if request.client and settings.login_failures_per_address else None
 
-    @router.post("/api/login", response_model=SessionOut, tags=["telehealth"],
-                 responses={429: {"description": "too many failed sign-ins; see Retry-After"}})
+    @router.post(
+        "/api/login",
+        response_model=SessionOut,
+        tags=["telehealth"],
+        responses={429: {"description": "too many failed sign-ins; see Retry-After"}},
+    )
     def login(body: LoginRequest, request: Request, response: Response) -> SessionOut:
         account = body.email.strip().lower()
         address = client_address(request)
@@ -60,7 +72,9 @@ def account_router(
         presented = {auth.token_from(request), request.cookies.get(SESSION_COOKIE)}
         for token in (t for t in presented if t):
             auth.sign_out(token)
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", secure=settings.cookie_secure, httponly=True, samesite="strict"
+        )
         response.status_code = 204
         return response
 
@@ -75,15 +89,27 @@ def account_router(
         url = f"{settings.public_base_url.rstrip('/')}/patient#invite={made.token}"
         return InviteOut(invite_url=url, expires_at=made.expires_at, patient_id=made.patient_id)
 
-    @router.post("/api/invites/{token}/accept", response_model=SessionOut, status_code=201, tags=["telehealth"],
-                 responses={401: {"description": "the email has an account and this is not its password"},
-                            429: {"description": "too many failed sign-ins; see Retry-After"}})
+    @router.post(
+        "/api/invites/{token}/accept",
+        response_model=SessionOut,
+        status_code=201,
+        tags=["telehealth"],
+        responses={
+            401: {"description": "the email has an account and this is not its password"},
+            429: {"description": "too many failed sign-ins; see Retry-After"},
+        },
+    )
     def accept(token: str, body: InviteAccept, request: Request, response: Response) -> SessionOut:
         user = accept_invite(store, token, body.password, throttle, client_address(request))
         return session_response(user, response)
 
-    @router.post("/api/setup", response_model=SessionOut, status_code=201, tags=["telehealth"],
-                 responses={403: {"description": "wrong or no setup link"}, 410: {"description": "an account exists"}})
+    @router.post(
+        "/api/setup",
+        response_model=SessionOut,
+        status_code=201,
+        tags=["telehealth"],
+        responses={403: {"description": "wrong or no setup link"}, 410: {"description": "an account exists"}},
+    )
     def first_account(body: SetupRequest, response: Response) -> SessionOut:
         """Create the first account, an admin, with the first-run link's token; signs them in like /api/login."""
         if store.has_users():

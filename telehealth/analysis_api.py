@@ -32,9 +32,13 @@ def analysis_router(
         if record is None:
             return {"photo_id": photo_id, "status": "pending"}
         return {
-            "photo_id": photo_id, "analysis_id": record.id, "status": record.status, "reason": record.stored.reason,
+            "photo_id": photo_id,
+            "analysis_id": record.id,
+            "status": record.status,
+            "reason": record.stored.reason,
             "model": {"name": record.model_name, "version": record.model_version},
-            "created_at": record.created_at.isoformat(), "analysis": None if record.assessment is None else record.assessment.model_dump(mode="json"),
+            "created_at": record.created_at.isoformat(),
+            "analysis": None if record.assessment is None else record.assessment.model_dump(mode="json"),
             "evidence_url": f"/api/photos/{photo_id}/evidence.png" if record.evidence_path else None,
         }
 
@@ -52,6 +56,8 @@ def analysis_router(
 
     @router.get("/api/cases/{case_id}/trend.svg", tags=["telehealth"], response_class=Response)
     def get_trend_svg(case_id: RowId, actor: Actor = Depends(anyone)) -> Response:
-        return Response(trend_plots(case_analyses(store, actor, case_id)).svg, media_type="image/svg+xml", headers=_PRIVATE)
+        return Response(
+            trend_plots(case_analyses(store, actor, case_id)).svg, media_type="image/svg+xml", headers=_PRIVATE
+        )
 
     return router

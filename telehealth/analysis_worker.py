@@ -74,8 +74,9 @@ def onnx_segmenter_factory(path: Path | None = None) -> SegmenterFactory:
 
 
 class AnalysisRunner:
-    def __init__(self, store: CaseStore, evidence: EvidenceFiles, segmenter_factory: SegmenterFactory,
-                 marker_mm: float = 20.0) -> None:
+    def __init__(
+        self, store: CaseStore, evidence: EvidenceFiles, segmenter_factory: SegmenterFactory, marker_mm: float = 20.0
+    ) -> None:
         self.store = store
         self.evidence = evidence
         self._factory = segmenter_factory

@@ -29,8 +29,11 @@ _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nos
 
 def intake_limits(settings: TelehealthSettings) -> IntakeLimits:
     return IntakeLimits(
-        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels, min_brightness=settings.min_brightness,
-        min_sharpness=settings.min_sharpness, jpeg_quality=settings.stored_jpeg_quality,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        min_brightness=settings.min_brightness,
+        min_sharpness=settings.min_sharpness,
+        jpeg_quality=settings.stored_jpeg_quality,
         max_decoded_bytes=settings.max_decoded_bytes,
     )
 

@@ -21,9 +21,14 @@ def _visit(photo: PhotoRecord, assessment: WoundAssessment) -> Visit:
     return Visit(
         when=photo.received_at.date(),
         area_cm2=assessment.measurement.area_cm2,
-        tissue=None if tissue is None else TissueFractions(
-            granulation=tissue.granulation, slough=tissue.slough, necrotic=tissue.necrotic,
-            unclassified=tissue.unclassified),
+        tissue=None
+        if tissue is None
+        else TissueFractions(
+            granulation=tissue.granulation,
+            slough=tissue.slough,
+            necrotic=tissue.necrotic,
+            unclassified=tissue.unclassified,
+        ),
     )
 
 
@@ -34,10 +39,15 @@ def trend_json(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> dict[s
     visits = []
     for p, a in sorted(analysed, key=lambda pa: pa[0].received_at):
         v = _visit(p, a)
-        visits.append({
-            "photo_id": p.id, "date": v.when.isoformat(), "area_cm2": v.area_cm2,
-            "area_reason": a.measurement.reason, "tissue": None if v.tissue is None else v.tissue.model_dump(),
-        })
+        visits.append(
+            {
+                "photo_id": p.id,
+                "date": v.when.isoformat(),
+                "area_cm2": v.area_cm2,
+                "area_reason": a.measurement.reason,
+                "tissue": None if v.tissue is None else v.tissue.model_dump(),
+            }
+        )
     return {
         "visits": visits,
         "intervals": [iv.model_dump(mode="json") for iv in trend.intervals],

@@ -82,8 +82,14 @@ def consult_router(
     def out(record: ConsultRecord, patient_key: str | None = None) -> ConsultOut:
         # Keys ride in the fragment: browsers never send it to the server, so it stays out of access logs.
         return ConsultOut(
-            id=record.id, case_id=record.case_id, room_id=record.room_id, state=record.state, created_at=record.created_at,
-            expires_at=record.expires_at, ended_at=record.ended_at, clinician_url=f"{base}/consult#consult={record.id}&room={record.room_id}",
+            id=record.id,
+            case_id=record.case_id,
+            room_id=record.room_id,
+            state=record.state,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            ended_at=record.ended_at,
+            clinician_url=f"{base}/consult#consult={record.id}&room={record.room_id}",
             patient_url=f"{base}/consult#room={record.room_id}&key={patient_key}" if patient_key else None,
             connected=live.presence(record.room_id),
         )
@@ -105,14 +111,18 @@ def consult_router(
         await live.close_room(record.room_id)
         return out(record)
 
-    @router.post("/api/consults/{consult_id}/capture", response_model=PhotoReceipt, status_code=201, tags=["telehealth"])
+    @router.post(
+        "/api/consults/{consult_id}/capture", response_model=PhotoReceipt, status_code=201, tags=["telehealth"]
+    )
     async def capture(consult_id: RowId, actor: Actor = Depends(clinicians)) -> PhotoReceipt:
         """Store the patient's current video frame in the case as a photo submission (then analysed like any upload)."""
         record = await run_in_threadpool(clinician_consult, store, actor, consult_id)
         require_live(record)
         jpeg = await live.capture_patient_jpeg(record.room_id)
         if jpeg is None:
-            raise Conflict("no patient video to capture: the patient is not connected or their camera has sent nothing yet")
+            raise Conflict(
+                "no patient video to capture: the patient is not connected or their camera has sent nothing yet"
+            )
         photo = await decodes.run(clean_photo, jpeg, limits)  # same checks (and decode slots) as an upload
         stored, _created = await run_in_threadpool(store.add_photo, actor, record.case_id, photo, None)
         analyses.schedule(stored.id)

@@ -45,33 +45,63 @@ def _quantity(value: float, unit: str, code: str | None) -> dict[str, Any]:
     return q
 
 
-def observations(analysis: WoundAssessment | None, obs_status: str, subject: dict[str, str], when: str) -> list[Observation]:
+def observations(
+    analysis: WoundAssessment | None, obs_status: str, subject: dict[str, str], when: str
+) -> list[Observation]:
     """Area (cm2, only when measured), length, width, tissue fractions and redness index as Observations."""
-    base = {"status": obs_status, "subject": subject, "effectiveDateTime": when,
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]}]}
+    base = {
+        "status": obs_status,
+        "subject": subject,
+        "effectiveDateTime": when,
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]}
+        ],
+    }
     m = None if analysis is None else analysis.measurement
     out: list[Observation] = []
     if m is not None and m.area_cm2 is not None:
-        out.append(Observation(**base, code=_code("wound-area", "Wound area"), valueQuantity=_quantity(m.area_cm2, "cm2", "cm2")))
+        out.append(
+            Observation(
+                **base, code=_code("wound-area", "Wound area"), valueQuantity=_quantity(m.area_cm2, "cm2", "cm2")
+            )
+        )
         # LOINC 39126-8 "Length of Wound" and 39125-0 "Width of Wound" (the codes HL7's wound-care IGs bind).
-        for value, local, loinc, text in ((m.length_cm, "wound-length", "39126-8", "Length of Wound"),
-                                          (m.width_cm, "wound-width", "39125-0", "Width of Wound")):
+        for value, local, loinc, text in (
+            (m.length_cm, "wound-length", "39126-8", "Length of Wound"),
+            (m.width_cm, "wound-width", "39125-0", "Width of Wound"),
+        ):
             if value is not None:
-                out.append(Observation(**base, code=_code(local, text, loinc), valueQuantity=_quantity(value, "cm", "cm")))
+                out.append(
+                    Observation(**base, code=_code(local, text, loinc), valueQuantity=_quantity(value, "cm", "cm"))
+                )
     else:
         reason = (m.reason if m is not None else None) or "not measured"
         absent = {"coding": [{"system": ABSENT, "code": "not-performed"}], "text": reason}
         out.append(Observation(**base, code=_code("wound-area", "Wound area"), dataAbsentReason=absent))
     tissue = None if analysis is None else analysis.tissue
     if tissue is not None:
-        for name, fraction in (("granulation", tissue.granulation), ("slough", tissue.slough),
-                               ("necrotic", tissue.necrotic), ("unclassified", tissue.unclassified)):
-            out.append(Observation(**base, code=_code(f"tissue-{name}", f"Wound bed {name} fraction"),
-                                   valueQuantity=_quantity(100.0 * fraction, "%", "%")))
+        for name, fraction in (
+            ("granulation", tissue.granulation),
+            ("slough", tissue.slough),
+            ("necrotic", tissue.necrotic),
+            ("unclassified", tissue.unclassified),
+        ):
+            out.append(
+                Observation(
+                    **base,
+                    code=_code(f"tissue-{name}", f"Wound bed {name} fraction"),
+                    valueQuantity=_quantity(100.0 * fraction, "%", "%"),
+                )
+            )
     redness = None if analysis is None else analysis.redness
     if redness is not None and redness.index is not None:
-        out.append(Observation(**base, code=_code("periwound-redness-index", "Periwound redness index (CIELAB a* difference)"),
-                               valueQuantity=_quantity(redness.index, "a* units", None)))
+        out.append(
+            Observation(
+                **base,
+                code=_code("periwound-redness-index", "Periwound redness index (CIELAB a* difference)"),
+                valueQuantity=_quantity(redness.index, "a* units", None),
+            )
+        )
     return out
 
 
@@ -90,16 +120,36 @@ def report_bundle(view: ReportView, analysis: WoundAssessment | None, evidence_p
     media_refs = []
     if evidence_png is not None:
         url = _urn()
-        media = Media(status="completed", subject=subject, createdDateTime=when,
-                      content={"contentType": "image/png", "data": base64.b64encode(evidence_png).decode("ascii"),
-                               "title": "wound analysis evidence image"})
+        media = Media(
+            status="completed",
+            subject=subject,
+            createdDateTime=when,
+            content={
+                "contentType": "image/png",
+                "data": base64.b64encode(evidence_png).decode("ascii"),
+                "title": "wound analysis evidence image",
+            },
+        )
         entries.append({"fullUrl": url, "resource": media})
-        media_refs.append({"comment": "evidence image (wound outline, scale marker, measurements)", "link": {"reference": url}})
+        media_refs.append(
+            {"comment": "evidence image (wound outline, scale marker, measurements)", "link": {"reference": url}}
+        )
     text = str(version.body.get("text") or "")
-    forms = [{"contentType": "text/plain; charset=utf-8", "data": base64.b64encode(text.encode()).decode("ascii"),
-              "title": "report text"}]
+    forms = [
+        {
+            "contentType": "text/plain; charset=utf-8",
+            "data": base64.b64encode(text.encode()).decode("ascii"),
+            "title": "report text",
+        }
+    ]
     if evidence_png is not None:
-        forms.append({"contentType": "image/png", "data": base64.b64encode(evidence_png).decode("ascii"), "title": "evidence image"})
+        forms.append(
+            {
+                "contentType": "image/png",
+                "data": base64.b64encode(evidence_png).decode("ascii"),
+                "title": "evidence image",
+            }
+        )
     report = DiagnosticReport(
         status="final" if signed else "preliminary",
         code=_code("wound-assessment", "Wound assessment report"),
@@ -110,9 +160,14 @@ def report_bundle(view: ReportView, analysis: WoundAssessment | None, evidence_p
         media=media_refs or None,
         conclusion=(version.body.get("sections") or {}).get("impression") or None,
         presentedForm=forms,
-        identifier=[{"system": "https://scopecast.example/fhir/report-version", "value": f"{view.report_id}-{version.version}"}],
+        identifier=[
+            {"system": "https://scopecast.example/fhir/report-version", "value": f"{view.report_id}-{version.version}"}
+        ],
     )
     if version.signed_by is not None:
         report.performer = [Reference(reference=f"Practitioner/{version.signed_by}")]
-    return Bundle(type="collection", timestamp=datetime.now(UTC).isoformat(),
-                  entry=[{"fullUrl": _urn(), "resource": report}, *entries])
+    return Bundle(
+        type="collection",
+        timestamp=datetime.now(UTC).isoformat(),
+        entry=[{"fullUrl": _urn(), "resource": report}, *entries],
+    )

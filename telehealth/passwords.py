@@ -10,7 +10,9 @@ from telehealth.settings import TelehealthSettings
 
 
 class PasswordPolicy:
-    def __init__(self, min_length: int = 10, time_cost: int = 3, memory_kib: int = 64 * 1024, parallelism: int = 1) -> None:
+    def __init__(
+        self, min_length: int = 10, time_cost: int = 3, memory_kib: int = 64 * 1024, parallelism: int = 1
+    ) -> None:
         self.min_length = min_length
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         # Verifying against this when the email is unknown makes a failed login take the same time either way,
@@ -20,7 +22,10 @@ class PasswordPolicy:
     @classmethod
     def from_settings(cls, settings: TelehealthSettings) -> PasswordPolicy:
         return cls(
-            settings.password_min_length, settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+            settings.password_min_length,
+            settings.argon2_time_cost,
+            settings.argon2_memory_kib,
+            settings.argon2_parallelism,
         )
 
     def check_strength(self, password: str) -> None:

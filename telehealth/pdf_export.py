@@ -22,8 +22,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {100 * v:.0f}%" if isinstance(v, (int, float)) and 0 <= v <= 1 else f"{k} {_fmt(v)}"
-                         for k, v in value.items())
+        return ", ".join(
+            f"{k} {100 * v:.0f}%" if isinstance(v, (int, float)) and 0 <= v <= 1 else f"{k} {_fmt(v)}"
+            for k, v in value.items()
+        )
     if isinstance(value, list):
         return "; ".join(_fmt(v) for v in value)
     return str(value)

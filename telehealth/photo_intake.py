@@ -32,7 +32,17 @@ _QUALITY_SIDE = 512  # blur and brightness are measured at a fixed size so thres
 _WHITE = (255, 255, 255)
 # What Pillow's parsers and decoders raise for a file that starts like an image and then breaks: short reads
 # ("Truncated File Read", "image file is truncated"), bad chunks and markers, broken zlib or HEIF streams.
-_BROKEN_FILE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error, zlib.error)
+_BROKEN_FILE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+)
 # Magic bytes, only to name the format of a file Pillow could not even open.
 _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
 
@@ -96,7 +106,8 @@ def open_image(data: bytes) -> Image.Image:
 def _too_big(cost: DecodeCost, limit: int) -> PhotoRejected:
     width, height = cost.size
     return PhotoRejected(
-        413, f"image too large to decode: {width}x{height} {cost.mode} needs {cost.total / 1e6:.0f} MB of memory, "
+        413,
+        f"image too large to decode: {width}x{height} {cost.mode} needs {cost.total / 1e6:.0f} MB of memory, "
         f"over the {limit / 1e6:g} MB limit",
     )
 
@@ -115,7 +126,9 @@ def fit_decode(image: Image.Image, limits: IntakeLimits) -> None:
         pixels = smallest[0] * smallest[1]
         if pixels > limits.max_pixels:
             full_pixels = image.width * image.height
-            raise PhotoRejected(413, f"image has too many pixels: {full_pixels / 1e6:.1f} MP over {limits.max_pixels / 1e6:g} MP")
+            raise PhotoRejected(
+                413, f"image has too many pixels: {full_pixels / 1e6:.1f} MP over {limits.max_pixels / 1e6:g} MP"
+            )
         raise _too_big(full, limits.max_decoded_bytes)
     if scale > 1:
         image.draft(None, (image.width // scale, image.height // scale))

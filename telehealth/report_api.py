@@ -40,11 +40,26 @@ _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nos
 def report_out(view: ReportView) -> ReportOut:
     v = view.current
     return ReportOut(
-        id=view.report_id, case_id=view.case_id, version_id=v.id, version=v.version, status=v.status.value,
-        notice=AI_DRAFT_NOTICE if v.status is ReportStatus.draft else None, body=v.body, signed_at=v.signed_at,
-        signed_by=v.signed_by, amends_version_id=v.amends_version_id,
-        versions=[ReportVersionOut(version_id=x.id, version=x.version, status=x.status.value, signed_at=x.signed_at,
-                                   amends_version_id=x.amends_version_id) for x in view.versions],
+        id=view.report_id,
+        case_id=view.case_id,
+        version_id=v.id,
+        version=v.version,
+        status=v.status.value,
+        notice=AI_DRAFT_NOTICE if v.status is ReportStatus.draft else None,
+        body=v.body,
+        signed_at=v.signed_at,
+        signed_by=v.signed_by,
+        amends_version_id=v.amends_version_id,
+        versions=[
+            ReportVersionOut(
+                version_id=x.id,
+                version=x.version,
+                status=x.status.value,
+                signed_at=x.signed_at,
+                amends_version_id=x.amends_version_id,
+            )
+            for x in view.versions
+        ],
     )
 
 
@@ -116,11 +131,16 @@ def report_router(
         view = view_report(store, actor, report_id, audit=AuditAction.export)
         _analysis, png = _source(store, evidence, view)
         pdf = report_pdf(view, png, signer_email(store, view.current.signed_by))
-        headers = {**_PRIVATE, "Content-Disposition": f'attachment; filename="report-{report_id}-v{view.current.version}.pdf"'}
+        headers = {
+            **_PRIVATE,
+            "Content-Disposition": f'attachment; filename="report-{report_id}-v{view.current.version}.pdf"',
+        }
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     @router.get("/api/cases/{case_id}/export", tags=["telehealth"])
-    def export_case(case_id: RowId, deidentified: bool = Query(False), actor: Actor = Depends(authors)) -> dict[str, Any]:
+    def export_case(
+        case_id: RowId, deidentified: bool = Query(False), actor: Actor = Depends(authors)
+    ) -> dict[str, Any]:
         if not deidentified:
             raise TelehealthError("only de-identified export is available: add ?deidentified=true")
         return deidentified_case(store, actor, case_id)

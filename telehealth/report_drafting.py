@@ -22,8 +22,9 @@ def analysis_measurements(assessment: WoundAssessment) -> Measurements:
         length_cm=m.length_cm if m.area_cm2 is not None else None,
         width_cm=m.width_cm if m.area_cm2 is not None else None,
         size_not_measured=None if m.area_cm2 is not None else (m.reason or "not measured"),
-        tissue_mix=None if tissue is None else TissueMix(tissue.granulation, tissue.slough, tissue.necrotic,
-                                                         tissue.unclassified),
+        tissue_mix=None
+        if tissue is None
+        else TissueMix(tissue.granulation, tissue.slough, tissue.necrotic, tissue.unclassified),
         redness_index=None if redness is None else redness.index,
         infection_signals=tuple(signal.description or signal.code for signal in assessment.risk.signals),
         infection_flagged=assessment.risk.flagged,
@@ -40,12 +41,24 @@ def report_context(photo_id: int, record: AnalysisRecord) -> ReportContext:
     if assessment.wound_box is not None:
         score = assessment.wound_score
         # Analyses stored before the score was kept (schema 1) came from the shipped model's found regions.
-        objects = (Finding(label="wound", score=1.0 if score is None else score, box=assessment.wound_box,
-                           area_px=assessment.wound_pixels),)
-    findings = FrameFindings(model=ModelInfo(assessment.model.name, assessment.model.version, labels=("wound",)),
-                             frame_size=(w, h), objects=objects)
-    return ReportContext(findings=(findings,), measurements=analysis_measurements(assessment),
-                         evidence_frames=(f"photo-{photo_id}/evidence.png",))
+        objects = (
+            Finding(
+                label="wound",
+                score=1.0 if score is None else score,
+                box=assessment.wound_box,
+                area_px=assessment.wound_pixels,
+            ),
+        )
+    findings = FrameFindings(
+        model=ModelInfo(assessment.model.name, assessment.model.version, labels=("wound",)),
+        frame_size=(w, h),
+        objects=objects,
+    )
+    return ReportContext(
+        findings=(findings,),
+        measurements=analysis_measurements(assessment),
+        evidence_frames=(f"photo-{photo_id}/evidence.png",),
+    )
 
 
 async def draft_for(backend: VlmBackend, photo_id: int, record: AnalysisRecord) -> ReportDraft:
@@ -60,8 +73,17 @@ def sections_text(sections: dict[str, Any], measurements: dict[str, Any]) -> str
     if measurements:
         lines.append("Measurements:")
         lines += [f"  - {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in measurements.items()]
-    lines += ["", "Impression:", f"  {sections.get('impression', '')}", "", "Suggested follow-up:",
-              f"  {sections.get('follow_up', '')}", "", "Uncertainty:", f"  {sections.get('uncertainty', '')}"]
+    lines += [
+        "",
+        "Impression:",
+        f"  {sections.get('impression', '')}",
+        "",
+        "Suggested follow-up:",
+        f"  {sections.get('follow_up', '')}",
+        "",
+        "Uncertainty:",
+        f"  {sections.get('uncertainty', '')}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -71,9 +93,13 @@ def draft_body(draft: ReportDraft, photo_id: int, record: AnalysisRecord) -> dic
         "text": render_text(draft),
         "sections": {k: getattr(draft, k) for k in SECTION_NAMES},
         "measurements": dict(draft.measurements),
-        "source": {"photo_id": photo_id, "analysis_id": record.id, "segmenter": f"{record.model_name} {record.model_version}",
-                   "drafted_by": f"{draft.model_name} {draft.model_version} ({draft.backend})",
-                   "drafted_at": draft.created_at.isoformat()},
+        "source": {
+            "photo_id": photo_id,
+            "analysis_id": record.id,
+            "segmenter": f"{record.model_name} {record.model_version}",
+            "drafted_by": f"{draft.model_name} {draft.model_version} ({draft.backend})",
+            "drafted_at": draft.created_at.isoformat(),
+        },
     }
 
 

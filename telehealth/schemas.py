@@ -60,7 +60,9 @@ class InviteAccept(_Body):
 
 
 class CaseCreate(_Body):
-    patient_id: RowId | None = Field(None, description="required for GPs and admins; patients open cases for themselves")
+    patient_id: RowId | None = Field(
+        None, description="required for GPs and admins; patients open cases for themselves"
+    )
     label: str | None = Field(None, max_length=120, description="where the wound is, e.g. 'left heel'")
 
 
@@ -96,7 +98,9 @@ class CaseOut(BaseModel):
 
     @classmethod
     def of(cls, case: CaseRecord) -> CaseOut:
-        return cls(id=case.id, patient_id=case.patient_id, status=case.status, label=case.label, created_at=case.created_at)
+        return cls(
+            id=case.id, patient_id=case.patient_id, status=case.status, label=case.label, created_at=case.created_at
+        )
 
 
 class PhotoReceipt(BaseModel):
@@ -115,9 +119,17 @@ class PhotoReceipt(BaseModel):
     @classmethod
     def of(cls, photo: PhotoRecord) -> PhotoReceipt:
         return cls(
-            id=photo.id, case_id=photo.case_id, received_at=photo.received_at, sha256=photo.sha256, width=photo.width,
-            height=photo.height, byte_size=photo.byte_size, media_type=photo.media_type, file_state=photo.file_state,
-            photo_url=f"/api/photos/{photo.id}", thumbnail_url=f"/api/photos/{photo.id}/thumbnail",
+            id=photo.id,
+            case_id=photo.case_id,
+            received_at=photo.received_at,
+            sha256=photo.sha256,
+            width=photo.width,
+            height=photo.height,
+            byte_size=photo.byte_size,
+            media_type=photo.media_type,
+            file_state=photo.file_state,
+            photo_url=f"/api/photos/{photo.id}",
+            thumbnail_url=f"/api/photos/{photo.id}/thumbnail",
         )
 
 

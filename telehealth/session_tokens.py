@@ -18,7 +18,9 @@ SESSION_COOKIE = "scopecast_session"
 class SessionTokens:
     def __init__(self, secret: str, ttl_s: int) -> None:
         # The salt keeps these tokens from being valid for any other use of the same secret.
-        self._serializer = URLSafeTimedSerializer(secret, salt="scopecast.telehealth.session", signer_kwargs={"digest_method": hashlib.sha256})
+        self._serializer = URLSafeTimedSerializer(
+            secret, salt="scopecast.telehealth.session", signer_kwargs={"digest_method": hashlib.sha256}
+        )
         self.ttl_s = ttl_s
 
     def issue(self, session_id: str) -> str:

@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class TelehealthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCOPECAST_TELEHEALTH_", extra="forbid")
 
-    data_dir: Path = Field(Path("var/telehealth"), description="photo files, quarantine and the default SQLite database")
+    data_dir: Path = Field(
+        Path("var/telehealth"), description="photo files, quarantine and the default SQLite database"
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL (postgresql+psycopg://...); empty: SQLite with WAL at DATA_DIR/telehealth.db"
     )
@@ -20,13 +22,20 @@ class TelehealthSettings(BaseSettings):
     session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
     invite_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 24 * 3600)
     consult_ttl_s: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600, description="how long a video consult link works")
-    public_base_url: str = Field("", description="prefix for invite links sent to patients, e.g. https://clinic.example")
+    public_base_url: str = Field(
+        "", description="prefix for invite links sent to patients, e.g. https://clinic.example"
+    )
     cookie_secure: bool = Field(True, description="mark the session cookie Secure (turn off only for plain-http tests)")
 
-    login_failures_per_account: int = Field(5, ge=1, le=1000, description="failed sign-ins allowed per account per window")
+    login_failures_per_account: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins allowed per account per window"
+    )
     login_failures_per_address: int = Field(
-        20, ge=0, le=100_000, description="failed sign-ins allowed per client address per window (0: no address limit; "
-        "behind a proxy, run uvicorn with --proxy-headers so the address is the client's)"
+        20,
+        ge=0,
+        le=100_000,
+        description="failed sign-ins allowed per client address per window (0: no address limit; "
+        "behind a proxy, run uvicorn with --proxy-headers so the address is the client's)",
     )
     login_window_s: int = Field(15 * 60, ge=10, le=24 * 3600)
     password_min_length: int = Field(10, ge=8, le=128)
@@ -38,24 +47,35 @@ class TelehealthSettings(BaseSettings):
     max_upload_bytes: int = Field(20_000_000, ge=1024, le=500_000_000, description="largest accepted photo file")
     max_json_bytes: int = Field(64 * 1024, ge=1024, le=10_000_000, description="largest accepted JSON body")
     max_image_pixels: int = Field(
-        40_000_000, ge=10_000, le=500_000_000, description="most pixels a photo may decode to (a larger JPEG is decoded at reduced scale)"
+        40_000_000,
+        ge=10_000,
+        le=500_000_000,
+        description="most pixels a photo may decode to (a larger JPEG is decoded at reduced scale)",
     )
     max_decoded_bytes: int = Field(
-        100_000_000, ge=1_000_000, le=16_000_000_000,
+        100_000_000,
+        ge=1_000_000,
+        le=16_000_000_000,
         description="memory one photo may take decoded (pixels x bytes a pixel, at least its RGB copy, plus the decoder's "
         "buffers), checked from the header: the decompression-bomb guard; an upload's peak is about twice this",
     )
     max_concurrent_decodes: int = Field(
-        2, ge=1, le=64, description="photos decoded at once; more uploads wait their turn, so the peak is this times the above"
+        2,
+        ge=1,
+        le=64,
+        description="photos decoded at once; more uploads wait their turn, so the peak is this times the above",
     )
-    min_brightness: float = Field(35.0, ge=0, le=255, description="mean luminance (0-255) below which a photo is too dark")
+    min_brightness: float = Field(
+        35.0, ge=0, le=255, description="mean luminance (0-255) below which a photo is too dark"
+    )
     min_sharpness: float = Field(
         20.0, ge=0, description="variance of the Laplacian at 512 px long side below which a photo is too blurred"
     )
     stored_jpeg_quality: int = Field(92, ge=50, le=100)
     thumbnail_px: int = Field(320, ge=32, le=2048)
     wound_model_path: Path | None = Field(
-        None, description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)"
+        None,
+        description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)",
     )
     marker_mm: float = Field(20.0, gt=0, le=200, description="printed side of the ArUco scale marker's black square")
 

@@ -76,10 +76,19 @@ def checkpoint_model(checkpoint: Path, tmp: Path) -> Path:
     size = int(ckpt["config"]["input_size"])
     path = tmp / f"{Path(checkpoint).parent.name or 'model'}.onnx"
     export_onnx(net, path, (size, size))
-    path.with_suffix(".json").write_text(json.dumps({
-        "name": path.stem, "labels": ["object"], "input_size": [size, size], "arch": ckpt["arch"],
-        "mean": list(ckpt.get("mean", (0.485, 0.456, 0.406))), "std": list(ckpt.get("std", (0.229, 0.224, 0.225))),
-        "threshold": 0.5}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "name": path.stem,
+                "labels": ["object"],
+                "input_size": [size, size],
+                "arch": ckpt["arch"],
+                "mean": list(ckpt.get("mean", (0.485, 0.456, 0.406))),
+                "std": list(ckpt.get("std", (0.229, 0.224, 0.225))),
+                "threshold": 0.5,
+            }
+        )
+    )
     return path
 
 
@@ -112,9 +121,17 @@ def default_model(tmp: Path) -> Path:
     net.eval()
     path = tmp / "liteunet-random.onnx"
     export_onnx(net, path, (size, size))
-    path.with_suffix(".json").write_text(json.dumps({
-        "name": "liteunet-random", "labels": ["object"], "input_size": [size, size], "arch": arch,
-        "threshold": 0.5}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "name": "liteunet-random",
+                "labels": ["object"],
+                "input_size": [size, size],
+                "arch": arch,
+                "threshold": 0.5,
+            }
+        )
+    )
     return path
 
 
@@ -180,9 +197,17 @@ def bench_one(model: SegmentationModel, frames: list[np.ndarray], iters: int, wa
     }
 
 
-def run_bench(model_path: Path, runtimes: list[str], batches: list[int], sizes: list[tuple[int, int]],
-              iters: int, warmup: int, threads: int, log: Callable[[str], None] = print,
-              video: Path | None = None) -> list[dict[str, Any]]:
+def run_bench(
+    model_path: Path,
+    runtimes: list[str],
+    batches: list[int],
+    sizes: list[tuple[int, int]],
+    iters: int,
+    warmup: int,
+    threads: int,
+    log: Callable[[str], None] = print,
+    video: Path | None = None,
+) -> list[dict[str, Any]]:
     from perception.segmentation_model import SegmentationModel
 
     rows = []
@@ -196,9 +221,17 @@ def run_bench(model_path: Path, runtimes: list[str], batches: list[int], sizes: 
             for b in batches:
                 frames = video_frames(video, b, w, h) or synthetic_frames(b, w, h)
                 res = bench_one(model, frames, iters, warmup)
-                row = {"runtime": model.runtime_name, "batch": b, "frame": f"{w}x{h}",
-                       "input": f"{model.input_size[0]}x{model.input_size[1]}", "threads": threads, **res,
-                       "rss_mb": _rss_mb(), "peak_rss_mb": _peak_rss_mb(), **_gpu_memory()}
+                row = {
+                    "runtime": model.runtime_name,
+                    "batch": b,
+                    "frame": f"{w}x{h}",
+                    "input": f"{model.input_size[0]}x{model.input_size[1]}",
+                    "threads": threads,
+                    **res,
+                    "rss_mb": _rss_mb(),
+                    "peak_rss_mb": _peak_rss_mb(),
+                    **_gpu_memory(),
+                }
                 rows.append(row)
                 log(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
         model.close()
@@ -206,13 +239,14 @@ def run_bench(model_path: Path, runtimes: list[str], batches: list[int], sizes: 
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| runtime | frame | batch | p50 ms/batch | p99 ms/batch | frames/s | network p50 ms | "
-            "RSS MB (peak) |")
+    head = "| runtime | frame | batch | p50 ms/batch | p99 ms/batch | frames/s | network p50 ms | RSS MB (peak) |"
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         gpu = f", GPU {r['torch_peak_allocated_mb']:.0f} MB" if "torch_peak_allocated_mb" in r else ""
-        lines.append(f"| {r['runtime']} | {r['frame']} | {r['batch']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['fps']:.1f} | {r['network_p50_ms']:.1f} | {r['rss_mb']:.0f} ({r['peak_rss_mb']:.0f}){gpu} |")
+        lines.append(
+            f"| {r['runtime']} | {r['frame']} | {r['batch']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['fps']:.1f} | {r['network_p50_ms']:.1f} | {r['rss_mb']:.0f} ({r['peak_rss_mb']:.0f}){gpu} |"
+        )
     return "\n".join(lines)
 
 
@@ -235,12 +269,22 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=None, help="shipped model name or .onnx path (default: polyp or a random LiteUNet)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="benchmark a training checkpoint (exported to a temp ONNX)")
-    p.add_argument("--video", type=Path, default=None,
-                   help="frames from this video, resized to each size (default: the laparoscopy clip in the shared "
-                        "data when present, else synthetic frames)")
-    p.add_argument("--runtimes", default="cpu,torch", help="comma list of runtime kinds (auto, cpu, cuda, torch, tensorrt, triton)")
+    p.add_argument(
+        "--model", default=None, help="shipped model name or .onnx path (default: polyp or a random LiteUNet)"
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="benchmark a training checkpoint (exported to a temp ONNX)"
+    )
+    p.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="frames from this video, resized to each size (default: the laparoscopy clip in the shared "
+        "data when present, else synthetic frames)",
+    )
+    p.add_argument(
+        "--runtimes", default="cpu,torch", help="comma list of runtime kinds (auto, cpu, cuda, torch, tensorrt, triton)"
+    )
     p.add_argument("--batches", default="1,4")
     p.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES))
     p.add_argument("--iters", type=int, default=30)
@@ -267,9 +311,17 @@ def main(argv: list[str] | None = None) -> int:
 
             video = datasets.data_root() / "videos" / "laparoscopy-rvimlab-720p25.mp4"
         print(f"# model {model_path}; frames from {video if Path(video).is_file() else 'synthetic'}", flush=True)
-        rows = run_bench(Path(model_path), [k.strip() for k in args.runtimes.split(",") if k.strip()],
-                         [int(b) for b in args.batches.split(",")], [_size(s) for s in args.sizes.split(",")],
-                         args.iters, args.warmup, args.threads, log=lambda s: print(s, flush=True), video=video)
+        rows = run_bench(
+            Path(model_path),
+            [k.strip() for k in args.runtimes.split(",") if k.strip()],
+            [int(b) for b in args.batches.split(",")],
+            [_size(s) for s in args.sizes.split(",")],
+            args.iters,
+            args.warmup,
+            args.threads,
+            log=lambda s: print(s, flush=True),
+            video=video,
+        )
     if args.markdown:
         print(markdown(rows))
     if args.json_out:

@@ -32,7 +32,11 @@ QUESTION = "Describe this frame."
 def sample_request() -> AskRequest:
     img = np.zeros((480, 640, 3), np.uint8)
     img[40:200, 40:240] = (180, 60, 60)
-    ff = FrameFindings(ModelInfo("wound-seg", "1", labels=("wound",)), (640, 480), (Finding("wound", 0.9, (40, 40, 240, 200), area_px=25000),))
+    ff = FrameFindings(
+        ModelInfo("wound-seg", "1", labels=("wound",)),
+        (640, 480),
+        (Finding("wound", 0.9, (40, 40, 240, 200), area_px=25000),),
+    )
     return AskRequest(QUESTION, image=img, findings=ff)
 
 
@@ -62,7 +66,9 @@ async def time_backend(backend: VlmBackend, runs: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scopecast bench vlm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="scopecast bench vlm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model-path")
     ap.add_argument("--base-url")
     ap.add_argument("--model", default="model")
@@ -85,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["transformers"]["model"] = "tiny random LLaVA" if args.model_path is None else path
         results["transformers"]["device"] = backend.device  # type: ignore[attr-defined]  # a TransformersBackend here
     if args.base_url:
-        backend = create_vlm(VlmConfig(backend="openai", base_url=args.base_url, model=args.model, max_new_tokens=args.max_new_tokens))
+        backend = create_vlm(
+            VlmConfig(backend="openai", base_url=args.base_url, model=args.model, max_new_tokens=args.max_new_tokens)
+        )
         results["openai"] = asyncio.run(time_backend(backend, args.runs))
     for name, r in results.items():
         extra = f" tok/s={r['tokens_per_s']:.1f}" if "tokens_per_s" in r else ""

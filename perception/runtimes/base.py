@@ -122,12 +122,26 @@ def check_io(
         raise ModelError(f"{where}: output {oname!r} must be float32, found {otyp}")
     out_size = (oshape[3], oshape[2]) if isinstance(oshape[2], int) and isinstance(oshape[3], int) else None
     dynamic = not isinstance(shape[0], int)
-    return GraphIO(name, oname, (int(w), int(h)), out_size, dynamic, None if dynamic else int(shape[0]),
-                   tuple(o[0] for o in outputs))
+    return GraphIO(
+        name,
+        oname,
+        (int(w), int(h)),
+        out_size,
+        dynamic,
+        None if dynamic else int(shape[0]),
+        tuple(o[0] for o in outputs),
+    )
 
 
-_ONNX_TYPES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 6: "tensor(int32)", 7: "tensor(int64)",
-               10: "tensor(float16)", 11: "tensor(double)"}
+_ONNX_TYPES = {
+    1: "tensor(float)",
+    2: "tensor(uint8)",
+    3: "tensor(int8)",
+    6: "tensor(int32)",
+    7: "tensor(int64)",
+    10: "tensor(float16)",
+    11: "tensor(double)",
+}
 
 
 # perception.export embeds the metadata in the ONNX under this key, so the ONNX alone is enough to run it.
@@ -197,8 +211,12 @@ def inspect_onnx(onnx_path: str | Path) -> tuple[GraphIO, dict[str, Any]]:
     if not model.graph.node:
         raise ModelError(f"cannot load ONNX model {path}: the graph is empty")
     size = meta.get("input_size")
-    io = check_io(path.name, triples(model.graph.input), triples(model.graph.output),
-                  (int(size[0]), int(size[1])) if size else None)
+    io = check_io(
+        path.name,
+        triples(model.graph.input),
+        triples(model.graph.output),
+        (int(size[0]), int(size[1])) if size else None,
+    )
     return io, meta
 
 

@@ -89,14 +89,16 @@ def gpu_snapshot() -> list[GpuStats]:
         util = _try(nv.nvmlDeviceGetUtilizationRates, h)
         mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
         temp = _try(nv.nvmlDeviceGetTemperature, h, getattr(nv, "NVML_TEMPERATURE_GPU", 0))
-        stats.append(GpuStats(
-            index=i,
-            name=str(name or f"GPU {i}"),
-            utilisation_pct=float(util.gpu) if util is not None else None,
-            memory_used_mb=mem.used / 2**20 if mem is not None else None,
-            memory_total_mb=mem.total / 2**20 if mem is not None else None,
-            temperature_c=float(temp) if temp is not None else None,
-        ))
+        stats.append(
+            GpuStats(
+                index=i,
+                name=str(name or f"GPU {i}"),
+                utilisation_pct=float(util.gpu) if util is not None else None,
+                memory_used_mb=mem.used / 2**20 if mem is not None else None,
+                memory_total_mb=mem.total / 2**20 if mem is not None else None,
+                temperature_c=float(temp) if temp is not None else None,
+            )
+        )
     return stats
 
 

@@ -41,13 +41,13 @@ def providers_for(device: str) -> list[str]:
         return [CPU]
     if device == "cuda":
         if CUDA not in available:
-            raise RuntimeUnavailable(f"device 'cuda' asked for but onnxruntime offers only {available}"
-                                     " (install onnxruntime-gpu)")
+            raise RuntimeUnavailable(
+                f"device 'cuda' asked for but onnxruntime offers only {available} (install onnxruntime-gpu)"
+            )
         return [CUDA, CPU]
     if device == "auto":
         return ([CUDA] if CUDA in available else []) + [CPU]
     raise ModelError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')")
-
 
 
 def session_options(threads: int) -> Any:  # onnxruntime.SessionOptions: onnxruntime ships no types
@@ -72,8 +72,9 @@ class OnnxRuntime:
     models of the same file: ``perception.builtin`` shares one per shipped model.
     """
 
-    def __init__(self, path: str | Path, *, threads: int = 1, device: str = "auto",
-                 input_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, threads: int = 1, device: str = "auto", input_size: tuple[int, int] | None = None
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -83,14 +84,17 @@ class OnnxRuntime:
         opts = session_options(threads)
         try:
             self.session: Any = ort.InferenceSession(  # onnxruntime ships no types
-                str(self.path), sess_options=opts, providers=providers)
+                str(self.path), sess_options=opts, providers=providers
+            )
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load ONNX model {self.path}: {first}") from None
         got = self.session.get_providers()
         if device == "cuda" and CUDA not in got:
-            raise RuntimeUnavailable(f"onnxruntime CUDA provider did not start for {self.path.name} "
-                                     "(no CUDA device, or CUDA/cuDNN libraries missing)")
+            raise RuntimeUnavailable(
+                f"onnxruntime CUDA provider did not start for {self.path.name} "
+                "(no CUDA device, or CUDA/cuDNN libraries missing)"
+            )
         self.device = "cuda" if CUDA in got else "cpu"
         self.name = f"onnxruntime-{self.device}"
         embedded = self.session.get_modelmeta().custom_metadata_map.get(EMBEDDED_METADATA_KEY)
@@ -124,11 +128,12 @@ class OnnxRuntime:
             if io.batch_dynamic or len(batch) == io.fixed_batch:
                 outs = list(self.session.run(names, {io.input_name: batch}))
             else:
-                parts = [self.session.run(names, {io.input_name: batch[i: i + 1]}) for i in range(len(batch))]
+                parts = [self.session.run(names, {io.input_name: batch[i : i + 1]}) for i in range(len(batch))]
                 outs = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
         except Exception as e:
-            raise ModelError(f"{self.path.name}: onnxruntime failed on a {tuple(batch.shape)} batch: "
-                             f"{str(e).strip()[:300]}") from None
+            raise ModelError(
+                f"{self.path.name}: onnxruntime failed on a {tuple(batch.shape)} batch: {str(e).strip()[:300]}"
+            ) from None
         return check_logits(outs[0], len(batch), self.path.name), [np.asarray(o) for o in outs[1:]]
 
     def close(self) -> None:

@@ -70,11 +70,13 @@ def import_tensorrt() -> Any:  # the tensorrt module; it ships no types
     return trt
 
 
-def engine_key(model_sha256: str, gpu: str, trt_version: str, precision: str, max_batch: int,
-               input_size: tuple[int, int]) -> str:
+def engine_key(
+    model_sha256: str, gpu: str, trt_version: str, precision: str, max_batch: int, input_size: tuple[int, int]
+) -> str:
     """Short hex key naming a cached engine; any change of its inputs gives a new engine."""
-    text = "|".join([model_sha256, gpu, trt_version, precision, str(int(max_batch)),
-                     f"{input_size[0]}x{input_size[1]}"])
+    text = "|".join(
+        [model_sha256, gpu, trt_version, precision, str(int(max_batch)), f"{input_size[0]}x{input_size[1]}"]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -212,8 +214,7 @@ class TensorRTRuntime:
         self._report = progress or (lambda msg: log.info("%s: %s", self.path.name, msg))
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.model_sha256 = file_sha256(self.path)
-        key = engine_key(self.model_sha256, self.gpu_name, self.trt_version, precision, self.max_batch,
-                         self.input_size)
+        key = engine_key(self.model_sha256, self.gpu_name, self.trt_version, precision, self.max_batch, self.input_size)
         self.engine_path = self.cache_dir / f"{_safe(self.path.stem)}-{key}.engine"
         self.timing_cache_path = self.cache_dir / f"timing-{_safe(self.gpu_name)}-trt{_safe(self.trt_version)}.cache"
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -233,8 +234,9 @@ class TensorRTRuntime:
                 self.built_now = True
             self.context = self.engine.create_execution_context()
             if self.context is None:
-                raise ModelError(f"TensorRT could not create an execution context for {self.path.name} "
-                                 "(out of GPU memory?)")
+                raise ModelError(
+                    f"TensorRT could not create an execution context for {self.path.name} (out of GPU memory?)"
+                )
             self._stream = torch.cuda.Stream(device=self.device)
         self._in_dtype = self._torch_dtype(self.engine.get_tensor_dtype(io.input_name))
         self._out_dtype = self._torch_dtype(self.engine.get_tensor_dtype(io.output_name))
@@ -261,8 +263,9 @@ class TensorRTRuntime:
                 log.warning("%s: %s", self.path.name, built_precision)
         profile = builder.create_optimization_profile()
         w, h = self.input_size
-        profile.set_shape(self.io.input_name, (1, 3, h, w), (min(self.opt_batch, self.max_batch), 3, h, w),
-                          (self.max_batch, 3, h, w))
+        profile.set_shape(
+            self.io.input_name, (1, 3, h, w), (min(self.opt_batch, self.max_batch), 3, h, w), (self.max_batch, 3, h, w)
+        )
         config.add_optimization_profile(profile)
         old = b""
         if self.timing_cache_path.is_file():
@@ -275,8 +278,10 @@ class TensorRTRuntime:
         monitor = _monitor_for(trt, progress)
         if monitor is not None and hasattr(config, "progress_monitor"):
             config.progress_monitor = monitor
-        self._report(f"building TensorRT engine ({built_precision}, batch 1..{self.max_batch}, {w}x{h}) "
-                     f"on {self.gpu_name}, TensorRT {self.trt_version}; this can take minutes")
+        self._report(
+            f"building TensorRT engine ({built_precision}, batch 1..{self.max_batch}, {w}x{h}) "
+            f"on {self.gpu_name}, TensorRT {self.trt_version}; this can take minutes"
+        )
         t0 = time.monotonic()
         try:
             if monitor is not None and hasattr(config, "progress_monitor"):
@@ -287,8 +292,10 @@ class TensorRTRuntime:
         except Exception as e:
             raise ModelError(f"TensorRT engine build failed for {self.path.name}: {str(e).strip()[:300]}") from None
         if plan is None:
-            raise ModelError(f"TensorRT engine build failed for {self.path.name} (see the TensorRT log above; "
-                             "unsupported layer or not enough GPU memory?)")
+            raise ModelError(
+                f"TensorRT engine build failed for {self.path.name} (see the TensorRT log above; "
+                "unsupported layer or not enough GPU memory?)"
+            )
         data = bytes(plan)
         try:
             _atomic_write(self.engine_path, data)
@@ -316,8 +323,10 @@ class TensorRTRuntime:
         x = x.to(self._in_dtype).contiguous()
         ctx = self.context
         if not ctx.set_input_shape(io.input_name, tuple(x.shape)):
-            raise ModelError(f"{self.path.name}: TensorRT rejected input shape {tuple(x.shape)} "
-                             f"(engine built for batch 1..{self.max_batch})")
+            raise ModelError(
+                f"{self.path.name}: TensorRT rejected input shape {tuple(x.shape)} "
+                f"(engine built for batch 1..{self.max_batch})"
+            )
         oshape = tuple(ctx.get_tensor_shape(io.output_name))
         out: torch.Tensor = self._torch.empty(oshape, dtype=self._out_dtype, device=self.device)
         ctx.set_tensor_address(io.input_name, int(x.data_ptr()))
@@ -330,7 +339,7 @@ class TensorRTRuntime:
     def _run_tensor(self, x: torch.Tensor) -> np.ndarray:
         torch = self._torch
         with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
-            parts = [self._execute(x[i: i + self.max_batch]) for i in range(0, int(x.shape[0]), self.max_batch)]
+            parts = [self._execute(x[i : i + self.max_batch]) for i in range(0, int(x.shape[0]), self.max_batch)]
             y = parts[0] if len(parts) == 1 else torch.cat(parts)
             res = y.cpu().numpy()  # synchronises the stream
         return res

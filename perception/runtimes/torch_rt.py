@@ -60,8 +60,10 @@ class TorchRuntime:
             path = Path(onnx_path)
             io, meta = inspect_onnx(path)  # ModelError for missing / corrupt / mismatched graphs
             if "arch" not in meta:
-                raise ModelError(f"{path.name}: no 'arch' in the model metadata; the torch runtime can only "
-                                 "rebuild networks exported by perception.export")
+                raise ModelError(
+                    f"{path.name}: no 'arch' in the model metadata; the torch runtime can only "
+                    "rebuild networks exported by perception.export"
+                )
             try:
                 net = net_loading.net_from_onnx(path)
             except (ValueError, KeyError, TypeError) as e:
@@ -90,7 +92,9 @@ class TorchRuntime:
                 self._fn = torch.compile(self.net, dynamic=False)
             except Exception as e:
                 raise ModelError(f"torch.compile failed for {path.name}: {e}") from None
-        self.name = f"torch-{device}" + ("-compiled" if compile else "") + ("-fp16" if self.dtype == torch.float16 else "")
+        self.name = (
+            f"torch-{device}" + ("-compiled" if compile else "") + ("-fp16" if self.dtype == torch.float16 else "")
+        )
         self.max_batch: int | None = None
         self._torch = torch
 
@@ -103,8 +107,9 @@ class TorchRuntime:
                 y = self._fn(x)
                 out = y.float().cpu().numpy()
         except Exception as e:
-            raise ModelError(f"{self.source.name}: torch failed on a {tuple(batch.shape)} batch: "
-                             f"{str(e).strip()[:300]}") from None
+            raise ModelError(
+                f"{self.source.name}: torch failed on a {tuple(batch.shape)} batch: {str(e).strip()[:300]}"
+            ) from None
         return check_logits(out, len(batch), self.source.name)
 
     def close(self) -> None:

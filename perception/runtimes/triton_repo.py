@@ -18,9 +18,19 @@ from perception.model import ModelError
 from perception.runtimes.base import inspect_onnx
 
 
-def model_config(name: str, input_name: str, output_name: str, input_size: tuple[int, int],
-                 output_size: tuple[int, int], max_batch: int, *, instance_kind: str = "auto",
-                 instances: int = 1, queue_delay_us: int = 2000, tensorrt_fp16: bool = False) -> str:
+def model_config(
+    name: str,
+    input_name: str,
+    output_name: str,
+    input_size: tuple[int, int],
+    output_size: tuple[int, int],
+    max_batch: int,
+    *,
+    instance_kind: str = "auto",
+    instances: int = 1,
+    queue_delay_us: int = 2000,
+    tensorrt_fp16: bool = False,
+) -> str:
     """The ``config.pbtxt`` text (protobuf text format)."""
     w, h = input_size
     ow, oh = output_size
@@ -96,16 +106,28 @@ def write_model_repository(
     if max_batch < 1:
         raise ModelError(f"max_batch must be >= 1, got {max_batch}")
     if not io.batch_dynamic:
-        raise ModelError(f"{src.name}: the graph has a fixed batch of {io.fixed_batch}; Triton batching needs "
-                         "a dynamic batch axis (re-export with perception.export)")
+        raise ModelError(
+            f"{src.name}: the graph has a fixed batch of {io.fixed_batch}; Triton batching needs "
+            "a dynamic batch axis (re-export with perception.export)"
+        )
     out_size = io.output_size or io.input_size
     model_dir = Path(repo_dir) / name
     (model_dir / str(int(version))).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, model_dir / str(int(version)) / "model.onnx")
-    (model_dir / "config.pbtxt").write_text(model_config(
-        name, io.input_name, io.output_name, io.input_size, out_size, int(max_batch),
-        instance_kind=instance_kind, instances=instances, queue_delay_us=queue_delay_us,
-        tensorrt_fp16=tensorrt_fp16))
+    (model_dir / "config.pbtxt").write_text(
+        model_config(
+            name,
+            io.input_name,
+            io.output_name,
+            io.input_size,
+            out_size,
+            int(max_batch),
+            instance_kind=instance_kind,
+            instances=instances,
+            queue_delay_us=queue_delay_us,
+            tensorrt_fp16=tensorrt_fp16,
+        )
+    )
     side = src.with_suffix(".json")
     if side.is_file():
         try:

@@ -81,10 +81,12 @@ class TritonRuntime:
             ready = self.client.is_model_ready(model_name, self.model_version, client_timeout=connect_timeout_s)
             if not ready:
                 raise ModelError(f"{label} is not ready on {where} (not in its repository, or failed to load)")
-            meta = self.client.get_model_metadata(model_name, self.model_version, as_json=True,
-                                                  client_timeout=connect_timeout_s)
-            config = self.client.get_model_config(model_name, self.model_version, as_json=True,
-                                                  client_timeout=connect_timeout_s)
+            meta = self.client.get_model_metadata(
+                model_name, self.model_version, as_json=True, client_timeout=connect_timeout_s
+            )
+            config = self.client.get_model_config(
+                model_name, self.model_version, as_json=True, client_timeout=connect_timeout_s
+            )
         except ModelError:
             self.client.close()
             raise
@@ -108,11 +110,15 @@ class TritonRuntime:
 
         ishape, oshape = dims(inp), dims(out)
         if inp.get("datatype") != "FP32" or len(ishape) != 4 or ishape[1] != 3:
-            raise ModelError(f"{where}: input {inp.get('name')!r} must be FP32 [-1, 3, H, W], server reports "
-                             f"{inp.get('datatype')} {ishape}")
+            raise ModelError(
+                f"{where}: input {inp.get('name')!r} must be FP32 [-1, 3, H, W], server reports "
+                f"{inp.get('datatype')} {ishape}"
+            )
         if out.get("datatype") != "FP32" or len(oshape) != 4 or oshape[1] not in (1, -1):
-            raise ModelError(f"{where}: output {out.get('name')!r} must be FP32 [-1, 1, h, w], server reports "
-                             f"{out.get('datatype')} {oshape}")
+            raise ModelError(
+                f"{where}: output {out.get('name')!r} must be FP32 [-1, 1, h, w], server reports "
+                f"{out.get('datatype')} {oshape}"
+            )
         h, w = ishape[2], ishape[3]
         if h <= 0 or w <= 0:
             if io is None:
@@ -120,11 +126,14 @@ class TritonRuntime:
             w, h = io.input_size
         if io is not None:
             if (inp["name"], out["name"]) != (io.input_name, io.output_name):
-                raise ModelError(f"{where}: tensors {inp['name']!r} -> {out['name']!r} do not match the local ONNX "
-                                 f"({io.input_name!r} -> {io.output_name!r})")
+                raise ModelError(
+                    f"{where}: tensors {inp['name']!r} -> {out['name']!r} do not match the local ONNX "
+                    f"({io.input_name!r} -> {io.output_name!r})"
+                )
             if (w, h) != io.input_size:
-                raise ModelError(f"{where}: input {w}x{h} does not match the local ONNX input "
-                                 f"{io.input_size[0]}x{io.input_size[1]}")
+                raise ModelError(
+                    f"{where}: input {w}x{h} does not match the local ONNX input {io.input_size[0]}x{io.input_size[1]}"
+                )
         self.input_name, self.output_name = inp["name"], out["name"]
         self.input_size = (int(w), int(h))
 
@@ -133,12 +142,18 @@ class TritonRuntime:
         x = grpc.InferInput(self.input_name, list(batch.shape), "FP32")
         x.set_data_from_numpy(batch)
         try:
-            res = self.client.infer(self.model_name, [x], model_version=self.model_version,
-                                    outputs=[grpc.InferRequestedOutput(self.output_name)],
-                                    client_timeout=self.timeout_s)
+            res = self.client.infer(
+                self.model_name,
+                [x],
+                model_version=self.model_version,
+                outputs=[grpc.InferRequestedOutput(self.output_name)],
+                client_timeout=self.timeout_s,
+            )
         except self._exc as e:
-            raise ModelError(f"Triton at {self.url}, model {self.model_name!r}: inference failed on a "
-                             f"{tuple(batch.shape)} batch: {_msg(e)}") from None
+            raise ModelError(
+                f"Triton at {self.url}, model {self.model_name!r}: inference failed on a "
+                f"{tuple(batch.shape)} batch: {_msg(e)}"
+            ) from None
         out: np.ndarray | None = res.as_numpy(self.output_name)
         if out is None:
             raise ModelError(f"Triton at {self.url}: no {self.output_name!r} in the response")
@@ -147,7 +162,7 @@ class TritonRuntime:
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.input_size, f"triton model {self.model_name!r}")
         step = self.max_batch if self.max_batch > 0 else len(batch)
-        parts = [self._infer(batch[i: i + step]) for i in range(0, len(batch), step)]
+        parts = [self._infer(batch[i : i + step]) for i in range(0, len(batch), step)]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return check_logits(out, len(batch), f"triton model {self.model_name!r}")
 

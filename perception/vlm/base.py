@@ -26,6 +26,7 @@ MAX_QUESTION_CHARS = 2000
 # prompt grow without bound during a long procedure.
 MAX_HISTORY_TURNS = 6
 
+
 class VlmError(Exception):
     """Anything that stops a VLM from answering; the message is shown to the user."""
 

@@ -30,7 +30,10 @@ from perception.vlm.base import AskRequest, VlmBackend, VlmError, collect
 from perception.vlm.geometry import region_words
 
 DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
-DATASETS = {"fuseg": ("wound", "fuseg/train/images", "fuseg/train/masks"), "kvasir": ("polyp", "kvasir-seg/images", "kvasir-seg/masks")}
+DATASETS = {
+    "fuseg": ("wound", "fuseg/train/images", "fuseg/train/masks"),
+    "kvasir": ("polyp", "kvasir-seg/images", "kvasir-seg/masks"),
+}
 MIN_COMPONENT_FRAC = 0.001  # specks below 0.1% of the frame are annotation noise
 SIZE_THRESHOLDS = (5, 10, 20)
 # Frames are downscaled for speed: answers depend on relative geometry only.
@@ -64,7 +67,11 @@ def _load(path: Path, gray: bool) -> np.ndarray:
         raise FileNotFoundError(path)
     scale = MAX_SIDE / max(img.shape[:2])
     if scale < 1:
-        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_NEAREST if gray else cv2.INTER_AREA)
+        img = cv2.resize(
+            img,
+            (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+            interpolation=cv2.INTER_NEAREST if gray else cv2.INTER_AREA,
+        )
     return img if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -98,11 +105,27 @@ def build_items(root: Path, limit: int) -> list[Item]:
                 empty = FrameFindings(ff.model, (neg.shape[1], neg.shape[0]), ())
                 items.append(Item("presence", f"Is there a {label} in this frame?", "no", neg, empty))
             largest = max(ff.objects, key=lambda f: f.area_px)
-            items.append(Item("region", f"Which region of the image is the {label} in (upper/lower, left/right/centre)?", region_words(largest.box, ff.frame_size), image, ff))
+            items.append(
+                Item(
+                    "region",
+                    f"Which region of the image is the {label} in (upper/lower, left/right/centre)?",
+                    region_words(largest.box, ff.frame_size),
+                    image,
+                    ff,
+                )
+            )
             thr = SIZE_THRESHOLDS[i % len(SIZE_THRESHOLDS)]
             frac = float((mask > 0).mean())
             if abs(frac * 100 - thr) > 0.5:  # skip near-ties where rounding decides
-                items.append(Item("size", f"Is the {label} larger than {thr}% of the image?", "yes" if frac * 100 > thr else "no", image, ff))
+                items.append(
+                    Item(
+                        "size",
+                        f"Is the {label} larger than {thr}% of the image?",
+                        "yes" if frac * 100 > thr else "no",
+                        image,
+                        ff,
+                    )
+                )
     return items
 
 
@@ -139,7 +162,9 @@ async def run_eval(backend: VlmBackend, items: Sequence[Item]) -> dict[str, Any]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scopecast eval vlm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="scopecast eval vlm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--backend", default="grounded", choices=["grounded", "transformers", "openai"])
     ap.add_argument("--model-path")
     ap.add_argument("--base-url")

@@ -58,11 +58,17 @@ def create_vlm(config: VlmConfig | dict[str, Any] | None = None) -> VlmBackend:
         from perception.vlm.transformers_local import TransformersBackend
 
         assert cfg.model_path is not None  # VlmConfig's validator requires it for this backend
-        return TransformersBackend(cfg.model_path, max_new_tokens=cfg.max_new_tokens, queue_size=cfg.queue_size, timeout_s=cfg.timeout_s)
+        return TransformersBackend(
+            cfg.model_path, max_new_tokens=cfg.max_new_tokens, queue_size=cfg.queue_size, timeout_s=cfg.timeout_s
+        )
     from perception.vlm.openai_compat import OpenAICompatBackend
 
     assert cfg.base_url is not None and cfg.model is not None  # VlmConfig's validator requires both for openai
     return OpenAICompatBackend(
-        cfg.base_url, cfg.model, api_key=cfg.api_key, timeout_s=cfg.timeout_s,
-        max_new_tokens=cfg.max_new_tokens, send_image=cfg.send_image,
+        cfg.base_url,
+        cfg.model,
+        api_key=cfg.api_key,
+        timeout_s=cfg.timeout_s,
+        max_new_tokens=cfg.max_new_tokens,
+        send_image=cfg.send_image,
     )

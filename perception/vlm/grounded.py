@@ -26,12 +26,38 @@ VERSION = "1.0"
 # Two boxes closer than this share of the frame diagonal count as "near".
 NEAR_FRACTION = 0.05
 # Words that name the same thing as a model label.
-_SYNONYMS = {"tool": "instrument", "tools": "instrument", "instruments": "instrument", "ulcer": "wound", "ulcers": "wound"}
+_SYNONYMS = {
+    "tool": "instrument",
+    "tools": "instrument",
+    "instruments": "instrument",
+    "ulcer": "wound",
+    "ulcers": "wound",
+}
 # Things a clinician may ask about that a given model may not detect; naming
 # one that is not among the model's labels gets "not detected", never a guess.
 COMMON_TERMS = (
-    "wound", "ulcer", "polyp", "instrument", "tool", "bleeding", "blood", "lesion", "tumour", "tumor", "gauze",
-    "needle", "suture", "clip", "stapler", "scissors", "grasper", "catheter", "stone", "bone", "vessel", "smoke",
+    "wound",
+    "ulcer",
+    "polyp",
+    "instrument",
+    "tool",
+    "bleeding",
+    "blood",
+    "lesion",
+    "tumour",
+    "tumor",
+    "gauze",
+    "needle",
+    "suture",
+    "clip",
+    "stapler",
+    "scissors",
+    "grasper",
+    "catheter",
+    "stone",
+    "bone",
+    "vessel",
+    "smoke",
 )
 _DECLINE = "I can't answer that from the detections: "
 
@@ -85,7 +111,10 @@ class GroundedAnswerer:
 
     def unknown_terms(self, question: str, findings: FrameFindings, measurements: Measurements) -> list[str]:
         """Common object words in the question that are not labels of this model."""
-        vocab = {v.lower() for v in set(findings.model.labels) | {f.label for f in findings.objects} | set(named_regions(measurements))}
+        vocab = {
+            v.lower()
+            for v in set(findings.model.labels) | {f.label for f in findings.objects} | set(named_regions(measurements))
+        }
         vocab |= {w for w, lb in _SYNONYMS.items() if lb in vocab}
         return [t for t in COMMON_TERMS if t not in vocab and _label_pattern(t).search(question)]
 
@@ -113,8 +142,10 @@ class GroundedAnswerer:
             return _DECLINE + "no detection results are available for this frame."
         if findings.withheld and findings.content is not None:  # withheld means the gate judged: content is set
             # The model said nothing about this frame: "no polyp" would be a claim it cannot make.
-            return (f"I cannot answer from the detections: this frame does not look like {findings.content.content}, "
-                    f"so the {findings.model.name} model withheld its findings. Please judge the image yourself.")
+            return (
+                f"I cannot answer from the detections: this frame does not look like {findings.content.content}, "
+                f"so the {findings.model.name} model withheld its findings. Please judge the image yourself."
+            )
         if not labels:
             unknown = self.unknown_terms(q, findings, meas)
             if unknown and intent not in (Intent.DESCRIBE,):
@@ -154,13 +185,22 @@ class GroundedAnswerer:
         text = clinical_summary(findings)
         extra = meas.facts()
         if extra:
-            text += " Measurements: " + "; ".join(f"{k.replace('_', ' ')} {format_measurement_value(v)}" for k, v in extra.items()) + "."
+            text += (
+                " Measurements: "
+                + "; ".join(f"{k.replace('_', ' ')} {format_measurement_value(v)}" for k, v in extra.items())
+                + "."
+            )
         return text
 
     def _count(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         if labels:
             parts = [f"{n} {_plural(lb, n)}" for lb in labels for n in [sum(f.label == lb for f in findings.objects)]]
-            return "There " + ("is " if parts[0].startswith("1 ") and len(parts) == 1 else "are ") + " and ".join(parts) + " detected in this frame."
+            return (
+                "There "
+                + ("is " if parts[0].startswith("1 ") and len(parts) == 1 else "are ")
+                + " and ".join(parts)
+                + " detected in this frame."
+            )
         counts: dict[str, int] = {}
         for f in findings.objects:
             counts[f.label] = counts.get(f.label, 0) + 1
@@ -213,7 +253,6 @@ class GroundedAnswerer:
             return f"{'Yes' if yes else 'No'}: {noun} cover{'s' if len(objs) == 1 else ''} about {percent(frac)} of the frame, {rel} than {m.group(1)}%.{physical}"
         return f"{noun[0].upper()}{noun[1:]} cover{'s' if len(objs) == 1 else ''} about {percent(frac)} of the frame.{physical}"
 
-
     def _confidence(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         objs = self._targets(findings, labels)
         if not objs:
@@ -226,8 +265,20 @@ class GroundedAnswerer:
 
     def _presence(self, q: str, findings: FrameFindings, labels: list[str], meas: Measurements) -> str:
         if not labels:
-            asked = re.search(r"\b(?:is there|are there|do you see|any|see)\s+(?:a|an|any|some|the)?\s*([a-z]+)", q, re.I)
-            generic = {"object", "objects", "detection", "detections", "thing", "things", "finding", "findings", "anything"}
+            asked = re.search(
+                r"\b(?:is there|are there|do you see|any|see)\s+(?:a|an|any|some|the)?\s*([a-z]+)", q, re.I
+            )
+            generic = {
+                "object",
+                "objects",
+                "detection",
+                "detections",
+                "thing",
+                "things",
+                "finding",
+                "findings",
+                "anything",
+            }
             if asked and asked.group(1).lower() not in generic:
                 known = sorted(set(findings.model.labels) | {f.label for f in findings.objects})
                 return (
@@ -266,7 +317,11 @@ class GroundedAnswerer:
                 boxes.append((others[0].label, others[0].box))
         if len(boxes) < 2:
             missing = [n for n in labels if n not in dict(boxes)]
-            why = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not detected or marked" if missing else "I need two detected objects or a marked region to compare"
+            why = (
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not detected or marked"
+                if missing
+                else "I need two detected objects or a marked region to compare"
+            )
             return _DECLINE + why + "."
         (na, a), (nb, b) = boxes[0], boxes[1]
         gap = box_gap_px(a, b)
@@ -283,14 +338,20 @@ class GroundedAnswerer:
     def _tissue(self, meas: Measurements) -> str:
         mix = meas.tissue_mix
         if mix is None:
-            return _DECLINE + "no tissue-mix measurement is available for this frame; the detections give only outlines and sizes."
+            return (
+                _DECLINE
+                + "no tissue-mix measurement is available for this frame; the detections give only outlines and sizes."
+            )
         return f"Measured tissue mix: {format_measurement_value(mix.shares())}. This is a measurement for the clinician to review, not a diagnosis."
 
     def _infection(self, meas: Measurements) -> str:
         signals = list(meas.infection_signals)
         signals += [f"{name} {100 * share:.0f}% of the wound bed" for name, share in meas.necrotic_or_slough().items()]
         if not signals:
-            return _DECLINE + "no infection-related measurements are available, and detections alone cannot show infection."
+            return (
+                _DECLINE
+                + "no infection-related measurements are available, and detections alone cannot show infection."
+            )
         return (
             "Measured signals that can accompany infection risk: " + "; ".join(signals) + ". "
             "These are signals for the clinician to assess, not a diagnosis of infection."
@@ -313,12 +374,17 @@ class GroundedAnswerer:
             summary = ", ".join(f"{n} {_plural(lb, n)}" for lb, n in labels.items())
             impression = f"The detection model reported {summary} across {n_frames} frame(s). No diagnosis is made by this draft."
         else:
-            impression = f"The detection model reported nothing across {n_frames} frame(s). No diagnosis is made by this draft."
+            impression = (
+                f"The detection model reported nothing across {n_frames} frame(s). No diagnosis is made by this draft."
+            )
             lines = ["No objects detected."]
         follow = ["Clinician to confirm the detected regions on the evidence frames."]
         if withheld:
-            follow.insert(0, f"{withheld} frame(s) did not look like what the detection model knows; it made no "
-                             "statement about them. Review those frames without AI support.")
+            follow.insert(
+                0,
+                f"{withheld} frame(s) did not look like what the detection model knows; it made no "
+                "statement about them. Review those frames without AI support.",
+            )
         if meas.area_of(next(iter(labels), "")) is None and labels:
             follow.append("Measure the area with a calibrated method if size is clinically relevant.")
         infection = self._infection(meas)
@@ -361,7 +427,7 @@ class GroundedBackend:
 
     @property
     def intent_method(self) -> str:
-        """"embeddings" or "keywords": which matcher is in use (for logs/docs)."""
+        """ "embeddings" or "keywords": which matcher is in use (for logs/docs)."""
         return self._answerer.matcher.method
 
     async def answer(self, request: AskRequest) -> AsyncGenerator[str, None]:

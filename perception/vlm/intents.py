@@ -125,14 +125,31 @@ _REFUSE = re.compile(
 
 _KEYWORDS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     (Intent.COUNT, re.compile(r"\bhow many\b|\bcount\b|\bnumber of\b", re.I)),
-    (Intent.PROXIMITY, re.compile(r"\bnear\b|\bclose to\b|\bfar\b|\bdistance\b|\btouch\w*|\bnext to\b|\badjacent\b", re.I)),
+    (
+        Intent.PROXIMITY,
+        re.compile(r"\bnear\b|\bclose to\b|\bfar\b|\bdistance\b|\btouch\w*|\bnext to\b|\badjacent\b", re.I),
+    ),
     (Intent.INFECTION, re.compile(r"\binfect\w*|\bsepsis\b|\bpus\b|\berythema\b", re.I)),
     (Intent.TISSUE, re.compile(r"\btissue\b|\bgranulation\b|\bslough\b|\bnecro\w*|\beschar\b", re.I)),
     (Intent.CONFIDENCE, re.compile(r"\bconfiden\w*|\bsure\b|\bcertain\w*|\breliab\w*|\bprobab\w*|\bscore\b", re.I)),
     (Intent.SIZE, re.compile(r"\bsize\b|\blarge\w*|\bbig\w*|\bsmall\w*|\barea\b|\bextent\b|\bcover\w*|\bcm\b|%", re.I)),
-    (Intent.LOCATION, re.compile(r"\bwhere\b|\bregion\b|\bposition\b|\blocat\w*|\bwhich (?:part|side|quadrant)\b|\bleft or right\b", re.I)),
-    (Intent.PRESENCE, re.compile(r"^\s*(?:is|are) there\b|\b(?:do|can) you see\b|\bvisible\b|\bany\b|\bpresent\b", re.I)),
-    (Intent.DESCRIBE, re.compile(r"\bdescribe\b|\bwhat (?:is|do you|did|can you) (?:detected|see|in|on|find|found)|\bsummar\w*|\bwhat'?s (?:in|on)\b|\bdetect\w*|\bfind\b|\bfound\b", re.I)),
+    (
+        Intent.LOCATION,
+        re.compile(
+            r"\bwhere\b|\bregion\b|\bposition\b|\blocat\w*|\bwhich (?:part|side|quadrant)\b|\bleft or right\b", re.I
+        ),
+    ),
+    (
+        Intent.PRESENCE,
+        re.compile(r"^\s*(?:is|are) there\b|\b(?:do|can) you see\b|\bvisible\b|\bany\b|\bpresent\b", re.I),
+    ),
+    (
+        Intent.DESCRIBE,
+        re.compile(
+            r"\bdescribe\b|\bwhat (?:is|do you|did|can you) (?:detected|see|in|on|find|found)|\bsummar\w*|\bwhat'?s (?:in|on)\b|\bdetect\w*|\bfind\b|\bfound\b",
+            re.I,
+        ),
+    ),
 )
 
 # Below this cosine similarity to every example the question is treated as out

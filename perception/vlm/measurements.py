@@ -23,8 +23,12 @@ class TissueMix:
     unclassified: float = 0.0
 
     def shares(self) -> dict[str, float]:
-        return {"granulation": self.granulation, "slough": self.slough, "necrotic": self.necrotic,
-                "unclassified": self.unclassified}
+        return {
+            "granulation": self.granulation,
+            "slough": self.slough,
+            "necrotic": self.necrotic,
+            "unclassified": self.unclassified,
+        }
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ class OpenAICompatBackend:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # The read timeout bounds the wait for each chunk, not the whole answer,
         # so a long answer that keeps streaming is never cut off.
-        self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        )
         self._info = VlmInfo(name=model, version=f"server:{base_url.rstrip('/')}", backend="openai")
 
     @property
@@ -119,7 +121,13 @@ class OpenAICompatBackend:
         return draft_from_llm_text(text, context, self._info)
 
     async def _stream(self, messages: list[dict[str, Any]], max_tokens: int) -> AsyncIterator[str]:
-        payload = {"model": self.model, "messages": messages, "stream": True, "max_tokens": max_tokens, "temperature": 0.0}
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+        }
         for attempt in range(self.connect_retries + 1):
             try:
                 # `async with` closes the HTTP stream when the consumer stops
@@ -141,7 +149,9 @@ class OpenAICompatBackend:
             except httpx.TimeoutException as exc:
                 raise VlmUnavailable(f"VLM server at {self.url} did not answer within {self.timeout_s:g} s") from exc
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                raise VlmUnavailable(f"VLM server at {self.url} dropped the connection: {exc or type(exc).__name__}") from exc
+                raise VlmUnavailable(
+                    f"VLM server at {self.url} dropped the connection: {exc or type(exc).__name__}"
+                ) from exc
 
     async def _parse_sse(self, resp: httpx.Response) -> AsyncIterator[str]:
         saw_data = False
@@ -150,16 +160,22 @@ class OpenAICompatBackend:
             if not line or line.startswith(":") or line.startswith(("event:", "id:", "retry:")):
                 continue  # blank separators, SSE comments/keep-alives and metadata fields
             if not line.startswith("data:"):
-                raise VlmError(f"unparseable stream from VLM server at {self.url}: expected 'data:' lines, got {_excerpt(line, 80)!r}")
+                raise VlmError(
+                    f"unparseable stream from VLM server at {self.url}: expected 'data:' lines, got {_excerpt(line, 80)!r}"
+                )
             data = line[5:].strip()
             if data == "[DONE]":
                 return
             try:
                 chunk = json.loads(data)
             except json.JSONDecodeError:
-                raise VlmError(f"unparseable stream from VLM server at {self.url}: invalid JSON {_excerpt(data, 80)!r}") from None
+                raise VlmError(
+                    f"unparseable stream from VLM server at {self.url}: invalid JSON {_excerpt(data, 80)!r}"
+                ) from None
             if not isinstance(chunk, dict):
-                raise VlmError(f"unparseable stream from VLM server at {self.url}: chunk is not an object: {_excerpt(data, 80)!r}")
+                raise VlmError(
+                    f"unparseable stream from VLM server at {self.url}: chunk is not an object: {_excerpt(data, 80)!r}"
+                )
             if "error" in chunk:
                 err = chunk["error"]
                 msg = err.get("message", err) if isinstance(err, dict) else err

@@ -30,6 +30,7 @@ REPORT_INSTRUCTIONS = (
     "Do not state a diagnosis as certain; flag anything that needs clinical confirmation."
 )
 
+
 def findings_facts(findings: FrameFindings | None) -> list[str]:
     """Detections as fact lines, or a line saying there are none / none were given."""
     if findings is None:
@@ -37,8 +38,10 @@ def findings_facts(findings: FrameFindings | None) -> list[str]:
     w, h = findings.frame_size
     head = f"Detection model {findings.model.name} {findings.model.version} on a {w}x{h} frame"
     if findings.withheld and findings.content is not None:  # withheld means the gate judged: content is set
-        return [f"{head}: the frame does not look like {findings.content.content}, the content this model knows; "
-                "it made no statement about this frame (neither presence nor absence of anything)."]
+        return [
+            f"{head}: the frame does not look like {findings.content.content}, the content this model knows; "
+            "it made no statement about this frame (neither presence nor absence of anything)."
+        ]
     if not findings.objects:
         return [f"{head}: nothing detected."]
     lines = [f"{head}: {len(findings.objects)} object(s)."]
@@ -70,7 +73,12 @@ def build_messages(request: AskRequest, *, with_image: bool) -> list[dict[str, A
     content: list[dict[str, Any]] = []
     if with_image:
         content.append({"type": "image"})
-    content.append({"type": "text", "text": f"Facts:\n{facts_text(request.findings, request.measurements)}\n\nQuestion: {request.question}"})
+    content.append(
+        {
+            "type": "text",
+            "text": f"Facts:\n{facts_text(request.findings, request.measurements)}\n\nQuestion: {request.question}",
+        }
+    )
     messages.append({"role": "user", "content": content})
     return messages
 

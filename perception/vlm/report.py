@@ -82,7 +82,9 @@ _SECTION_ALIASES = {
 }
 # A heading: optional markdown (#, **), a known name, a colon; text may follow on the same line.
 _HEADING = re.compile(
-    r"^\s*(?:#+\s*)?(?:\*\*)?\s*(" + "|".join(re.escape(k) for k in sorted(_SECTION_ALIASES, key=len, reverse=True)) + r")\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*(.*)$",
+    r"^\s*(?:#+\s*)?(?:\*\*)?\s*("
+    + "|".join(re.escape(k) for k in sorted(_SECTION_ALIASES, key=len, reverse=True))
+    + r")\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*(.*)$",
     re.IGNORECASE,
 )
 
@@ -124,7 +126,9 @@ def render_text(draft: ReportDraft) -> str:
     lines += ["", "Uncertainty:", f"  {draft.uncertainty}", ""]
     if draft.evidence_frames:
         lines.append("Evidence frames: " + ", ".join(draft.evidence_frames))
-    lines.append(f"Drafted by: {draft.model_name} {draft.model_version} ({draft.backend}) at {draft.created_at.isoformat()}")
+    lines.append(
+        f"Drafted by: {draft.model_name} {draft.model_version} ({draft.backend}) at {draft.created_at.isoformat()}"
+    )
     lines.append(f"Status: {draft.status} — signature required")
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,17 @@ WORDS = (
     "tissue red pink edge border region area visible appears seen there here with and or not this that model "
     "detected findings impression follow up uncertainty clinician review sign draft report question answer"
 ).split()
-SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
+SPECIAL = [
+    "<pad>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<image>",
+    "<|vision_start|>",
+    "<|image_pad|>",
+    "<|vision_end|>",
+    "<|video_pad|>",
+]
 SPECIAL += ["system:", "user:", "assistant:"]
 
 
@@ -40,7 +50,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.decoder = decoders.WordPiece(prefix="##")  # joins word tokens with spaces
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
         additional_special_tokens=SPECIAL[4:],
     )
     return fast
@@ -66,18 +80,42 @@ def save_tiny_llava(path: Path) -> Path:
     torch.manual_seed(0)
     tok = build_tokenizer()
     image_token_id = _token_id(tok, "<image>")
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32)
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+    )
     text = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id, vision_feature_select_strategy="default", vision_feature_layer=-1)
+    cfg = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     model = LlavaForConditionalGeneration(cfg).eval()
     _no_eos(model, tok)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=tok, patch_size=8, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        tokenizer=tok,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
         chat_template=chat_template("<image>"),
     )
     model.save_pretrained(path)
@@ -93,8 +131,15 @@ def save_tiny_text_lm(path: Path) -> Path:
     tok = build_tokenizer()
     tok.chat_template = chat_template("")
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
     model = LlamaForCausalLM(cfg).eval()
@@ -111,24 +156,47 @@ def save_tiny_idefics3(path: Path) -> Path:
 
     torch.manual_seed(0)
     tok = build_tokenizer()
-    tok.add_special_tokens({"additional_special_tokens": SPECIAL[4:] + ["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]})
+    tok.add_special_tokens(
+        {"additional_special_tokens": SPECIAL[4:] + ["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]}
+    )
     image_token_id = _token_id(tok, "<image>")
     cfg = Idefics3Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
         text_config=dict(
-            model_type="llama", vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            model_type="llama",
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         ),
-        scale_factor=2, image_token_id=image_token_id,
+        scale_factor=2,
+        image_token_id=image_token_id,
         pad_token_id=tok.pad_token_id,  # type: ignore[call-arg]  # __post_init__ takes it from **kwargs
     )
     model = Idefics3ForConditionalGeneration(cfg).eval()
     _no_eos(model, tok)
     improc = Idefics3ImageProcessorPil(
-        do_image_splitting=False, size={"longest_edge": 32}, max_image_size={"longest_edge": 32}, do_resize=True,
+        do_image_splitting=False,
+        size={"longest_edge": 32},
+        max_image_size={"longest_edge": 32},
+        do_resize=True,
     )
-    processor = Idefics3Processor(image_processor=improc, tokenizer=tok, image_seq_len=4, chat_template=chat_template("<image>"))
+    processor = Idefics3Processor(
+        image_processor=improc, tokenizer=tok, image_seq_len=4, chat_template=chat_template("<image>")
+    )
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # torch and transformers are the vlm extra: imported when a b
     from transformers import PreTrainedTokenizerBase
 
 
-
 @dataclass
 class _DeviceSlot:
     """The one generation slot of a device and the count of requests queued for it.
@@ -179,7 +178,9 @@ class TransformersBackend:
         finally:
             slot.waiting -= 1
 
-    async def _generate(self, messages: list[dict[str, Any]], image: np.ndarray | None, max_new_tokens: int) -> AsyncIterator[str]:
+    async def _generate(
+        self, messages: list[dict[str, Any]], image: np.ndarray | None, max_new_tokens: int
+    ) -> AsyncIterator[str]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         await self._acquire()
@@ -199,7 +200,9 @@ class TransformersBackend:
                     stats.first_token_s = time.perf_counter() - started
                 return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.timeout_s)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.timeout_s
+        )
         errors: list[BaseException] = []
 
         def work() -> None:
@@ -209,7 +212,9 @@ class TransformersBackend:
                 inputs = self._inputs(messages, image)
                 with torch.inference_mode():
                     self.model.generate(
-                        **inputs, max_new_tokens=max_new_tokens, streamer=streamer,
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
                     )
             except BaseException as exc:  # reported to the consumer, not lost in the thread

@@ -100,7 +100,9 @@ def load_sequence(images: Path, masks: Path, size: tuple[int, int] | None) -> Se
     mask_by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     unpaired = [p.name for p in image_files if p.stem not in mask_by_stem]
     if unpaired:
-        raise SequenceError(f"{len(unpaired)} image(s) have no mask of the same base name in {masks}: {', '.join(unpaired[:5])}")
+        raise SequenceError(
+            f"{len(unpaired)} image(s) have no mask of the same base name in {masks}: {', '.join(unpaired[:5])}"
+        )
     names, frames, truth = [], [], []
     for path in image_files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -110,8 +112,10 @@ def load_sequence(images: Path, masks: Path, size: tuple[int, int] | None) -> Se
         if mask is None:
             raise SequenceError(f"cannot read mask {mask_by_stem[path.stem]}")
         if mask.shape != image.shape[:2]:
-            raise SequenceError(f"mask {mask_by_stem[path.stem].name} is {mask.shape[1]}x{mask.shape[0]}, "
-                                f"its image {image.shape[1]}x{image.shape[0]}")
+            raise SequenceError(
+                f"mask {mask_by_stem[path.stem].name} is {mask.shape[1]}x{mask.shape[0]}, "
+                f"its image {image.shape[1]}x{image.shape[0]}"
+            )
         target = size or (image.shape[1] // 2 * 2, image.shape[0] // 2 * 2)  # even sizes for the video encoder
         names.append(path.name)
         frames.append(cv2.resize(image, target, interpolation=cv2.INTER_AREA))
@@ -231,11 +235,16 @@ async def measure(
                 latest = entry.pipeline.latest_result
                 if colour is None and latest is not None and latest.findings.model.labels:
                     colour = colour_for_label(latest.findings.model.labels[0])
-                small = frame.reformat(width=analysis[0], height=analysis[1], format="bgr24").to_ndarray() if keep_pixels else None
+                small = (
+                    frame.reformat(width=analysis[0], height=analysis[1], format="bgr24").to_ndarray()
+                    if keep_pixels
+                    else None
+                )
                 frames_back.append((index, (now - camera.sent_at[index]) * 1000, small))
             registrations = {
                 sample.labels["registration"]: sample.value
-                for metric in app.state.metrics.registry.collect() if metric.name == "scopecast_overlay_frames"
+                for metric in app.state.metrics.registry.collect()
+                if metric.name == "scopecast_overlay_frames"
                 for sample in metric.samples
                 if sample.name.endswith("_total") and sample.labels.get("stream") == session.stream_id
             }
@@ -278,12 +287,20 @@ def _analyse(
             continue
         shown = drawn_region(small, clean[index % count], colour)
         returned.append({"index": index, "latency_ms": latency_ms, "iou": iou(shown, masks[index % count], ignore)})
-    own = [{"index": index, "iou": iou(outline_mask(objects, frame_size, size), masks[index % count], ignore),
-            "objects": len(objects)} for index, objects, frame_size in events]
+    own = [
+        {
+            "index": index,
+            "iou": iou(outline_mask(objects, frame_size, size), masks[index % count], ignore),
+            "objects": len(objects),
+        }
+        for index, objects, frame_size in events
+    ]
     return returned, own
 
 
-def summarise(sequence: Sequence, fps: float, resolution: str, model: str, full: Measured, relay: Measured) -> OverlayBenchResult:
+def summarise(
+    sequence: Sequence, fps: float, resolution: str, model: str, full: Measured, relay: Measured
+) -> OverlayBenchResult:
     returned, own, seconds = full.returned, full.own, full.seconds
     relay_returned = relay.returned
     own_by_index = {o["index"]: o["iou"] for o in own}
@@ -297,13 +314,22 @@ def summarise(sequence: Sequence, fps: float, resolution: str, model: str, full:
     p50, p99 = _percentile(latency, 50), _percentile(latency, 99)
     r50, r99 = _percentile(relay_latency, 50), _percentile(relay_latency, 99)
     return OverlayBenchResult(
-        images=len(sequence.frames), fps_in=fps, resolution=resolution, model=model, seconds=round(seconds, 2),
-        own_frame_iou=round(own_mean, 4), displayed_iou=round(shown_mean, 4),
+        images=len(sequence.frames),
+        fps_in=fps,
+        resolution=resolution,
+        model=model,
+        seconds=round(seconds, 2),
+        own_frame_iou=round(own_mean, 4),
+        displayed_iou=round(shown_mean, 4),
         displayed_over_own=round(shown_mean / own_mean, 4) if own_mean else 0.0,
-        added_latency_ms_p50=round(p50 - r50, 1), added_latency_ms_p99=round(p99 - r99, 1),
-        latency_ms_p50=round(p50, 1), latency_ms_p99=round(p99, 1),
-        relay_latency_ms_p50=round(r50, 1), relay_latency_ms_p99=round(r99, 1),
-        fps_out=round(len(returned) / seconds, 2) if seconds > 0 else 0.0, frames_returned=len(returned),
+        added_latency_ms_p50=round(p50 - r50, 1),
+        added_latency_ms_p99=round(p99 - r99, 1),
+        latency_ms_p50=round(p50, 1),
+        latency_ms_p99=round(p99, 1),
+        relay_latency_ms_p50=round(r50, 1),
+        relay_latency_ms_p99=round(r99, 1),
+        fps_out=round(len(returned) / seconds, 2) if seconds > 0 else 0.0,
+        frames_returned=len(returned),
         registrations=full.registrations,
         per_frame=[{**r, "own_iou": own_by_index.get(r["index"])} for r in returned],
     )
@@ -322,7 +348,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loops", type=int, default=1, help="play the sequence this many times (1-20)")
     parser.add_argument("--register-wait-ms", type=float, default=None, help="override SCOPECAST_REGISTER_WAIT_MS")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG of per-frame IoU and latency (default: beside --json)")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="PNG of per-frame IoU and latency (default: beside --json)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -338,8 +366,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"scopecast bench overlay: {exc}", file=sys.stderr)
         return 2
     overrides = {} if args.register_wait_ms is None else {"register_wait_ms": args.register_wait_ms}
-    print(f"playing {len(sequence.frames)} frames at {args.fps:g} fps, {sequence.size[0]}x{sequence.size[1]}, "
-          f"model {args.model}: relay first, then model + overlay ...", flush=True)
+    print(
+        f"playing {len(sequence.frames)} frames at {args.fps:g} fps, {sequence.size[0]}x{sequence.size[1]}, "
+        f"model {args.model}: relay first, then model + overlay ...",
+        flush=True,
+    )
     relay = asyncio.run(measure(sequence, args.fps, "none", loops=args.loops))
     full = asyncio.run(measure(sequence, args.fps, args.model, loops=args.loops, settings_overrides=overrides))
     result = summarise(sequence, args.fps, args.resolution, args.model, full, relay)
@@ -368,13 +399,20 @@ def _plot(result: OverlayBenchResult, path: Path) -> None:
     frames = [r["index"] for r in result.per_frame]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     top.plot(frames, [r["iou"] for r in result.per_frame], ".", ms=3, label="displayed (drawn vs frame shown)")
-    top.plot(frames, [r["own_iou"] if r["own_iou"] is not None else np.nan for r in result.per_frame], ".", ms=3,
-             label="own frame (findings vs their frame)")
+    top.plot(
+        frames,
+        [r["own_iou"] if r["own_iou"] is not None else np.nan for r in result.per_frame],
+        ".",
+        ms=3,
+        label="own frame (findings vs their frame)",
+    )
     top.set_ylabel("IoU")
     top.set_ylim(0, 1.02)
     top.legend(loc="lower left")
-    top.set_title(f"{result.model}, {result.images} frames at {result.fps_in:g} fps, {result.resolution}: "
-                  f"displayed {result.displayed_iou:.3f} / own {result.own_frame_iou:.3f}")
+    top.set_title(
+        f"{result.model}, {result.images} frames at {result.fps_in:g} fps, {result.resolution}: "
+        f"displayed {result.displayed_iou:.3f} / own {result.own_frame_iou:.3f}"
+    )
     bottom.plot(frames, [r["latency_ms"] for r in result.per_frame], ".", ms=3)
     bottom.set_ylabel("glass-to-glass ms")
     bottom.set_xlabel("input frame")

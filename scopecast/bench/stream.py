@@ -68,11 +68,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-fps", type=float, default=0.0, help="cap on model runs per second (0: no cap)")
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds discarded at the start of each run")
-    parser.add_argument("--content", choices=["laparoscopy", "synthetic"], default="laparoscopy",
-                        help="what the camera shows: the bundled real clip, or scrolling random blocks")
+    parser.add_argument(
+        "--content",
+        choices=["laparoscopy", "synthetic"],
+        default="laparoscopy",
+        help="what the camera shows: the bundled real clip, or scrolling random blocks",
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench-stream"), help="folder for JSON and PNG")
-    parser.add_argument("--room", action="store_true",
-                        help="measure patient-to-clinician latency through a consult room (model: the consult model)")
+    parser.add_argument(
+        "--room",
+        action="store_true",
+        help="measure patient-to-clinician latency through a consult room (model: the consult model)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +120,13 @@ async def _run_all(args: argparse.Namespace, resolutions: list[str], codecs: lis
 
 
 async def _run_one(
-    res: str, width: int, height: int, codec: str, mode: str, model: str, background: Callable[[int], np.ndarray],
+    res: str,
+    width: int,
+    height: int,
+    codec: str,
+    mode: str,
+    model: str,
+    background: Callable[[int], np.ndarray],
     args: argparse.Namespace,
 ) -> RunResult:
     from scopecast.app import create_app
@@ -127,10 +140,15 @@ async def _run_one(
 
     access, bench_token = bench_access()
 
-    settings = Settings(serve_sample=False, model=model, consult_model=model, video_codec=codec, log_level="WARNING",
-                        max_inference_fps=args.model_fps)
-    app = create_app(settings, room_authorizer=two_sides if args.room else None,
-                     stream_access=access)
+    settings = Settings(
+        serve_sample=False,
+        model=model,
+        consult_model=model,
+        video_codec=codec,
+        log_level="WARNING",
+        max_inference_fps=args.model_fps,
+    )
+    app = create_app(settings, room_authorizer=two_sides if args.room else None, stream_access=access)
     async with serve_locally(app) as addr:
         camera = StampedVideoTrack(width, height, args.fps, background)
         if args.room:
@@ -139,7 +157,10 @@ async def _run_one(
             patient = await client.join(url, "bench-room", "bench-patient", camera, codec=codec)
             clinician_camera = StampedVideoTrack(640, 480, args.fps, lambda _i: flat)
             clinician = await client.join(url, "bench-room", "bench-clinician", clinician_camera, codec=codec)
-            session, drain = clinician, patient  # measure what the clinician receives; keep the patient's incoming flowing
+            session, drain = (
+                clinician,
+                patient,
+            )  # measure what the clinician receives; keep the patient's incoming flowing
         else:
             session = await client.publish(f"ws://{addr}/ws", camera, codec=codec, token=bench_token)
             drain = None
@@ -169,11 +190,20 @@ async def _run_one(
     gaps = np.diff(times) if len(times) > 1 else np.array([])
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     return RunResult(
-        resolution=res, codec=codec, mode=mode, model=model, seconds=args.seconds,
-        sent=len(measured), received=len(received), dropped=sum(1 for i in measured if i not in got),
-        freezes_over_100ms=int((gaps > 0.1).sum()), output_fps=len(received) / args.seconds,
-        latency_ms_p50=float(np.percentile(lat, 50)), latency_ms_p95=float(np.percentile(lat, 95)),
-        latency_ms_p99=float(np.percentile(lat, 99)), latency_ms_max=float(lat.max()),
+        resolution=res,
+        codec=codec,
+        mode=mode,
+        model=model,
+        seconds=args.seconds,
+        sent=len(measured),
+        received=len(received),
+        dropped=sum(1 for i in measured if i not in got),
+        freezes_over_100ms=int((gaps > 0.1).sum()),
+        output_fps=len(received) / args.seconds,
+        latency_ms_p50=float(np.percentile(lat, 50)),
+        latency_ms_p95=float(np.percentile(lat, 95)),
+        latency_ms_p99=float(np.percentile(lat, 99)),
+        latency_ms_max=float(lat.max()),
         latencies_ms=[round(x, 2) for x in latencies],
     )
 
@@ -253,22 +283,28 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def _print_table(results: list[RunResult]) -> None:
     print(f"\n{'res':6} {'codec':5} {'mode':13} {'p50':>7} {'p95':>7} {'p99':>7} {'fps':>6} {'drop':>5} {'frz':>4}")
     for r in results:
-        print(f"{r.resolution:6} {r.codec:5} {r.mode:13} {r.latency_ms_p50:7.1f} {r.latency_ms_p95:7.1f} "
-              f"{r.latency_ms_p99:7.1f} {r.output_fps:6.1f} {r.dropped:5d} {r.freezes_over_100ms:4d}")
+        print(
+            f"{r.resolution:6} {r.codec:5} {r.mode:13} {r.latency_ms_p50:7.1f} {r.latency_ms_p95:7.1f} "
+            f"{r.latency_ms_p99:7.1f} {r.output_fps:6.1f} {r.dropped:5d} {r.freezes_over_100ms:4d}"
+        )
     print("\nadded by model + overlay (full minus pass-through), ms:")
     by_key = {(r.resolution, r.codec, r.mode): r for r in results}
     for (res, codec, mode), full in by_key.items():
         if mode != "full" or (res, codec, "pass-through") not in by_key:
             continue
         base = by_key[(res, codec, "pass-through")]
-        print(f"  {res} {codec}: p50 {full.latency_ms_p50 - base.latency_ms_p50:+.1f}  "
-              f"p95 {full.latency_ms_p95 - base.latency_ms_p95:+.1f}  p99 {full.latency_ms_p99 - base.latency_ms_p99:+.1f}")
+        print(
+            f"  {res} {codec}: p50 {full.latency_ms_p50 - base.latency_ms_p50:+.1f}  "
+            f"p95 {full.latency_ms_p95 - base.latency_ms_p95:+.1f}  p99 {full.latency_ms_p99 - base.latency_ms_p99:+.1f}"
+        )
 
 
 def _plot(results: list[RunResult], path: Path) -> None:
@@ -282,16 +318,23 @@ def _plot(results: list[RunResult], path: Path) -> None:
         if not r.latencies_ms:
             continue
         xs = np.sort(r.latencies_ms)
-        ax_cdf.plot(xs, np.linspace(0, 1, len(xs)), label=f"{r.resolution} {r.codec} {r.mode}",
-                    linestyle="--" if r.mode == "pass-through" else "-")
+        ax_cdf.plot(
+            xs,
+            np.linspace(0, 1, len(xs)),
+            label=f"{r.resolution} {r.codec} {r.mode}",
+            linestyle="--" if r.mode == "pass-through" else "-",
+        )
     ax_cdf.set_xlabel("glass-to-glass latency (ms)")
     ax_cdf.set_ylabel("fraction of frames")
     ax_cdf.set_title("Latency CDF (loopback, both peers on this machine)")
     ax_cdf.grid(alpha=0.3)
     ax_cdf.legend(fontsize=8)
     labels = [f"{r.resolution}\n{r.codec}\n{'relay' if r.mode == 'pass-through' else 'full'}" for r in results]
-    ax_fps.bar(range(len(results)), [r.output_fps for r in results],
-               color=["#999" if r.mode == "pass-through" else "#2a7" for r in results])
+    ax_fps.bar(
+        range(len(results)),
+        [r.output_fps for r in results],
+        color=["#999" if r.mode == "pass-through" else "#2a7" for r in results],
+    )
     ax_fps.set_xticks(range(len(results)), labels, fontsize=7)
     ax_fps.set_ylabel("output fps")
     ax_fps.set_title("Output frame rate")

@@ -42,6 +42,7 @@ class ClientSession:
 
     async def next_event(self, kind: str, timeout: float = 10.0, **match: object) -> JsonObject:
         """Wait for the next event of `kind` whose fields equal `match`; other events are dropped."""
+
         async def wait() -> JsonObject:
             while True:
                 event = await self.events.get()

@@ -48,8 +48,15 @@ class PhotoToAnalyse:
 
 
 def _record(row: AnalysisRow) -> AnalysisRecord:
-    return AnalysisRecord(row.id, row.photo_id, row.model_name, row.model_version,
-                          StoredAnalysis.model_validate(row.result), row.evidence_path, as_utc(row.created_at))
+    return AnalysisRecord(
+        row.id,
+        row.photo_id,
+        row.model_name,
+        row.model_version,
+        StoredAnalysis.model_validate(row.result),
+        row.evidence_path,
+        as_utc(row.created_at),
+    )
 
 
 def _previous_area(s: Session, photo: PhotoSubmissionRow) -> PreviousMeasurement | None:
@@ -76,12 +83,22 @@ def photo_to_analyse(store: CaseStore, photo_id: int) -> PhotoToAnalyse:
 
 
 def save_analysis(
-    store: CaseStore, photo_id: int, model_name: str, model_version: str, stored: StoredAnalysis,
+    store: CaseStore,
+    photo_id: int,
+    model_name: str,
+    model_version: str,
+    stored: StoredAnalysis,
     evidence_path: str | None,
 ) -> AnalysisRecord:
     with store.db.session() as s:
-        row = AnalysisRow(photo_id=photo_id, model_name=model_name[:120], model_version=model_version[:64],
-                          result=stored.model_dump(mode="json"), evidence_path=evidence_path, created_at=utc_now())
+        row = AnalysisRow(
+            photo_id=photo_id,
+            model_name=model_name[:120],
+            model_version=model_version[:64],
+            result=stored.model_dump(mode="json"),
+            evidence_path=evidence_path,
+            created_at=utc_now(),
+        )
         s.add(row)
         s.flush()
         record_audit(s, None, AuditAction.create, "analysis", row.id)
@@ -89,7 +106,9 @@ def save_analysis(
 
 
 def _latest(s: Session, photo_id: int) -> AnalysisRow | None:
-    return s.scalars(select(AnalysisRow).where(AnalysisRow.photo_id == photo_id).order_by(AnalysisRow.id.desc())).first()
+    return s.scalars(
+        select(AnalysisRow).where(AnalysisRow.photo_id == photo_id).order_by(AnalysisRow.id.desc())
+    ).first()
 
 
 def read_analysis(store: CaseStore, actor: Actor, photo_id: int) -> AnalysisRecord | None:
@@ -112,7 +131,9 @@ def read_evidence(store: CaseStore, evidence: EvidenceFiles, actor: Actor, photo
     return evidence.read(name)
 
 
-def case_analyses(store: CaseStore, actor: Actor, case_id: int, audit_as: str = "trend") -> list[tuple[PhotoRecord, AnalysisRecord | None]]:
+def case_analyses(
+    store: CaseStore, actor: Actor, case_id: int, audit_as: str = "trend"
+) -> list[tuple[PhotoRecord, AnalysisRecord | None]]:
     """Every photo of a visible case (oldest first) with its latest analysis; audited as one view of the case."""
     with store.db.session() as s:
         visible_case(s, actor, case_id)

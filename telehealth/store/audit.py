@@ -24,6 +24,12 @@ class AuditAction(str, enum.Enum):
     end = "end"
 
 
-def record_audit(session: Session, actor_id: int | None, action: AuditAction, object_type: str, object_id: int | None) -> None:
+def record_audit(
+    session: Session, actor_id: int | None, action: AuditAction, object_type: str, object_id: int | None
+) -> None:
     """Add an audit row to the caller's transaction: it commits exactly when the audited change does."""
-    session.add(AuditEventRow(at=utc_now(), actor_id=actor_id, action=action.value, object_type=object_type, object_id=object_id))
+    session.add(
+        AuditEventRow(
+            at=utc_now(), actor_id=actor_id, action=action.value, object_type=object_type, object_id=object_id
+        )
+    )

@@ -34,7 +34,14 @@ def case_record(row: WoundCaseRow) -> CaseRecord:
 
 def photo_record(row: PhotoSubmissionRow) -> PhotoRecord:
     return PhotoRecord(
-        row.id, row.case_id, as_utc(row.received_at), row.sha256, row.width, row.height, row.byte_size, row.media_type,
+        row.id,
+        row.case_id,
+        as_utc(row.received_at),
+        row.sha256,
+        row.width,
+        row.height,
+        row.byte_size,
+        row.media_type,
         row.file_state,
     )
 
@@ -85,7 +92,9 @@ class CaseStore:
                 patient = visible_patient(s, actor, patient_id)
             else:
                 raise Forbidden(f"role {actor.role.value} may not open cases")
-            row = WoundCaseRow(patient_id=patient.id, created_by=actor.user_id, created_at=utc_now(), status="open", label=label)
+            row = WoundCaseRow(
+                patient_id=patient.id, created_by=actor.user_id, created_at=utc_now(), status="open", label=label
+            )
             s.add(row)
             s.flush()
             record_audit(s, actor.user_id, AuditAction.create, "wound_case", row.id)
@@ -116,7 +125,9 @@ class CaseStore:
             ).first()
             return None if row is None else photo_record(row)
 
-    def add_photo(self, actor: Actor, case_id: int, photo: CleanPhoto, idempotency_key: str | None) -> tuple[PhotoRecord, bool]:
+    def add_photo(
+        self, actor: Actor, case_id: int, photo: CleanPhoto, idempotency_key: str | None
+    ) -> tuple[PhotoRecord, bool]:
         """Store the file durably, then commit its row; returns (receipt, created). created is False when the
         Idempotency-Key was already used for this case (the original receipt comes back)."""
         self.require_case(actor, case_id)
@@ -131,9 +142,16 @@ class CaseStore:
                     if prior is not None:
                         return self._replay(prior, case_id), False
                 row = PhotoSubmissionRow(
-                    case_id=case_id, uploaded_by=actor.user_id, received_at=utc_now(), sha256=photo.sha256,
-                    width=photo.width, height=photo.height, byte_size=len(photo.data), media_type=photo.media_type,
-                    idempotency_key=idempotency_key, file_state=FileState.stored.value,
+                    case_id=case_id,
+                    uploaded_by=actor.user_id,
+                    received_at=utc_now(),
+                    sha256=photo.sha256,
+                    width=photo.width,
+                    height=photo.height,
+                    byte_size=len(photo.data),
+                    media_type=photo.media_type,
+                    idempotency_key=idempotency_key,
+                    file_state=FileState.stored.value,
                 )
                 s.add(row)
                 s.flush()

@@ -63,7 +63,11 @@ class JoinRefused(TelehealthError):
 
 def _record(row: VideoConsultRow) -> ConsultRecord:
     return ConsultRecord(
-        row.id, row.case_id, row.room_id, as_utc(row.created_at), as_utc(row.expires_at),
+        row.id,
+        row.case_id,
+        row.room_id,
+        as_utc(row.created_at),
+        as_utc(row.expires_at),
         as_utc(row.ended_at) if row.ended_at is not None else None,
     )
 
@@ -80,8 +84,13 @@ def open_consult(store: CaseStore, actor: Actor, case_id: int, ttl_s: int) -> Ne
         visible_case(s, actor, case_id)
         now = utc_now()
         row = VideoConsultRow(
-            case_id=case_id, created_by=actor.user_id, room_id=secrets.token_urlsafe(12), patient_key_sha256=_key_hash(key),
-            created_at=now, expires_at=now + timedelta(seconds=ttl_s), ended_at=None,
+            case_id=case_id,
+            created_by=actor.user_id,
+            room_id=secrets.token_urlsafe(12),
+            patient_key_sha256=_key_hash(key),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            ended_at=None,
         )
         s.add(row)
         s.flush()
@@ -92,7 +101,9 @@ def open_consult(store: CaseStore, actor: Actor, case_id: int, ttl_s: int) -> Ne
 def list_consults(store: CaseStore, actor: Actor, case_id: int) -> list[ConsultRecord]:
     with store.db.session() as s:
         visible_case(s, actor, case_id)
-        rows = s.scalars(select(VideoConsultRow).where(VideoConsultRow.case_id == case_id).order_by(VideoConsultRow.id)).all()
+        rows = s.scalars(
+            select(VideoConsultRow).where(VideoConsultRow.case_id == case_id).order_by(VideoConsultRow.id)
+        ).all()
         return [_record(r) for r in rows]
 
 
@@ -126,7 +137,9 @@ def require_live(record: ConsultRecord) -> None:
         raise Conflict("this consult link has expired")
 
 
-def authorize_join(store: CaseStore, tokens: SessionTokens, room_id: str, credential: str) -> tuple[ConsultSide, ConsultRecord]:
+def authorize_join(
+    store: CaseStore, tokens: SessionTokens, room_id: str, credential: str
+) -> tuple[ConsultSide, ConsultRecord]:
     """Which side `credential` may take in room `room_id`; JoinRefused (with the reason) otherwise. Blocking."""
     with store.db.session() as s:
         row = s.scalars(select(VideoConsultRow).where(VideoConsultRow.room_id == room_id)).first()
@@ -139,7 +152,9 @@ def authorize_join(store: CaseStore, tokens: SessionTokens, room_id: str, creden
             raise JoinRefused("this consult link has expired: ask your clinician for a new one")
         if hmac.compare_digest(_key_hash(credential), row.patient_key_sha256):
             patient_user = s.scalars(
-                select(PatientRow.user_id).join(WoundCaseRow, WoundCaseRow.patient_id == PatientRow.id).where(WoundCaseRow.id == row.case_id)
+                select(PatientRow.user_id)
+                .join(WoundCaseRow, WoundCaseRow.patient_id == PatientRow.id)
+                .where(WoundCaseRow.id == row.case_id)
             ).first()
             record_audit(s, patient_user, AuditAction.join_call, "video_consult", row.id)
             return "patient", record

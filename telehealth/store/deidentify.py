@@ -51,22 +51,38 @@ def deidentified_case(store: CaseStore, actor: Actor, case_id: int) -> dict[str,
         case = visible_case(s, actor, case_id)
         key = _export_key(s, case_id)
         days, pseudonym, created, status = key.shift_days, key.pseudonym, case.created_at, case.status
-        versions = s.execute(
-            select(ReportVersionRow).join(ReportRow, ReportRow.id == ReportVersionRow.report_id)
-            .where(ReportRow.case_id == case_id, ReportVersionRow.status == ReportStatus.signed.value)
-            .order_by(ReportVersionRow.id)
-        ).scalars().all()
-        reports = [{"version": v.version, "signed_at": _shift(v.signed_at, days),
-                    "measurements": (v.body or {}).get("measurements") or {}} for v in versions]
+        versions = (
+            s.execute(
+                select(ReportVersionRow)
+                .join(ReportRow, ReportRow.id == ReportVersionRow.report_id)
+                .where(ReportRow.case_id == case_id, ReportVersionRow.status == ReportStatus.signed.value)
+                .order_by(ReportVersionRow.id)
+            )
+            .scalars()
+            .all()
+        )
+        reports = [
+            {
+                "version": v.version,
+                "signed_at": _shift(v.signed_at, days),
+                "measurements": (v.body or {}).get("measurements") or {},
+            }
+            for v in versions
+        ]
         record_audit(s, actor.user_id, AuditAction.export, "wound_case", case_id)
     photos = []
     for photo, analysis in case_analyses(store, actor, case_id, audit_as="export_photos"):
-        photos.append({
-            "sha256": photo.sha256, "received_at": _shift(photo.received_at, days), "width": photo.width,
-            "height": photo.height, "media_type": photo.media_type,
-            "analysis_status": None if analysis is None else analysis.status,
-            "analysis": None if analysis is None else _analysis(analysis.assessment, days),
-        })
+        photos.append(
+            {
+                "sha256": photo.sha256,
+                "received_at": _shift(photo.received_at, days),
+                "width": photo.width,
+                "height": photo.height,
+                "media_type": photo.media_type,
+                "analysis_status": None if analysis is None else analysis.status,
+                "analysis": None if analysis is None else _analysis(analysis.assessment, days),
+            }
+        )
     return {
         "deidentified": True,
         "case": {"pseudonym": pseudonym, "status": status, "created_at": _shift(created, days)},

@@ -43,13 +43,20 @@ def create_invite(store: CaseStore, actor: Actor, email: str, ttl_s: int) -> Inv
     token = secrets.token_urlsafe(32)
     with store.db.session() as s:
         # The inviting GP becomes the patient's GP: that is what lets them see the patient's cases.
-        patient = PatientRow(user_id=None, gp_user_id=actor.user_id if actor.role is Role.gp else None, created_at=utc_now())
+        patient = PatientRow(
+            user_id=None, gp_user_id=actor.user_id if actor.role is Role.gp else None, created_at=utc_now()
+        )
         s.add(patient)
         s.flush()
         now = utc_now()
         invite = InviteRow(
-            token_sha256=token_hash(token), email=address, patient_id=patient.id, created_by=actor.user_id,
-            created_at=now, expires_at=now + timedelta(seconds=ttl_s), used_at=None,
+            token_sha256=token_hash(token),
+            email=address,
+            patient_id=patient.id,
+            created_by=actor.user_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            used_at=None,
         )
         s.add(invite)
         s.flush()
@@ -103,8 +110,9 @@ def accept_invite(
     if throttle is not None:
         throttle.succeeded(email)
     if account.role is not Role.patient:
-        raise Conflict("this email belongs to a staff account, which cannot also be a patient: ask for an invite to "
-                       "another email")
+        raise Conflict(
+            "this email belongs to a staff account, which cannot also be a patient: ask for an invite to another email"
+        )
     return _link_patient(store, token, account)
 
 
@@ -115,7 +123,13 @@ def _create_patient(store: CaseStore, token: str, password: str) -> UserRecord:
         invite = _live_invite(s, token)
         if _account(s, invite.email) is not None:  # registered between the read and now
             raise Conflict("an account with this email was just created: open the link again and enter its password")
-        user = UserRow(email=invite.email, password_hash=password_hash, role=Role.patient.value, disabled=False, created_at=utc_now())
+        user = UserRow(
+            email=invite.email,
+            password_hash=password_hash,
+            role=Role.patient.value,
+            disabled=False,
+            created_at=utc_now(),
+        )
         s.add(user)
         s.flush()
         patient = s.get(PatientRow, invite.patient_id)

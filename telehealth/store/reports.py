@@ -41,8 +41,15 @@ class ReportVersionRecord:
 
 def _record(row: ReportVersionRow) -> ReportVersionRecord:
     return ReportVersionRecord(
-        row.id, row.report_id, row.version, ReportStatus(row.status), dict(row.body),
-        as_utc(row.signed_at) if row.signed_at else None, row.amends_version_id, row.signed_by, row.author_id,
+        row.id,
+        row.report_id,
+        row.version,
+        ReportStatus(row.status),
+        dict(row.body),
+        as_utc(row.signed_at) if row.signed_at else None,
+        row.amends_version_id,
+        row.signed_by,
+        row.author_id,
         as_utc(row.created_at) if row.created_at else None,
     )
 
@@ -68,8 +75,14 @@ def start_report(store: CaseStore, actor: Actor, case_id: int, body: dict[str, A
         report = ReportRow(case_id=case_id, created_by=actor.user_id, created_at=utc_now())
         s.add(report)
         s.flush()
-        row = ReportVersionRow(report_id=report.id, version=1, status=ReportStatus.draft.value, body=body,
-                               author_id=actor.user_id, created_at=utc_now())
+        row = ReportVersionRow(
+            report_id=report.id,
+            version=1,
+            status=ReportStatus.draft.value,
+            body=body,
+            author_id=actor.user_id,
+            created_at=utc_now(),
+        )
         s.add(row)
         s.flush()
         record_audit(s, actor.user_id, AuditAction.create, "report_version", row.id)
@@ -109,7 +122,9 @@ def signed_body(body: dict[str, Any]) -> dict[str, Any]:
     text = body.get("text")
     if not isinstance(text, str):
         return body
-    kept = [line for line in text.splitlines() if line.strip() != DRAFT_HEADER and not line.startswith("Status: ai_draft")]
+    kept = [
+        line for line in text.splitlines() if line.strip() != DRAFT_HEADER and not line.startswith("Status: ai_draft")
+    ]
     return {**body, "text": "\n".join(kept).strip() + "\n\n" + SIGNED_NOTE, "notice": SIGNED_NOTE}
 
 
@@ -120,9 +135,18 @@ def amend(store: CaseStore, actor: Actor, version_id: int, body: dict[str, Any])
         signed = _visible_version(s, actor, version_id)
         if signed.status != ReportStatus.signed.value:
             raise Conflict("only a signed version is amended; edit the draft instead")
-        latest = s.scalar(select(func.max(ReportVersionRow.version)).where(ReportVersionRow.report_id == signed.report_id))
-        row = ReportVersionRow(report_id=signed.report_id, version=(latest or 0) + 1, status=ReportStatus.draft.value,
-                               body=body, author_id=actor.user_id, created_at=utc_now(), amends_version_id=signed.id)
+        latest = s.scalar(
+            select(func.max(ReportVersionRow.version)).where(ReportVersionRow.report_id == signed.report_id)
+        )
+        row = ReportVersionRow(
+            report_id=signed.report_id,
+            version=(latest or 0) + 1,
+            status=ReportStatus.draft.value,
+            body=body,
+            author_id=actor.user_id,
+            created_at=utc_now(),
+            amends_version_id=signed.id,
+        )
         s.add(row)
         s.flush()
         record_audit(s, actor.user_id, AuditAction.create, "report_version", row.id)
@@ -148,7 +172,9 @@ def _versions(s, report_id: int, signed_only: bool) -> list[ReportVersionRow]:  
     return list(s.scalars(query).all())
 
 
-def view_report(store: CaseStore, actor: Actor, report_id: int, audit: AuditAction | None = AuditAction.view) -> ReportView:
+def view_report(
+    store: CaseStore, actor: Actor, report_id: int, audit: AuditAction | None = AuditAction.view
+) -> ReportView:
     """The report as the caller may read it: a patient only their own signed versions (no signed version: 404).
 
     Audited (view, or export for the export endpoints) on the version handed out.

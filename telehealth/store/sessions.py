@@ -37,8 +37,15 @@ def open_session(store: CaseStore, user_id: int, ttl_s: int) -> NewSession:
     with store.db.session() as s:
         # Expired rows can never authenticate again: dropping them here keeps the table the size of live sessions.
         s.execute(delete(SessionRow).where(SessionRow.expires_at <= now))
-        s.add(SessionRow(session_sha256=session_hash(session_id), user_id=user_id, created_at=now, expires_at=expires_at,
-                         revoked_at=None))
+        s.add(
+            SessionRow(
+                session_sha256=session_hash(session_id),
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                revoked_at=None,
+            )
+        )
     return NewSession(session_id, expires_at)
 
 

@@ -14,11 +14,17 @@ def visible_cases(actor: Actor) -> Select[WoundCaseRow]:
     """Cases the actor may see: a patient their own, a GP their patients', a surgeon those consulted on, admin all."""
     query = select(WoundCaseRow)
     if actor.role is Role.patient:
-        return query.where(WoundCaseRow.patient_id.in_(select(PatientRow.id).where(PatientRow.user_id == actor.user_id)))
+        return query.where(
+            WoundCaseRow.patient_id.in_(select(PatientRow.id).where(PatientRow.user_id == actor.user_id))
+        )
     if actor.role is Role.gp:
-        return query.where(WoundCaseRow.patient_id.in_(select(PatientRow.id).where(PatientRow.gp_user_id == actor.user_id)))
+        return query.where(
+            WoundCaseRow.patient_id.in_(select(PatientRow.id).where(PatientRow.gp_user_id == actor.user_id))
+        )
     if actor.role is Role.surgeon:
-        return query.where(WoundCaseRow.id.in_(select(ConsultRow.case_id).where(ConsultRow.surgeon_id == actor.user_id)))
+        return query.where(
+            WoundCaseRow.id.in_(select(ConsultRow.case_id).where(ConsultRow.surgeon_id == actor.user_id))
+        )
     return query
 
 

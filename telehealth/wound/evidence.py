@@ -64,7 +64,7 @@ def render_evidence(
     lh = round(30 * fs) + 6
     box_w = max(cv2.getTextSize(t, font, fs, 1)[0][0] for t in lines) + 16
     # Darkened panel behind the text so it stays readable on any photo.
-    panel = img[: lh * len(lines) + 10, : box_w]
+    panel = img[: lh * len(lines) + 10, :box_w]
     panel[:] = (panel * 0.35).astype(np.uint8)
     for i, t in enumerate(lines):
         cv2.putText(img, t, (8, lh * (i + 1)), font, fs, (255, 255, 255), max(1, round(fs * 1.5)), cv2.LINE_AA)

@@ -55,8 +55,7 @@ def marker_page_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{pw:g}mm" height="{ph:g}mm" viewBox="0 0 {pw:g} {ph:g}">',
         f'<rect x="0" y="0" width="{pw:g}" height="{ph:g}" fill="#fff"/>',
-        '<text x="20" y="20" font-family="sans-serif" font-size="7" font-weight="bold">'
-        "Wound photo scale marker</text>",
+        '<text x="20" y="20" font-family="sans-serif" font-size="7" font-weight="bold">Wound photo scale marker</text>',
         f'<rect x="{cut[0]:.3f}" y="{cut[1]:.3f}" width="{cut[2]:.3f}" height="{cut[2]:.3f}" fill="none" '
         'stroke="#888" stroke-width="0.3" stroke-dasharray="2 2"/>',
         marker_svg_group(x, y, marker_mm, cells),
@@ -65,8 +64,9 @@ def marker_page_svg(
     ]
     ty = y + marker_mm + margin + 20
     for i, line in enumerate(INSTRUCTIONS):
-        parts.append(f'<text x="20" y="{ty + i * 8:.1f}" font-family="sans-serif" font-size="4.2">'
-                     f"{i + 1}. {escape(line)}</text>")
+        parts.append(
+            f'<text x="20" y="{ty + i * 8:.1f}" font-family="sans-serif" font-size="4.2">{i + 1}. {escape(line)}</text>'
+        )
     by = ty + len(INSTRUCTIONS) * 8 + 10
     parts += [
         f'<rect x="20" y="{by:.1f}" width="50" height="3" fill="#000"/>',
@@ -76,12 +76,13 @@ def marker_page_svg(
     return "\n".join(parts)
 
 
-def marker_page_html(marker_id: int = 0, marker_mm: float = DEFAULT_MARKER_MM,
-                     dictionary: str = DEFAULT_DICTIONARY) -> str:
+def marker_page_html(
+    marker_id: int = 0, marker_mm: float = DEFAULT_MARKER_MM, dictionary: str = DEFAULT_DICTIONARY
+) -> str:
     """The SVG page inside HTML with print CSS (no margins added by the browser, no scaling)."""
     svg = marker_page_svg(marker_id, marker_mm, dictionary)
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Wound photo scale marker</title>"
+        '<!doctype html><html><head><meta charset="utf-8"><title>Wound photo scale marker</title>'
         "<style>@page{size:A4;margin:0}html,body{margin:0;padding:0}svg{display:block}</style>"
         f"</head><body>{svg}</body></html>"
     )

@@ -194,6 +194,8 @@ class StoredAnalysis(_Result):
     @model_validator(mode="after")
     def _assessment_matches_status(self) -> StoredAnalysis:
         if (self.assessment is not None) != (self.status == "analysed"):
-            raise ValueError(f"a stored analysis with status {self.status!r} must "
-                             f"{'' if self.status == 'analysed' else 'not '}carry an assessment")
+            raise ValueError(
+                f"a stored analysis with status {self.status!r} must "
+                f"{'' if self.status == 'analysed' else 'not '}carry an assessment"
+            )
         return self

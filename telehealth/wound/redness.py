@@ -89,8 +89,9 @@ def periwound_redness(
     if n_ring < rings.min_pixels or n_ref < rings.min_pixels:
         return PeriwoundRedness(
             status="not_measured",
-            reason=(f"not measured: too little skin around the wound in the photo "
-                    f"(ring {n_ring} px, reference {n_ref} px)"),
+            reason=(
+                f"not measured: too little skin around the wound in the photo (ring {n_ring} px, reference {n_ref} px)"
+            ),
             **common,
         )
     a = lab[..., 1]

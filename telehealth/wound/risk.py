@@ -40,30 +40,41 @@ def assess_infection_risk(
     else:
         limit = t.redness_index if t.redness_index is not None else redness.threshold
         if redness.index > limit:
-            signals.append(RiskSignal(
-                code="periwound_redness",
-                description=(f"periwound redness index {redness.index:.1f} above {limit:g} "
-                             "(a* ring vs surrounding skin)"),
-                value=redness.index, threshold=limit,
-            ))
+            signals.append(
+                RiskSignal(
+                    code="periwound_redness",
+                    description=(
+                        f"periwound redness index {redness.index:.1f} above {limit:g} (a* ring vs surrounding skin)"
+                    ),
+                    value=redness.index,
+                    threshold=limit,
+                )
+            )
 
     if tissue is None:
         not_evaluated.append("tissue mix: no wound found")
     else:
         if tissue.necrotic >= t.necrotic_fraction:
-            signals.append(RiskSignal(
-                code="necrotic_tissue",
-                description=f"necrotic tissue {tissue.necrotic:.0%} of the wound bed (>= {t.necrotic_fraction:.0%})",
-                value=tissue.necrotic, threshold=t.necrotic_fraction,
-            ))
+            signals.append(
+                RiskSignal(
+                    code="necrotic_tissue",
+                    description=f"necrotic tissue {tissue.necrotic:.0%} of the wound bed (>= {t.necrotic_fraction:.0%})",
+                    value=tissue.necrotic,
+                    threshold=t.necrotic_fraction,
+                )
+            )
         nonviable = tissue.necrotic + tissue.slough
         if nonviable >= t.nonviable_fraction:
-            signals.append(RiskSignal(
-                code="nonviable_tissue",
-                description=(f"slough + necrotic tissue {nonviable:.0%} of the wound bed "
-                             f"(>= {t.nonviable_fraction:.0%})"),
-                value=nonviable, threshold=t.nonviable_fraction,
-            ))
+            signals.append(
+                RiskSignal(
+                    code="nonviable_tissue",
+                    description=(
+                        f"slough + necrotic tissue {nonviable:.0%} of the wound bed (>= {t.nonviable_fraction:.0%})"
+                    ),
+                    value=nonviable,
+                    threshold=t.nonviable_fraction,
+                )
+            )
 
     if previous is None:
         not_evaluated.append("area change: no previous measurement given")
@@ -74,12 +85,17 @@ def assess_infection_risk(
     else:
         change = (measurement.area_cm2 / previous.area_cm2 - 1.0) * 100.0
         if change > t.area_increase_pct:
-            signals.append(RiskSignal(
-                code="area_increase",
-                description=(f"wound area up {change:.0f}% since the previous visit "
-                             f"({previous.area_cm2:.2f} -> {measurement.area_cm2:.2f} cm2; "
-                             f"> {t.area_increase_pct:g}%)"),
-                value=change, threshold=t.area_increase_pct,
-            ))
+            signals.append(
+                RiskSignal(
+                    code="area_increase",
+                    description=(
+                        f"wound area up {change:.0f}% since the previous visit "
+                        f"({previous.area_cm2:.2f} -> {measurement.area_cm2:.2f} cm2; "
+                        f"> {t.area_increase_pct:g}%)"
+                    ),
+                    value=change,
+                    threshold=t.area_increase_pct,
+                )
+            )
 
     return InfectionRisk(flagged=bool(signals), signals=signals, not_evaluated=not_evaluated)

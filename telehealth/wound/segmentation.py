@@ -78,12 +78,14 @@ class OnnxWoundSegmenter:
         if found.withheld and found.content is not None:
             raise ContentNotRecognised(
                 f"not analysed: the photo does not look like {found.content.content}, so the wound model "
-                "made no measurement")
+                "made no measurement"
+            )
         info = self._model.info
         # The wound's score: the most confident region the model found (0 when it found none).
         score = max((f.score for f in found.objects), default=0.0)
-        return WoundMask(np.asarray(mask).astype(bool), ModelRef(name=str(info.name), version=str(info.version)),
-                         float(score))
+        return WoundMask(
+            np.asarray(mask).astype(bool), ModelRef(name=str(info.name), version=str(info.version)), float(score)
+        )
 
 
 def fixed_mask_segmenter(mask: npt.NDArray[Any], name: str = "given-mask", version: str = "0") -> Segmenter:

@@ -39,8 +39,11 @@ class Visit(BaseModel):
         return cls(
             when=when.date() if isinstance(when, datetime) else when,
             area_cm2=analysis.measurement.area_cm2,
-            tissue=None if t is None else TissueFractions(
-                granulation=t.granulation, slough=t.slough, necrotic=t.necrotic, unclassified=t.unclassified),
+            tissue=None
+            if t is None
+            else TissueFractions(
+                granulation=t.granulation, slough=t.slough, necrotic=t.necrotic, unclassified=t.unclassified
+            ),
         )
 
 
@@ -80,12 +83,17 @@ def healing_trend(visits: list[Visit]) -> HealingTrend:
     intervals = []
     for (i0, v0, area0), (i1, v1, area1) in zip(measured, measured[1:]):
         days = (v1.when - v0.when).days
-        intervals.append(TrendInterval(
-            start=v0.when, end=v1.when, days=days,
-            area_start_cm2=area0, area_end_cm2=area1,
-            weekly_change_pct=weekly_change_pct(area0, area1, days),
-            skipped_unmeasured=i1 - i0 - 1,
-        ))
+        intervals.append(
+            TrendInterval(
+                start=v0.when,
+                end=v1.when,
+                days=days,
+                area_start_cm2=area0,
+                area_end_cm2=area1,
+                weekly_change_pct=weekly_change_pct(area0, area1, days),
+                skipped_unmeasured=i1 - i0 - 1,
+            )
+        )
     overall = change = None
     if len(measured) >= 2:
         (_, first, first_area), (_, last, last_area) = measured[0], measured[-1]
@@ -93,8 +101,12 @@ def healing_trend(visits: list[Visit]) -> HealingTrend:
         if first_area:
             change = (last_area / first_area - 1.0) * 100.0
     return HealingTrend(
-        visits=ordered, intervals=intervals, overall_weekly_change_pct=overall, area_change_pct=change,
-        measured_visits=len(measured), unmeasured_visits=len(ordered) - len(measured),
+        visits=ordered,
+        intervals=intervals,
+        overall_weekly_change_pct=overall,
+        area_change_pct=change,
+        measured_visits=len(measured),
+        unmeasured_visits=len(ordered) - len(measured),
     )
 
 
@@ -140,20 +152,43 @@ def plot_healing_trend(
     missing = [x for x, v in zip(xs, visits) if v.area_cm2 is None]
     if missing:
         # Hollow markers pinned to the bottom of the axes: the visit happened, its area is unknown.
-        ax_area.plot(missing, [0.04] * len(missing), "o", mfc="none", mec="#757575", markersize=8,
-                     transform=ax_area.get_xaxis_transform(), linestyle="none", label="no scale marker")
+        ax_area.plot(
+            missing,
+            [0.04] * len(missing),
+            "o",
+            mfc="none",
+            mec="#757575",
+            markersize=8,
+            transform=ax_area.get_xaxis_transform(),
+            linestyle="none",
+            label="no scale marker",
+        )
         for x in missing:
             ax_area.axvline(x, color="#bdbdbd", linestyle=":", linewidth=1)
-            ax_area.text(x, 0.09, "not measured", transform=ax_area.get_xaxis_transform(), ha="center",
-                         fontsize=7, color="#616161")
+            ax_area.text(
+                x,
+                0.09,
+                "not measured",
+                transform=ax_area.get_xaxis_transform(),
+                ha="center",
+                fontsize=7,
+                color="#616161",
+            )
     ax_area.set_ylabel("area (cm²)")
     ax_area.set_ylim(bottom=0, top=max([p[1] for p in pts], default=1.0) * 1.2 or 1.0)
     for iv in trend.intervals:
         if iv.weekly_change_pct is not None:
             xm = (date2num(iv.start) + date2num(iv.end)) / 2
             ym = (iv.area_start_cm2 + iv.area_end_cm2) / 2
-            ax_area.annotate(f"{iv.weekly_change_pct:+.0f}%/wk", (xm, ym), textcoords="offset points",
-                             xytext=(0, 8), ha="center", fontsize=8, color="#0d47a1")
+            ax_area.annotate(
+                f"{iv.weekly_change_pct:+.0f}%/wk",
+                (xm, ym),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+                color="#0d47a1",
+            )
     ax_area.set_title(title)
     if pts or missing:
         ax_area.legend(loc="upper right", fontsize=8)

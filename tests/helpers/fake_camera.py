@@ -12,7 +12,11 @@ from stream.testing.framestamp import moving_pattern
 
 
 def write_y4m(
-    path: Path, width: int = 640, height: int = 480, frames: int = 30, pattern: Callable[[int], np.ndarray] | None = None
+    path: Path,
+    width: int = 640,
+    height: int = 480,
+    frames: int = 30,
+    pattern: Callable[[int], np.ndarray] | None = None,
 ) -> Path:
     """Frames `pattern(i)` (BGR, height x width; a moving test pattern by default) as a Y4M file."""
     pattern = pattern or moving_pattern(width, height)

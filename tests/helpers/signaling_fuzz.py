@@ -65,14 +65,20 @@ def targeted_breakages(offer: str) -> dict[str, tuple[str, str]]:
         "empty mid": (offer.replace("a=mid:0", "a=mid:"), "a=mid"),
         "no fingerprint": (without("a=fingerprint"), "fingerprint"),
         "port 0": (replace_first("m=video", " ".join([parts[0], "0", *parts[2:]])), "port 0"),
-        "negative payload type": (replace_first("m=video", " ".join([*parts[:3], "-5", *parts[4:]])), "payload type '-5'"),
+        "negative payload type": (
+            replace_first("m=video", " ".join([*parts[:3], "-5", *parts[4:]])),
+            "payload type '-5'",
+        ),
         "payload type 300": (replace_first("m=video", " ".join([*parts[:3], "300", *parts[4:]])), "payload type '300'"),
         "broken BUNDLE": (replace_first("a=group:BUNDLE", "a=group:BUNDLE 0 7"), "'7'"),
         "NUL byte": (offer.replace("s=-", "s=-\x00"), "control"),
         "no ice-pwd": (without("a=ice-pwd"), "ice-pwd"),
         "short ice-ufrag": (offer.replace(_value(lines, "a=ice-ufrag:"), "ab"), "ice-ufrag"),
         "rtpmap for an absent payload": (offer.replace("a=rtpmap:97 VP8", "a=rtpmap:55 VP8"), "'55'"),
-        "fingerprint of wrong length": (offer.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 AB:"), "fingerprint"),
+        "fingerprint of wrong length": (
+            offer.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 AB:"),
+            "fingerprint",
+        ),
         "duplicate mid": (offer.replace("a=mid:1", "a=mid:0"), "mid"),
         "no video": (offer.replace("m=video", "m=audio"), "m=video"),
         "garbage line": (offer.replace("s=-", "s=-\r\nnot an sdp line"), "line"),
@@ -80,7 +86,7 @@ def targeted_breakages(offer: str) -> dict[str, tuple[str, str]]:
 
 
 def _value(lines: list[str], prefix: str) -> str:
-    return next(line for line in lines if line.startswith(prefix))[len(prefix):]
+    return next(line for line in lines if line.startswith(prefix))[len(prefix) :]
 
 
 def generate(offer: str, count: int, seed: int = 17) -> list[FuzzMessage]:
@@ -88,10 +94,15 @@ def generate(offer: str, count: int, seed: int = 17) -> list[FuzzMessage]:
     breakages = list(targeted_breakages(offer).items())
     makers = [
         lambda: FuzzMessage("random bytes", rng.randbytes(rng.randint(1, 3000)), True),
-        lambda: FuzzMessage("random text", "".join(chr(rng.randint(1, 0x2FF)) for _ in range(rng.randint(1, 500))), True),
-        lambda: FuzzMessage("deep nesting", rng.choice(["[", '{"a":', '{"type":"publish","sdp":['])
-                            * rng.randint(17, 20_000), True),
-        lambda: FuzzMessage("huge string", json.dumps({"type": "publish", "sdp": "v=0" + "x" * rng.randint(60_000, 70_000)}), True),
+        lambda: FuzzMessage(
+            "random text", "".join(chr(rng.randint(1, 0x2FF)) for _ in range(rng.randint(1, 500))), True
+        ),
+        lambda: FuzzMessage(
+            "deep nesting", rng.choice(["[", '{"a":', '{"type":"publish","sdp":[']) * rng.randint(17, 20_000), True
+        ),
+        lambda: FuzzMessage(
+            "huge string", json.dumps({"type": "publish", "sdp": "v=0" + "x" * rng.randint(60_000, 70_000)}), True
+        ),
         lambda: FuzzMessage("wrong field types", json.dumps(_wrong_types(rng)), True),
         lambda: _targeted(rng, breakages),
         lambda: FuzzMessage("random SDP mutation", json.dumps({"type": "publish", "sdp": _mutate(offer, rng)}), False),
@@ -106,21 +117,23 @@ def _targeted(rng: random.Random, breakages: list[tuple[str, tuple[str, str]]]) 
 
 
 def _wrong_types(rng: random.Random) -> object:
-    return rng.choice([
-        {"type": "publish", "sdp": rng.randint(-10**30, 10**30)},
-        {"type": "publish", "sdp": {"nested": ["v=0"]}},
-        {"type": "watch", "stream_id": None, "sdp": "v=0 ........"},
-        {"type": "watch", "stream_id": "x" * 500, "sdp": "v=0 ........"},
-        {"type": "auth", "token": ""},
-        {"type": "auth", "token": "not-a-token"},
-        {"type": "join", "room_id": "../../etc", "credential": "x", "sdp": "v=0"},
-        {"type": ["publish"]},
-        {"type": None},
-        [1, 2, 3],
-        "just a string",
-        12345,
-        {"type": "publish", "sdp": "v=0\r\n" + "a=x\r\n" * 10, "label": "\x00\x01"},
-    ])
+    return rng.choice(
+        [
+            {"type": "publish", "sdp": rng.randint(-(10**30), 10**30)},
+            {"type": "publish", "sdp": {"nested": ["v=0"]}},
+            {"type": "watch", "stream_id": None, "sdp": "v=0 ........"},
+            {"type": "watch", "stream_id": "x" * 500, "sdp": "v=0 ........"},
+            {"type": "auth", "token": ""},
+            {"type": "auth", "token": "not-a-token"},
+            {"type": "join", "room_id": "../../etc", "credential": "x", "sdp": "v=0"},
+            {"type": ["publish"]},
+            {"type": None},
+            [1, 2, 3],
+            "just a string",
+            12345,
+            {"type": "publish", "sdp": "v=0\r\n" + "a=x\r\n" * 10, "label": "\x00\x01"},
+        ]
+    )
 
 
 def _mutate(offer: str, rng: random.Random) -> str:
@@ -134,7 +147,7 @@ def _mutate(offer: str, rng: random.Random) -> str:
             lines.insert(i, lines[rng.randrange(len(lines))])
         elif op == 2 and lines[i]:
             j = rng.randrange(len(lines[i]))
-            lines[i] = lines[i][:j] + chr(rng.randint(32, 126)) + lines[i][j + 1:]
+            lines[i] = lines[i][:j] + chr(rng.randint(32, 126)) + lines[i][j + 1 :]
         elif op == 3:
             lines = lines[: rng.randint(1, len(lines))]
         else:

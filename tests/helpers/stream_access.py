@@ -26,6 +26,7 @@ def fixed_token_access(allowed_origins: frozenset[str] = frozenset()) -> StreamA
 
     return StreamAccess(authenticate, COOKIE, "/signin", allowed_origins)
 
+
 CLINICIAN_HEADERS = {"Authorization": f"Bearer {CLINICIAN_TOKEN}"}
 
 

@@ -49,11 +49,31 @@ def coturn(log_dir: Path) -> Iterator[TurnServer]:
     secret = secrets.token_hex(16)
     log = log_dir / "turnserver.log"
     proc = subprocess.Popen(
-        [binary, "-n", "--verbose", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--min-port=49152", "--max-port=49352", "--use-auth-secret", f"--static-auth-secret={secret}",
-         "--realm=scopecast.test", "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-multicast-peers",
-         "--fingerprint", f"--userdb={log_dir / 'turndb'}", f"--log-file={log}", "--simple-log", "--pidfile=" + str(log_dir / "turnserver.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            binary,
+            "-n",
+            "--verbose",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            f"--listening-port={port}",
+            "--min-port=49152",
+            "--max-port=49352",
+            "--use-auth-secret",
+            f"--static-auth-secret={secret}",
+            "--realm=scopecast.test",
+            "--allow-loopback-peers",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--no-multicast-peers",
+            "--fingerprint",
+            f"--userdb={log_dir / 'turndb'}",
+            f"--log-file={log}",
+            "--simple-log",
+            "--pidfile=" + str(log_dir / "turnserver.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 10

@@ -36,8 +36,9 @@ def make_onnx(
     Arguments break the graph in controlled ways for the validation tests.
     """
     shape: list = ["N", channels, size, size][:rank] if rank <= 4 else ["N", channels, size, size, 1]
-    inputs = [helper.make_tensor_value_info("image" if i == 0 else f"extra{i}", elem_type, shape)
-              for i in range(n_inputs)]
+    inputs = [
+        helper.make_tensor_value_info("image" if i == 0 else f"extra{i}", elem_type, shape) for i in range(n_inputs)
+    ]
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, size, size])
     inits = [
         helper.make_tensor("starts", TensorProto.INT64, [1], [0]),

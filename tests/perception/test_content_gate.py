@@ -55,8 +55,9 @@ def test_gated_model_withholds_findings_on_foreign_frames(tmp_path):
 
 
 def test_evaluation_mode_scores_foreign_frames_but_still_reports_the_verdict(tmp_path):
-    model = SegmentationModel(make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True),
-                                  withhold_out_of_domain=False)
+    model = SegmentationModel(
+        make_onnx(tmp_path / "g.onnx", sidecar=GATED_META, gate=True), withhold_out_of_domain=False
+    )
     found, mask = model.predict_with_mask(_blue(red_frame(320, 240, [(40, 40, 120, 120)])))
     assert found.content.in_domain is False and len(found.objects) == 1 and mask.sum() > 0
 

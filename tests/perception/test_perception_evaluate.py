@@ -58,8 +58,20 @@ def test_evaluate_scores_files_and_worst_grid(toy_onnx, folder, tmp_path):
 
 def test_evaluate_cli(toy_onnx, folder, tmp_path, capsys):
     js = tmp_path / "r.json"
-    rc = main(["--model", str(toy_onnx), "--images", str(folder[0]), "--masks", str(folder[1]),
-               "--out", str(tmp_path / "cli"), "--json", str(js)])
+    rc = main(
+        [
+            "--model",
+            str(toy_onnx),
+            "--images",
+            str(folder[0]),
+            "--masks",
+            str(folder[1]),
+            "--out",
+            str(tmp_path / "cli"),
+            "--json",
+            str(js),
+        ]
+    )
     assert rc == 0
     assert set(json.loads(js.read_text())) >= {"dice", "iou", "precision", "recall", "ap50"}
     assert main(["--model", "no-such-model", "--images", str(folder[0]), "--masks", str(folder[1])]) == 2

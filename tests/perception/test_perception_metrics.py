@@ -72,8 +72,10 @@ def test_uint8_masks_and_shape_mismatch():
 
 
 def test_mean_scores():
-    rows = [{"dice": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0},
-            {"dice": 0.5, "iou": 0.0, "precision": 0.25, "recall": 1.0}]
+    rows = [
+        {"dice": 1.0, "iou": 1.0, "precision": 1.0, "recall": 1.0},
+        {"dice": 0.5, "iou": 0.0, "precision": 0.25, "recall": 1.0},
+    ]
     assert mean_scores(rows) == {"dice": 0.75, "iou": 0.5, "precision": 0.625, "recall": 1.0}
 
 

@@ -74,8 +74,13 @@ def test_motion_tracker_follows_a_weak_detection_and_ignores_specks():
     for i in range(4):
         t.update([_moving(i)], ["polyp"], [0.9])
     assert t.update([_moving(4)], ["polyp"], [0.3]) == [1]  # low confidence, same polyp: second association
-    assert t.update([_moving(5), (400, 300, 410, 310)], ["polyp", "polyp"], [0.9, 0.3]) == [1, None]  # weak speck: no track
-    assert t.update([_moving(6), (400, 300, 410, 310)], ["polyp", "polyp"], [0.9, 0.9])[1] is None  # confident: not yet numbered
+    assert t.update([_moving(5), (400, 300, 410, 310)], ["polyp", "polyp"], [0.9, 0.3]) == [
+        1,
+        None,
+    ]  # weak speck: no track
+    assert (
+        t.update([_moving(6), (400, 300, 410, 310)], ["polyp", "polyp"], [0.9, 0.9])[1] is None
+    )  # confident: not yet numbered
 
 
 def test_motion_tracker_reuses_low_numbers_and_keeps_labels_apart():
@@ -123,6 +128,8 @@ def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
 
     greedy_new, greedy_switches = churn(IouTracker())
     motion_new, motion_switches = churn(MotionTracker())
-    print(f"\nCVC sequences 1-8: new ids per object per 10 s {greedy_new:.1f} -> {motion_new:.1f}, "
-          f"id switches {greedy_switches} -> {motion_switches}")
+    print(
+        f"\nCVC sequences 1-8: new ids per object per 10 s {greedy_new:.1f} -> {motion_new:.1f}, "
+        f"id switches {greedy_switches} -> {motion_switches}"
+    )
     assert motion_new < greedy_new / 3 and motion_switches < greedy_switches / 3

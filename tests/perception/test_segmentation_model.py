@@ -69,8 +69,10 @@ def test_two_objects_sorted_by_area_and_distinct_ids(model):
 
 
 def test_tracker_keeps_ids_across_frames_and_batches(model):
-    frames = [red_frame(640, 480, [(40 + 8 * i, 40, 200 + 8 * i, 200), (400, 300 - 6 * i, 560, 440 - 6 * i)])
-              for i in range(10)]
+    frames = [
+        red_frame(640, 480, [(40 + 8 * i, 40, 200 + 8 * i, 200), (400, 300 - 6 * i, 560, 440 - 6 * i)])
+        for i in range(10)
+    ]
     confirm = model.tracker.min_hits
     for frame in frames[:confirm]:
         first = model.predict(frame)

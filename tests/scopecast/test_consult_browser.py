@@ -55,9 +55,17 @@ AUDIO_PACKETS = """async () => {
   return packets;
 }"""
 
-ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--autoplay-policy=no-user-gesture-required"]
+ARGS = [
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 async def _state(page, state: str, timeout: float = 30_000) -> None:
@@ -68,7 +76,8 @@ async def _state(page, state: str, timeout: float = 30_000) -> None:
 async def _playing(page, selector: str = "#remote") -> None:
     await page.wait_for_function(
         f"() => {{ const v = document.querySelector('{selector}'); return v && v.videoWidth > 0 && v.currentTime > 0.5; }}",
-        timeout=30_000)
+        timeout=30_000,
+    )
 
 
 async def _shows_gp_camera(page) -> bool:
@@ -92,22 +101,32 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
         pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
     from playwright.async_api import async_playwright, expect
 
-    services = build_telehealth(fast_settings(tmp_path / "telehealth"))  # the shipped ONNX wound model analyses captures
+    services = build_telehealth(
+        fast_settings(tmp_path / "telehealth")
+    )  # the shipped ONNX wound model analyses captures
     store = services.store
     gp = add_user(store, "gp@clinic.test", PASSWORD, Role.gp.value)
     patient = accept_invite(store, create_invite(store, Actor(gp.id, Role.gp), "pat@mail.test", 3600).token, PASSWORD)
     case = store.create_case(Actor(patient.id, Role.patient), None, "left heel")
     # The shipped wound model runs on the patient's video; the grounded VLM answers the GP from its findings.
-    app = create_app(Settings(serve_sample=False, model="none", consult_model="wound"), telehealth=services,
-                     vlm=GroundedBackend(use_embeddings=False))
+    app = create_app(
+        Settings(serve_sample=False, model="none", consult_model="wound"),
+        telehealth=services,
+        vlm=GroundedBackend(use_embeddings=False),
+    )
 
-    patient_camera = still_y4m(tmp_path / "patient.y4m", cv2.resize(cv2.cvtColor(scene(True).rgb, cv2.COLOR_RGB2BGR), (640, 480)))
+    patient_camera = still_y4m(
+        tmp_path / "patient.y4m", cv2.resize(cv2.cvtColor(scene(True).rgb, cv2.COLOR_RGB2BGR), (640, 480))
+    )
     gp_camera = still_y4m(tmp_path / "gp.y4m", np.full((480, 640, 3), GP_CAMERA_BGR, np.uint8))
 
     async with running_server(app) as addr, async_playwright() as pw:
-        gp_browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-video-capture={gp_camera}"])
+        gp_browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-video-capture={gp_camera}"]
+        )
         patient_browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-video-capture={patient_camera}"])
+            executable_path=CHROMIUM, args=[*ARGS, f"--use-file-for-fake-video-capture={patient_camera}"]
+        )
         try:
             # -- the GP starts a consult from the case page; the call window gets the session from it ------------
             gp_page = await (await gp_browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
@@ -123,7 +142,9 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await expect(call.locator("#call-status")).to_have_text("Waiting for the patient to join…")
 
             # -- the patient opens the link on a phone and joins --------------------------------------------------
-            phone = await patient_browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            phone = await patient_browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+            )
             patient_page = await phone.new_page()
             await patient_page.goto(patient_link)
             await expect(patient_page.locator("#lobby")).to_be_visible()
@@ -138,12 +159,16 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             # The synthetic scene is no real wound photo: the wound model's content gate says so, in amber, and
             # withholds its findings instead of outlining a "wound" on it.
             await expect(call.locator("#findings [data-role=status]")).to_have_text(
-                "Content not recognised: content does not look like a wound photo: wound model paused", timeout=20_000)
+                "Content not recognised: content does not look like a wound photo: wound model paused", timeout=20_000
+            )
             await expect(call.locator("#findings [data-role=light]")).to_have_class("light amber")
             await expect(call.locator("#findings [data-role=model]")).to_contain_text("wound")
             await expect(call.locator("#findings li.withheld")).to_have_text(
-                "withheld: this frame does not look like a wound photo")
-            assert await _wait_for(lambda: _shows_gp_camera(patient_page)), await patient_page.evaluate(VIDEO_STATS, "#remote")
+                "withheld: this frame does not look like a wound photo"
+            )
+            assert await _wait_for(lambda: _shows_gp_camera(patient_page)), await patient_page.evaluate(
+                VIDEO_STATS, "#remote"
+            )
             gp_view = await call.evaluate(VIDEO_STATS, "#remote")
             assert gp_view["spread"] > 20, "the GP should see the patient's wound picture, not a flat card"
             assert (gp_view["width"], gp_view["height"]) == (640, 480)

@@ -19,15 +19,21 @@ from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 
 def _app(**settings: object):
-    return create_app(Settings(serve_sample=False, model="box", **settings), registry_with(box=BoxModel()),
-                      vlm=keyword_vlm(), stream_access=fixed_token_access())
+    return create_app(
+        Settings(serve_sample=False, model="box", **settings),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
 
 
 async def test_every_page_and_answer_has_the_security_headers():
     async with running_server(_app()) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
-            responses = [await http.get(path) for path in
-                         ("/", "/monitor", "/static/scopecast.js", "/api/streams", "/healthz", "/no-such-page")]
+            responses = [
+                await http.get(path)
+                for path in ("/", "/monitor", "/static/scopecast.js", "/api/streams", "/healthz", "/no-such-page")
+            ]
             responses.append(await http.get("/monitor", cookies={"scopecast_session": CLINICIAN_TOKEN}))
             docs = await http.get("/docs")
     for response in responses:
@@ -85,7 +91,9 @@ async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted():
         reply = await _refusal_after(addr, 2, spoofed=True)
     assert reply["code"] == "too_many_sessions" and "from your address" in reply["message"]
     # Configured to trust the local proxy, the same headers do count as the client's addresses.
-    async with running_server(_app(max_sessions=10, max_sessions_per_address=2, forwarded_allow_ips="127.0.0.1")) as addr:
+    async with running_server(
+        _app(max_sessions=10, max_sessions_per_address=2, forwarded_allow_ips="127.0.0.1")
+    ) as addr:
         reply = await _refusal_after(addr, 2, spoofed=True)
     assert reply["type"] == "authenticated", reply
 
@@ -98,12 +106,20 @@ async def test_a_stalled_photo_upload_gets_a_408_and_frees_the_connection(tmp_pa
 
     services = build_telehealth(fast_settings(tmp_path / "telehealth"))
     add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
-    app = create_app(Settings(serve_sample=False, model="box", body_idle_timeout_s=0.5), registry_with(box=BoxModel()),
-                     vlm=keyword_vlm(), telehealth=services)
+    app = create_app(
+        Settings(serve_sample=False, model="box", body_idle_timeout_s=0.5),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        telehealth=services,
+    )
     async with running_server(app) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}") as http:
-            token = (await http.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]
-            case = (await http.post("/api/cases", json={"label": "heel"}, headers={"Authorization": f"Bearer {token}"})).json()
+            token = (await http.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()[
+                "token"
+            ]
+            case = (
+                await http.post("/api/cases", json={"label": "heel"}, headers={"Authorization": f"Bearer {token}"})
+            ).json()
         host, port = addr.split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         boundary = b"scopecastboundary"
@@ -133,7 +149,9 @@ async def test_a_trickled_body_is_cut_off_but_a_steady_slow_one_is_not():
     async def send_slowly(addr: str, chunk: bytes, pause_s: float, chunks: int) -> bytes:
         host, port = addr.split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(len(chunk) * chunks).encode() + b"\r\n\r\n")
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(len(chunk) * chunks).encode() + b"\r\n\r\n"
+        )
         try:
             for _ in range(chunks):
                 writer.write(chunk)

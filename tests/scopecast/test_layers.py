@@ -61,7 +61,9 @@ def test_no_import_cycle_inside_a_package(graph, package):
 
 def test_only_the_telehealth_store_touches_the_database():
     """Queries, sessions and tables live in telehealth.store; everything else gets plain records from it."""
-    full = grimp.build_graph("scopecast", "stream", "perception", "overlay", "telehealth", include_external_packages=True)
+    full = grimp.build_graph(
+        "scopecast", "stream", "perception", "overlay", "telehealth", include_external_packages=True
+    )
     database_users = full.find_modules_that_directly_import("sqlalchemy")
     tables_users = full.find_modules_that_directly_import("telehealth.store.tables")
     outside = sorted(m for m in database_users | tables_users if not m.startswith("telehealth.store"))

@@ -24,7 +24,19 @@ def _free_port() -> int:
 
 def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path):
     env = {**os.environ, "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path), "NEW_PASSWORD": "correct horse battery staple"}
-    cmd = [sys.executable, "-m", "scopecast", "user", "add", "--email", "gp@example.org", "--role", "gp", "--password-env", "NEW_PASSWORD"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scopecast",
+        "user",
+        "add",
+        "--email",
+        "gp@example.org",
+        "--role",
+        "gp",
+        "--password-env",
+        "NEW_PASSWORD",
+    ]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and "created gp account" in first.stdout, first.stderr
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
@@ -70,10 +82,18 @@ async def _watch_sample(port: int, token: str) -> tuple[dict, dict]:
 def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_through_the_link(tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SCOPECAST_PORT": str(port), "SCOPECAST_LOG_FORMAT": "json",
-           "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SCOPECAST_PORT": str(port),
+        "SCOPECAST_LOG_FORMAT": "json",
+        "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scopecast", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "scopecast", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
@@ -99,11 +119,17 @@ def test_scopecast_serve_starts_on_defaults_and_the_first_person_signs_in_throug
         assert monitor.status_code == 303 and monitor.headers["location"].startswith("/signin?next=")
         # The one-time link creates the administrator, once.
         setup_token = link.split("#token=", 1)[1]
-        made = httpx.post(f"{base}/api/setup", json={"token": setup_token, "email": "admin@clinic.test",
-                                                      "password": "correct horse battery staple"}, timeout=20)
+        made = httpx.post(
+            f"{base}/api/setup",
+            json={"token": setup_token, "email": "admin@clinic.test", "password": "correct horse battery staple"},
+            timeout=20,
+        )
         assert made.status_code in (200, 201), made.text
-        again = httpx.post(f"{base}/api/setup", json={"token": setup_token, "email": "mallory@evil.test",
-                                                       "password": "correct horse battery staple"}, timeout=20)
+        again = httpx.post(
+            f"{base}/api/setup",
+            json={"token": setup_token, "email": "mallory@evil.test", "password": "correct horse battery staple"},
+            timeout=20,
+        )
         assert again.status_code in (403, 410), again.text
         headers = {"Authorization": f"Bearer {made.json()['token']}"}
         streams = httpx.get(f"{base}/api/streams", headers=headers, timeout=5).json()

@@ -25,7 +25,9 @@ def test_bundled_clips_probe():
 
 
 def test_source_labels_never_show_credentials_or_server_paths():
-    assert SourceSpec("rtsp://nurse:secret@10.0.0.5:554/theatre2?token=abc").display_name == "rtsp://10.0.0.5:554/theatre2"
+    assert (
+        SourceSpec("rtsp://nurse:secret@10.0.0.5:554/theatre2?token=abc").display_name == "rtsp://10.0.0.5:554/theatre2"
+    )
     assert SourceSpec("/srv/cases/patient-1234/endo.mp4").display_name == "endo.mp4"
 
 
@@ -54,7 +56,10 @@ def test_ice_servers_are_parsed_and_bad_ones_named():
 
     assert parse_ice_server("stun:stun.example.org:3478") == {"urls": "stun:stun.example.org:3478"}
     assert parse_ice_server("turn:alice:s3cret@turn.example.org:3478") == {
-        "urls": "turn:turn.example.org:3478", "username": "alice", "credential": "s3cret"}
+        "urls": "turn:turn.example.org:3478",
+        "username": "alice",
+        "credential": "s3cret",
+    }
     with pytest.raises(Exception, match="'http://x' must look like"):
         Settings(ice_servers=["http://x"])
     with pytest.raises(Exception, match="user:password"):
@@ -92,7 +97,12 @@ def write_clip(path, width: int = 320, height: int = 240, fps: int = 25, seconds
 async def test_monitors_share_one_inference_per_source_and_endpoints_report_it(tmp_path):
     model = BoxModel()
     clip = write_clip(tmp_path / "clip.mp4")
-    app = create_app(Settings(sources=[f"lap={clip}"], model="box"), registry_with(box=model), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"lap={clip}"], model="box"),
+        registry_with(box=model),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}", headers=CLINICIAN_HEADERS) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}

@@ -54,7 +54,12 @@ async def _wait_video_playing(page, selector: str) -> None:
 
 
 async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artifacts_dir):
-    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(serve_sample=False, model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         page = await clinician_page(browser, addr, viewport={"width": 1280, "height": 720})
         await page.goto(f"http://{addr}/capture?auto=1")
@@ -63,7 +68,9 @@ async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artif
         assert "thing" in await page.inner_text("#panel .objects")
         assert "AI live" in await page.inner_text("#panel .status")
         stream_id = await page.evaluate("window.scopecastSession.streamId")
-        size = await page.evaluate("[document.querySelector('#annotated').videoWidth, document.querySelector('#annotated').videoHeight]")
+        size = await page.evaluate(
+            "[document.querySelector('#annotated').videoWidth, document.querySelector('#annotated').videoHeight]"
+        )
         assert size == [640, 480]
         await page.screenshot(path=str(artifacts_dir / "capture-page.png"))
 
@@ -84,7 +91,9 @@ async def test_capture_page_round_trip_and_monitor_of_that_camera(browser, artif
 
 async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_question(browser, artifacts_dir):
     app = create_app(
-        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=ScriptedVlm(),
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=ScriptedVlm(),
         stream_access=fixed_token_access(),
     )
     async with running_server(app) as addr:
@@ -102,7 +111,12 @@ async def test_monitor_plays_the_bundled_sample_with_findings_and_answers_a_ques
 
 
 async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         page = await clinician_page(browser, addr)
         await page.goto(f"http://{addr}/monitor")
@@ -110,7 +124,9 @@ async def test_monitor_shows_a_clear_error_for_an_unknown_stream(browser):
         await page.evaluate("""() => { const s = document.getElementById('streams');
                                        s.add(new Option('ghost', 'ghost')); s.value = 'ghost'; }""")
         await page.click("#watch")
-        await page.wait_for_function("() => document.getElementById('error').textContent.includes('unknown_stream')", timeout=10_000)
+        await page.wait_for_function(
+            "() => document.getElementById('error').textContent.includes('unknown_stream')", timeout=10_000
+        )
         assert "unknown stream 'ghost'" in await page.inner_text("#error")
 
 
@@ -124,8 +140,12 @@ async def test_a_signed_out_surgeon_signs_in_and_lands_back_on_the_monitor(brows
     services = build_telehealth(fast_settings(tmp_path / "telehealth", cookie_secure=True))
     add_user(services.store, "surgeon@clinic.test", PASSWORD, Role.surgeon.value)
     add_user(services.store, "pat@mail.test", PASSWORD, Role.patient.value)
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
-                     vlm=keyword_vlm(), telehealth=services)
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        telehealth=services,
+    )
     async with running_server(app) as addr:
         page = await (await browser.new_context(viewport={"width": 1280, "height": 720})).new_page()
         await page.goto(f"http://{addr}/monitor?stream=sample")
@@ -157,8 +177,13 @@ async def test_no_page_breaks_the_content_security_policy(browser, tmp_path):
     from tests.telehealth.telehealth_testutil import fast_settings
 
     services = build_telehealth(fast_settings(tmp_path / "telehealth"))
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
-                     vlm=keyword_vlm(), telehealth=services, stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        telehealth=services,
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         page = await clinician_page(browser, addr)
         # Every refusal by the policy fires this event in the page; Playwright's init script is not subject to it.

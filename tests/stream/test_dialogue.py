@@ -22,7 +22,12 @@ W, H, FPS = 320, 240, 15
 
 
 def _app(vlm):
-    return create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=vlm, stream_access=fixed_token_access())
+    return create_app(
+        Settings(serve_sample=False, model="box"),
+        registry_with(box=BoxModel()),
+        vlm=vlm,
+        stream_access=fixed_token_access(),
+    )
 
 
 async def _publish_with_findings(addr: str) -> client.ClientSession:

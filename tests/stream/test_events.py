@@ -8,7 +8,14 @@ from stream.events import FindingsEvent, StatusEvent, findings_event, parse_serv
 
 
 def _findings() -> FrameFindings:
-    obj = Finding(label="polyp", score=0.87, box=(10, 20, 110, 90), outline=(((10, 20), (110, 20), (60, 90)),), track_id=4, area_px=3500)
+    obj = Finding(
+        label="polyp",
+        score=0.87,
+        box=(10, 20, 110, 90),
+        outline=(((10, 20), (110, 20), (60, 90)),),
+        track_id=4,
+        area_px=3500,
+    )
     return FrameFindings(model=ModelInfo("polyp", "1.0"), frame_size=(640, 480), objects=(obj,), inference_ms=7.25)
 
 

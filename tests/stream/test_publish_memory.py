@@ -53,7 +53,9 @@ async def test_thirty_publish_cycles_leave_no_memory_behind():
     middle = statistics.median(readings[WINDOW : 2 * WINDOW])
     last = statistics.median(readings[2 * WINDOW : 3 * WINDOW])
     per_cycle = (last - middle) / WINDOW
-    print(f"\npublish cycles: RSS {readings[0]:.0f} MB after the first; median {middle:.0f} MB over cycles "
-          f"{WINDOW + 1}-{2 * WINDOW}, {last:.0f} MB over {2 * WINDOW + 1}-{3 * WINDOW}: {per_cycle:+.2f} MB per cycle; "
-          f"all: {[round(r) for r in readings]}")
+    print(
+        f"\npublish cycles: RSS {readings[0]:.0f} MB after the first; median {middle:.0f} MB over cycles "
+        f"{WINDOW + 1}-{2 * WINDOW}, {last:.0f} MB over {2 * WINDOW + 1}-{3 * WINDOW}: {per_cycle:+.2f} MB per cycle; "
+        f"all: {[round(r) for r in readings]}"
+    )
     assert per_cycle < MAX_GROWTH_PER_CYCLE_MB, readings

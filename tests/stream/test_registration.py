@@ -41,7 +41,9 @@ def _moving_disc_sequence() -> Sequence:
         cv2.circle(mask, (cx, cy), 60, 1, cv2.FILLED)
         disc = np.zeros_like(frame)
         x0, y0 = cx - 60, cy - 60
-        disc[max(0, y0) : y0 + 120, max(0, x0) : x0 + 120, 1] = 160 + dots[max(0, -y0) :, max(0, -x0) :][: H - max(0, y0), : W - max(0, x0)] // 4
+        disc[max(0, y0) : y0 + 120, max(0, x0) : x0 + 120, 1] = (
+            160 + dots[max(0, -y0) :, max(0, -x0) :][: H - max(0, y0), : W - max(0, x0)] // 4
+        )
         disc[..., 2] = 70
         disc[..., 0] = 40
         frame = np.where(mask[..., None].astype(bool), disc, frame)
@@ -72,7 +74,11 @@ class DiscModel:
                 continue
             x, y, w, h = cv2.boundingRect(contour)
             outline = tuple((int(px), int(py)) for px, py in contour.reshape(-1, 2))
-            objects.append(Finding("disc", 0.9, (x, y, x + w, y + h), (outline,), track_id=1, area_px=int(cv2.contourArea(contour))))
+            objects.append(
+                Finding(
+                    "disc", 0.9, (x, y, x + w, y + h), (outline,), track_id=1, area_px=int(cv2.contourArea(contour))
+                )
+            )
         height, width = frame_rgb.shape[:2]
         return FrameFindings(self._info, (width, height), tuple(objects))
 
@@ -84,7 +90,9 @@ def _lagged_iou(result, sequence: Sequence) -> float:
     return float(np.mean(values))
 
 
-@pytest.mark.parametrize(("delay_s", "fps", "ratio"), [(0.005, 25, 0.95), (0.07, 25, 0.9)], ids=["fast model", "slow model"])
+@pytest.mark.parametrize(
+    ("delay_s", "fps", "ratio"), [(0.005, 25, 0.95), (0.07, 25, 0.9)], ids=["fast model", "slow model"]
+)
 @pytest.mark.timeout(180)
 async def test_what_is_drawn_sits_on_the_frame_shown(delay_s, fps, ratio):
     sequence = _moving_disc_sequence()
@@ -92,9 +100,11 @@ async def test_what_is_drawn_sits_on_the_frame_shown(delay_s, fps, ratio):
     relay = await measure(sequence, fps, "none", loops=1)
     full = await measure(sequence, fps, "disc", registry=registry, loops=1)
     result = summarise(sequence, fps, "native", "disc", full, relay)
-    print(f"\n{delay_s * 1000:.0f} ms model at {fps} fps: own {result.own_frame_iou:.3f}, displayed {result.displayed_iou:.3f} "
-          f"({result.displayed_over_own:.3f}), previous-frame outline {_lagged_iou(result, sequence):.3f}, "
-          f"added latency p50 {result.added_latency_ms_p50} ms, {result.fps_out} fps out, frames {result.registrations}")
+    print(
+        f"\n{delay_s * 1000:.0f} ms model at {fps} fps: own {result.own_frame_iou:.3f}, displayed {result.displayed_iou:.3f} "
+        f"({result.displayed_over_own:.3f}), previous-frame outline {_lagged_iou(result, sequence):.3f}, "
+        f"added latency p50 {result.added_latency_ms_p50} ms, {result.fps_out} fps out, frames {result.registrations}"
+    )
     assert result.own_frame_iou > 0.85  # the model itself is right
     assert result.displayed_iou >= ratio * result.own_frame_iou
     assert result.fps_out > 0.8 * fps  # the video's rate never drops for it
@@ -102,8 +112,12 @@ async def test_what_is_drawn_sits_on_the_frame_shown(delay_s, fps, ratio):
 
 async def test_a_source_runs_no_model_for_nobody_and_resumes_for_the_first_viewer():
     model = BoxModel()
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=model),
-                     vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=model),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         await asyncio.sleep(1.5)
         assert model.calls == 0
@@ -126,8 +140,12 @@ async def test_a_source_runs_no_model_for_nobody_and_resumes_for_the_first_viewe
 
 async def test_a_source_kept_running_runs_its_model_unwatched():
     model = BoxModel()
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box", keep_sources_running=True),
-                     registry_with(box=model), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box", keep_sources_running=True),
+        registry_with(box=model),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app):
         await asyncio.sleep(1.5)
         assert model.calls > 5

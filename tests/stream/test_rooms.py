@@ -38,8 +38,13 @@ async def fake_authorizer(room_id: str, credential: str) -> RoomGrant:
 
 def _app(**overrides: object):
     settings = Settings(serve_sample=False, model="box", consult_model="box", hang_timeout_s=1.0, **overrides)
-    return create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), room_authorizer=fake_authorizer,
-                      stream_access=fixed_token_access())
+    return create_app(
+        settings,
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        room_authorizer=fake_authorizer,
+        stream_access=fixed_token_access(),
+    )
 
 
 def _patient_pattern():
@@ -101,28 +106,39 @@ def _box_drawn(image: np.ndarray) -> bool:
 async def test_consult_call_ai_on_the_clinician_side_only():
     async with running_server(_app()) as addr:
         url = f"ws://{addr}/ws"
-        patient = await client.join(url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()),
-                                    microphone=ToneTrack())
+        patient = await client.join(
+            url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()), microphone=ToneTrack()
+        )
         try:
             joined = await patient.next_event("room", event="joined")
             assert joined["side"] == "patient" and joined["peer_present"] is False
             alone = await _frames(patient.track, 1.0)
             assert alone and all(_is_card(f) for f in alone[-3:]), "a patient alone should see the waiting card"
 
-            clinician = await client.join(url, ROOM, "clinician-credential", StampedVideoTrack(W, H, FPS, _clinician_pattern()),
-                                          microphone=AudioStreamTrack())
+            clinician = await client.join(
+                url,
+                ROOM,
+                "clinician-credential",
+                StampedVideoTrack(W, H, FPS, _clinician_pattern()),
+                microphone=AudioStreamTrack(),
+            )
             try:
                 joined = await clinician.next_event("room", event="joined")
                 assert joined["side"] == "clinician" and joined["peer_present"] is True
                 await patient.next_event("room", event="peer_joined")
 
                 seen_by_clinician, seen_by_patient = await asyncio.gather(
-                    _frames(clinician.track, 3.0), _frames(patient.track, 3.0))
+                    _frames(clinician.track, 3.0), _frames(patient.track, 3.0)
+                )
                 annotated = sum(_box_drawn(f) for f in seen_by_clinician[10:])
-                assert annotated >= 0.5 * len(seen_by_clinician[10:]), f"overlay on {annotated}/{len(seen_by_clinician) - 10}"
+                assert annotated >= 0.5 * len(seen_by_clinician[10:]), (
+                    f"overlay on {annotated}/{len(seen_by_clinician) - 10}"
+                )
                 # The patient sees the clinician's camera, plain: the flat colour, no card, no overlay.
                 tail = seen_by_patient[-5:]
-                assert all(np.abs(f.astype(int) - (60, 140, 200)).mean() < 12 for f in tail), "patient should see the clinician plainly"
+                assert all(np.abs(f.astype(int) - (60, 140, 200)).mean() < 12 for f in tail), (
+                    "patient should see the clinician plainly"
+                )
 
                 findings = await clinician.next_event("findings")
                 assert findings["objects"] and findings["stream_id"].startswith("room-")
@@ -164,7 +180,9 @@ async def test_patient_reconnects_and_a_second_join_takes_the_seat_over():
     app = _app()
     async with running_server(app) as addr:
         url = f"ws://{addr}/ws"
-        clinician = await client.join(url, ROOM, "clinician-credential", StampedVideoTrack(W, H, FPS, _clinician_pattern()))
+        clinician = await client.join(
+            url, ROOM, "clinician-credential", StampedVideoTrack(W, H, FPS, _clinician_pattern())
+        )
         first = await client.join(url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
         try:
             await clinician.next_event("room", event="peer_joined")
@@ -175,10 +193,14 @@ async def test_patient_reconnects_and_a_second_join_takes_the_seat_over():
             assert _is_card((await _frames(clinician.track, 0.5))[-1])
 
             # The patient comes back (a reload, a new network): the call picks up with no renegotiation on the clinician side.
-            second = await client.join(url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
+            second = await client.join(
+                url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern())
+            )
             await clinician.next_event("room", event="peer_joined")
             frames = await _frames(clinician.track, 2.0)
-            assert sum((read_stamp(f) or 0) > 0 for f in frames[-10:]) >= 8, "the clinician should see the patient again"
+            assert sum((read_stamp(f) or 0) > 0 for f in frames[-10:]) >= 8, (
+                "the clinician should see the patient again"
+            )
 
             # Joining again while connected (another device) takes the seat over and ends the older connection.
             third = await client.join(url, ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
@@ -199,7 +221,10 @@ async def test_patient_reconnects_and_a_second_join_takes_the_seat_over():
                 if not app.state.hub.all_streams():
                     break
                 await asyncio.sleep(0.05)
-            assert app.state.hub.all_streams() == [] and app.state.rooms.presence(ROOM) == {"clinician": False, "patient": False}
+            assert app.state.hub.all_streams() == [] and app.state.rooms.presence(ROOM) == {
+                "clinician": False,
+                "patient": False,
+            }
             await second.close()
             await third.close()
         finally:
@@ -220,19 +245,34 @@ async def test_bad_joins_get_clear_errors():
             await client.join(url, ROOM, "not-the-key", StampedVideoTrack(W, H, FPS, _patient_pattern()))
         assert wrong_key.value.code == "room_refused" and "invalid join key" in str(wrong_key.value)
         with pytest.raises(client.ClientError) as wrong_room:
-            await client.join(url, "room-nobody-here", "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
+            await client.join(
+                url, "room-nobody-here", "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern())
+            )
         assert "no such consult" in str(wrong_room.value)
 
-        bad_id = await _send_raw(url, {"type": "join", "room_id": "../x", "credential": "patient-credential", "sdp": "v=0 " * 5})
+        bad_id = await _send_raw(
+            url, {"type": "join", "room_id": "../x", "credential": "patient-credential", "sdp": "v=0 " * 5}
+        )
         assert bad_id["code"] == "invalid_message" and "room_id" in bad_id["message"]
-        no_video = await _send_raw(url, {"type": "join", "room_id": ROOM, "credential": "patient-credential",
-                                         "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"})
+        no_video = await _send_raw(
+            url,
+            {
+                "type": "join",
+                "room_id": ROOM,
+                "credential": "patient-credential",
+                "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+            },
+        )
         assert no_video["code"] == "invalid_sdp" and "no video" in no_video["message"]
     # The server keeps serving after all of that, and a server without an authorizer says rooms are off.
     settings = Settings(serve_sample=False, model="box")
-    async with running_server(create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())) as addr:
+    async with running_server(
+        create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    ) as addr:
         with pytest.raises(client.ClientError) as off:
-            await client.join(f"ws://{addr}/ws", ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern()))
+            await client.join(
+                f"ws://{addr}/ws", ROOM, "patient-credential", StampedVideoTrack(W, H, FPS, _patient_pattern())
+            )
         assert off.value.code == "rooms_disabled"
 
 

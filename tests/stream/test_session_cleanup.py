@@ -20,8 +20,12 @@ from tests.helpers.stream_access import CLINICIAN_TOKEN, fixed_token_access
 
 
 def _app(**settings: object):
-    return create_app(Settings(serve_sample=False, model="box", **settings), registry_with(box=BoxModel()),
-                      vlm=keyword_vlm(), stream_access=fixed_token_access())
+    return create_app(
+        Settings(serve_sample=False, model="box", **settings),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
 
 
 async def test_empty_mid_offers_cannot_use_up_the_session_slots():
@@ -49,8 +53,12 @@ async def test_an_idle_socket_is_closed_and_gives_its_slot_back():
         await client.sign_in(signed_in_only, CLINICIAN_TOKEN)  # signing in is not an offer: the clock keeps running
         for ws in (silent, signed_in_only):
             reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            assert reply == {"type": "error", "code": "offer_timeout",
-                             "message": "no valid offer within 0.5 s; open a new socket", "closing": True}
+            assert reply == {
+                "type": "error",
+                "code": "offer_timeout",
+                "message": "no valid offer within 0.5 s; open a new socket",
+                "closing": True,
+            }
             await asyncio.wait_for(ws.wait_closed(), 5)
         assert await all_released(app)
         # Both slots are free again: a real session still gets in, and is not cut off by the offer clock once answered.

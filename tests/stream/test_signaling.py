@@ -52,7 +52,12 @@ async def _exchange(addr: str, payload: str, token: str | None = CLINICIAN_TOKEN
 
 @pytest.fixture
 def app():
-    return create_app(Settings(serve_sample=False, model="box", max_sessions=3), registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    return create_app(
+        Settings(serve_sample=False, model="box", max_sessions=3),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
 
 
 async def test_errors_on_the_socket_then_a_good_session_still_works(app):
@@ -76,7 +81,7 @@ async def test_errors_on_the_socket_then_a_good_session_still_works(app):
         frame = await session.track.recv()
         assert (frame.width, frame.height) == (320, 240)
         await session.close()
-        metrics = (await _http_get(addr, "/metrics"))
+        metrics = await _http_get(addr, "/metrics")
         assert 'scopecast_signaling_errors_total{code="invalid_sdp"} 3.0' in metrics
 
 
@@ -95,7 +100,12 @@ async def test_too_many_sessions_is_refused_clearly(app):
         open_sockets = [await websockets.connect(f"ws://{addr}/ws") for _ in range(3)]
         async with websockets.connect(f"ws://{addr}/ws") as extra:
             reply = json.loads(await extra.recv())
-        assert reply == {"type": "error", "code": "too_many_sessions", "message": "too many sessions: the limit is 3", "closing": True}
+        assert reply == {
+            "type": "error",
+            "code": "too_many_sessions",
+            "message": "too many sessions: the limit is 3",
+            "closing": True,
+        }
         await open_sockets[0].close()
         for _ in range(50):  # the freed slot becomes usable
             if app.state.hub.session_count < 3:

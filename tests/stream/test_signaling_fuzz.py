@@ -25,7 +25,9 @@ MESSAGES = 1200
 def _app(**settings: object):
     return create_app(
         Settings(serve_sample=False, model="box", max_socket_errors=10_000, **settings),
-        registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access(),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
     )
 
 
@@ -70,25 +72,45 @@ async def test_a_thousand_hostile_messages_each_get_an_error_and_leak_nothing():
         await ws.close()
         await all_released(app)
         hub = app.state.hub
-        leaked = (hub.session_count, len(hub.all_streams()), _gauge_total(app, "scopecast_sessions"),
-                  _gauge_total(app, "scopecast_signaling_sockets"))
+        leaked = (
+            hub.session_count,
+            len(hub.all_streams()),
+            _gauge_total(app, "scopecast_sessions"),
+            _gauge_total(app, "scopecast_signaling_sockets"),
+        )
         # The server still serves: a real camera is published and annotated.
         session = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(320, 240, 10), token=CLINICIAN_TOKEN)
         findings = await session.next_event("findings", timeout=20)
         await session.close()
-    print(f"\nsignaling fuzz: {len(messages)} messages over {sockets_used} sockets; "
-          f"{sum(replies.values())} errors {dict(replies.most_common())}; {answered_mutations} mutated offers answered; "
-          f"leaked slots/streams/session gauge/socket gauge after: {leaked}")
+    print(
+        f"\nsignaling fuzz: {len(messages)} messages over {sockets_used} sockets; "
+        f"{sum(replies.values())} errors {dict(replies.most_common())}; {answered_mutations} mutated offers answered; "
+        f"leaked slots/streams/session gauge/socket gauge after: {leaked}"
+    )
     assert leaked == (0, 0, 0, 0)
     assert findings["objects"]
     assert sum(replies.values()) + answered_mutations == len(messages)
 
 
-@pytest.mark.parametrize("name", [
-    "empty mid", "no fingerprint", "port 0", "negative payload type", "payload type 300", "broken BUNDLE", "NUL byte",
-    "no ice-pwd", "short ice-ufrag", "rtpmap for an absent payload", "fingerprint of wrong length", "duplicate mid",
-    "no video", "garbage line",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "empty mid",
+        "no fingerprint",
+        "port 0",
+        "negative payload type",
+        "payload type 300",
+        "broken BUNDLE",
+        "NUL byte",
+        "no ice-pwd",
+        "short ice-ufrag",
+        "rtpmap for an absent payload",
+        "fingerprint of wrong length",
+        "duplicate mid",
+        "no video",
+        "garbage line",
+    ],
+)
 async def test_each_malformed_offer_is_refused_with_a_reason(name):
     offer = await aiortc_offer()
     sdp, words = targeted_breakages(offer)[name]

@@ -33,7 +33,9 @@ async def server(tmp_path):
         add_user(services.store, f"{role}@clinic.test", PASSWORD, Role(role).value)
     app = create_app(
         Settings(serve_sample=False, model="box", allowed_origins=["https://theatre-wall.hospital.test"]),
-        registry_with(box=BoxModel()), vlm=keyword_vlm(), telehealth=services,
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        telehealth=services,
     )
     async with running_server(app) as addr:
         async with httpx.AsyncClient(base_url=f"http://{addr}", timeout=20) as http:
@@ -49,7 +51,10 @@ async def server(tmp_path):
 def _refusals(app, surface: str, code: str) -> float:
     for metric in app.state.metrics.registry.collect():
         for sample in metric.samples:
-            if sample.name == "scopecast_stream_access_refused_total" and sample.labels == {"surface": surface, "code": code}:
+            if sample.name == "scopecast_stream_access_refused_total" and sample.labels == {
+                "surface": surface,
+                "code": code,
+            }:
                 return sample.value
     return 0.0
 
@@ -70,7 +75,9 @@ async def test_stream_api_refuses_without_a_clinician_session(server):
             assert anonymous.status_code == 401 and "sign in" in anonymous.json()["detail"], (path, anonymous.text)
             forged = await http.request(method, path, json=body, headers={"Authorization": "Bearer forged.token.value"})
             assert forged.status_code == 401, (path, forged.text)
-            patient = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {tokens['patient']}"})
+            patient = await http.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {tokens['patient']}"}
+            )
             assert patient.status_code == 403 and "patient" in patient.json()["detail"], (path, patient.text)
             for role in ("surgeon", "gp", "admin"):
                 ok = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {tokens[role]}"})
@@ -115,7 +122,10 @@ async def _first_reply(addr: str, message: dict, **connect: object) -> dict:
 
 async def test_the_socket_needs_a_session_a_role_and_an_allowed_origin(server):
     app, addr, _http, tokens = server
-    offer = {"type": "publish", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}
+    offer = {
+        "type": "publish",
+        "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+    }
     watch = {"type": "watch", "stream_id": "anything", "sdp": offer["sdp"]}
     for message in (offer, watch):
         reply = await _first_reply(addr, message)

@@ -23,7 +23,9 @@ W, H, FPS = 640, 480, 15
 def _app(model_name: str, model: object, **settings: object):
     base = dict(serve_sample=False, model=model_name, hang_timeout_s=1.0, stale_after_s=0.8, fade_after_s=0.3)
     base.update(settings)
-    return create_app(Settings(**base), registry_with(**{model_name: model}), vlm=keyword_vlm(), stream_access=fixed_token_access())
+    return create_app(
+        Settings(**base), registry_with(**{model_name: model}), vlm=keyword_vlm(), stream_access=fixed_token_access()
+    )
 
 
 async def _receive(track, seconds: float) -> list[tuple[float, np.ndarray]]:

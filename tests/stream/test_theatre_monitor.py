@@ -41,12 +41,17 @@ async def _pixels_of_next_frames(session: client.ClientSession, seconds: float =
 
 
 async def test_a_viewer_turns_the_overlay_off_and_on_without_renegotiating():
-    app = create_app(Settings(serve_sample=False, model="box"), registry_with(box=BoxModel()), vlm=keyword_vlm(),
-                     stream_access=fixed_token_access())
+    app = create_app(
+        Settings(serve_sample=False, model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         grey = np.full((480, 640, 3), 90, np.uint8)  # flat, so every pixel of the overlay's colour is the overlay's
-        camera = await client.publish(f"ws://{addr}/ws", StampedVideoTrack(640, 480, 20, lambda _i: grey),
-                                      token=CLINICIAN_TOKEN)
+        camera = await client.publish(
+            f"ws://{addr}/ws", StampedVideoTrack(640, 480, 20, lambda _i: grey), token=CLINICIAN_TOKEN
+        )
         viewer = await client.watch(f"ws://{addr}/ws", camera.stream_id, token=CLINICIAN_TOKEN)
         try:
             event = await viewer.next_event("findings", timeout=20)
@@ -81,21 +86,29 @@ async def browser():
     async with async_playwright() as pw:
         # The media permission flag also makes Chromium offer plain host candidates instead of mDNS names: aioice
         # resolves those with a process-wide lock bound to the first test's event loop.
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"])
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"],
+        )
         yield browser
         await browser.close()
 
 
 async def _playing(page) -> None:
-    await page.wait_for_function("() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
-                                 timeout=30_000)
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
+        timeout=30_000,
+    )
 
 
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (1366, 768)])
 async def test_theatre_mode_fills_the_screen_and_reads_from_across_the_room(browser, artifacts_dir, width, height):
-    app = create_app(Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"), registry_with(box=BoxModel()),
-                     vlm=keyword_vlm(), stream_access=fixed_token_access())
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
     async with running_server(app) as addr:
         page = await clinician_page(browser, addr, viewport={"width": width, "height": height})
         await page.goto(f"http://{addr}/monitor?stream=sample&theatre=1")
@@ -103,7 +116,9 @@ async def test_theatre_mode_fills_the_screen_and_reads_from_across_the_room(brow
         await page.wait_for_selector("#panel li.object", timeout=15_000)
         assert await page.inner_text("#status-badge") == "AI live"
         assert (await page.inner_text("#panel li.object")).startswith("thing 1: about ")
-        box = await page.eval_on_selector("#video", "(v) => { const r = v.getBoundingClientRect(); return [r.width, r.height]; }")
+        box = await page.eval_on_selector(
+            "#video", "(v) => { const r = v.getBoundingClientRect(); return [r.width, r.height]; }"
+        )
         assert box[1] >= 0.85 * (height - 60), box  # the video takes the screen's height
         await page.screenshot(path=str(artifacts_dir / f"monitor-theatre-{width}x{height}.png"))
 

@@ -47,25 +47,43 @@ async def _room_grant(room_id: str, credential: str) -> RoomGrant:
 
 
 async def test_only_the_signed_in_and_room_members_get_turn_credentials():
-    settings = Settings(serve_sample=False, model="box", turn_urls=["turn:127.0.0.1:3478"], turn_secret="s3cret",
-                        ice_servers=["stun:127.0.0.1:3478"])
-    app = create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access(),
-                     room_authorizer=_room_grant)
+    settings = Settings(
+        serve_sample=False,
+        model="box",
+        turn_urls=["turn:127.0.0.1:3478"],
+        turn_secret="s3cret",
+        ice_servers=["stun:127.0.0.1:3478"],
+    )
+    app = create_app(
+        settings,
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+        room_authorizer=_room_grant,
+    )
     async with running_server(app) as addr, httpx.AsyncClient(base_url=f"http://{addr}") as http:
         anonymous = (await http.get("/api/ice-config")).json()
         signed_in = (await http.get("/api/ice-config", headers=CLINICIAN_HEADERS)).json()
-        member = (await http.get("/api/ice-config", headers={"X-Consult-Room": "room-abcdefgh",
-                                                              "X-Consult-Key": "the-patients-join-key"})).json()
-        stranger = (await http.get("/api/ice-config", headers={"X-Consult-Room": "room-abcdefgh",
-                                                                "X-Consult-Key": "guessed-key"})).json()
+        member = (
+            await http.get(
+                "/api/ice-config", headers={"X-Consult-Room": "room-abcdefgh", "X-Consult-Key": "the-patients-join-key"}
+            )
+        ).json()
+        stranger = (
+            await http.get(
+                "/api/ice-config", headers={"X-Consult-Room": "room-abcdefgh", "X-Consult-Key": "guessed-key"}
+            )
+        ).json()
     assert anonymous == {"iceServers": [{"urls": "stun:127.0.0.1:3478"}], "iceTransportPolicy": "all"}
     assert stranger == anonymous
     for config, who in ((signed_in, "user1"), (member, "room-patient")):
         turn = config["iceServers"][1]
         expiry, name = turn["username"].split(":")
         assert name == who and 3500 < int(expiry) - time.time() <= 3600
-        assert turn["credential"] == base64.b64encode(
-            hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()).decode()
+        assert (
+            turn["credential"]
+            == base64.b64encode(hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()).decode()
+        )
 
 
 @pytest.mark.browser
@@ -75,18 +93,26 @@ async def test_a_browser_forced_to_relay_gets_video_and_findings_through_coturn(
     from playwright.async_api import async_playwright
 
     with coturn(tmp_path) as turn:
-        settings = Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box", turn_urls=[turn.url],
-                            turn_secret=turn.secret, ice_transport_policy="relay")
+        settings = Settings(
+            sources=[f"sample={SAMPLE_CLIP}"],
+            model="box",
+            turn_urls=[turn.url],
+            turn_secret=turn.secret,
+            ice_transport_policy="relay",
+        )
         app = create_app(settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access())
         async with running_server(app) as addr, async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"])
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"],
+            )
             try:
                 page = await clinician_page(browser, addr)
                 await page.goto(f"http://{addr}/monitor?stream=sample")
                 await page.wait_for_function(
                     "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
-                    timeout=30_000)
+                    timeout=30_000,
+                )
                 await page.wait_for_selector("#panel li.object", timeout=15_000)
                 # The pair in use: the browser's side is a relayed (TURN) candidate.
                 local_type = await page.evaluate("""async () => {

@@ -67,7 +67,10 @@ async def through_api(data: bytes, copies: int) -> list[int]:
         case = (await c.post("/api/cases", json={}, headers=headers)).json()["id"]
         c.cookies.clear()
         reset_peak()
-        sent = [c.post(f"/api/cases/{case}/photos", files={"photo": ("p", data, "image/png")}, headers=headers) for _ in range(copies)]
+        sent = [
+            c.post(f"/api/cases/{case}/photos", files={"photo": ("p", data, "image/png")}, headers=headers)
+            for _ in range(copies)
+        ]
         codes = [r.status_code for r in await asyncio.gather(*sent)]
     await services.close()
     return codes
@@ -97,14 +100,25 @@ def measure(case: str) -> dict[str, object]:
             outcome = f"{exc.status_code} {exc.reason}"
     peak, after = status_kb("VmHWM"), status_kb("VmRSS")
     mb = lambda kb: round(kb / 1024)  # noqa: E731
-    return {"case": case, "body_kb": len(data) // 1024, "rss_before_mb": mb(before), "rss_peak_mb": mb(peak),
-            "rss_after_mb": mb(after), "outcome": outcome}
+    return {
+        "case": case,
+        "body_kb": len(data) // 1024,
+        "rss_before_mb": mb(before),
+        "rss_peak_mb": mb(peak),
+        "rss_after_mb": mb(after),
+        "outcome": outcome,
+    }
 
 
 def main(cases: list[str]) -> None:
     for case in cases:
-        out = subprocess.run([sys.executable, "-m", "tests.telehealth.intake_memory", "--in-process", case],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.telehealth.intake_memory", "--in-process", case],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         print(out.stdout.strip())
 
 

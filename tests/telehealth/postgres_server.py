@@ -56,11 +56,17 @@ def postgres_cluster() -> Iterator[str]:
         os.chown(base, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = base / "data", _free_port()
-    subprocess.run([*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
-    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o", options, "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o", options, "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:

@@ -18,7 +18,11 @@ FUSEG_IMAGES = Path("/work/shared/data/fuseg/unlabeled/images")
 def fast_settings(data_dir: Path, **overrides: object) -> TelehealthSettings:
     """Real settings with cheap Argon2 so the suite stays fast on a busy two-core box."""
     values: dict[str, object] = {
-        "data_dir": data_dir, "secret_key": SECRET, "cookie_secure": False, "argon2_time_cost": 1, "argon2_memory_kib": 1024,
+        "data_dir": data_dir,
+        "secret_key": SECRET,
+        "cookie_secure": False,
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
     }
     values.update(overrides)
     return TelehealthSettings(**values)  # type: ignore[arg-type]

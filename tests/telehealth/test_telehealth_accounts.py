@@ -63,7 +63,9 @@ def test_session_tokens_expire_and_resist_tampering() -> None:
 
 async def test_invite_flow_replay_and_expiry(services, client) -> None:
     add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
-    gp = {"Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"}
+    gp = {
+        "Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"
+    }
     r = await client.post("/api/invites", json={"email": "pat@mail.test"}, headers=gp)
     assert r.status_code == 201
     url = r.json()["invite_url"]
@@ -79,7 +81,11 @@ async def test_invite_flow_replay_and_expiry(services, client) -> None:
     r = await client.post("/api/invites", json={"email": "late@mail.test"}, headers=gp)
     late = r.json()["invite_url"].split("invite=")[1]
     with services.store.db.session() as s:
-        s.execute(update(InviteRow).where(InviteRow.email == "late@mail.test").values(expires_at=utc_now() - timedelta(seconds=1)))
+        s.execute(
+            update(InviteRow)
+            .where(InviteRow.email == "late@mail.test")
+            .values(expires_at=utc_now() - timedelta(seconds=1))
+        )
     expired = await client.post(f"/api/invites/{late}/accept", json={"password": PASSWORD})
     assert expired.status_code == 410 and "expired" in expired.json()["detail"]
     unknown = await client.post("/api/invites/not-a-token/accept", json={"password": PASSWORD})
@@ -95,6 +101,7 @@ async def test_visibility_by_role(world) -> None:
 
     def ids(who: str) -> list[int]:
         return [case["id"] for case in c_json[who]]
+
     assert ids("pat_a") == [world.case_ids["pat_a"]]
     assert ids("gp_a") == [world.case_ids["pat_a"]]
     assert ids("gp_b") == [world.case_ids["pat_b"]]
@@ -104,7 +111,9 @@ async def test_visibility_by_role(world) -> None:
     other = await c.get(f"/api/cases/{world.case_ids['pat_b']}", headers=world.headers["pat_a"])
     missing = await c.get("/api/cases/999999", headers=world.headers["pat_a"])
     assert other.status_code == missing.status_code == 404
-    assert other.json()["detail"].replace(str(world.case_ids["pat_b"]), "N") == missing.json()["detail"].replace("999999", "N")
+    assert other.json()["detail"].replace(str(world.case_ids["pat_b"]), "N") == missing.json()["detail"].replace(
+        "999999", "N"
+    )
 
 
 async def test_logs_hold_no_patient_data(services, client, caplog) -> None:
@@ -112,13 +121,23 @@ async def test_logs_hold_no_patient_data(services, client, caplog) -> None:
 
     caplog.set_level(logging.DEBUG)
     add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
-    gp = {"Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"}
-    token = (await client.post("/api/invites", json={"email": "secret.patient@mail.test"}, headers=gp)).json()["invite_url"].split("invite=")[1]
-    pat = {"Authorization": f"Bearer {(await client.post(f'/api/invites/{token}/accept', json={'password': PASSWORD})).json()['token']}"}
+    gp = {
+        "Authorization": f"Bearer {(await client.post('/api/login', json={'email': 'gp@clinic.test', 'password': PASSWORD})).json()['token']}"
+    }
+    token = (
+        (await client.post("/api/invites", json={"email": "secret.patient@mail.test"}, headers=gp))
+        .json()["invite_url"]
+        .split("invite=")[1]
+    )
+    pat = {
+        "Authorization": f"Bearer {(await client.post(f'/api/invites/{token}/accept', json={'password': PASSWORD})).json()['token']}"
+    }
     case = (await client.post("/api/cases", json={"label": "left heel ulcer"}, headers=pat)).json()
     from telehealth_testutil import jpeg_bytes
 
-    r = await client.post(f"/api/cases/{case['id']}/photos", files={"photo": ("w.jpg", jpeg_bytes(1), "image/jpeg")}, headers=pat)
+    r = await client.post(
+        f"/api/cases/{case['id']}/photos", files={"photo": ("w.jpg", jpeg_bytes(1), "image/jpeg")}, headers=pat
+    )
     assert r.status_code == 201
     # The test client's own request log (httpx) is not the server's: leave it out.
     server_records = [rec for rec in caplog.records if not rec.name.startswith(("httpx", "httpcore"))]

@@ -14,8 +14,11 @@ from telehealth.store.tables import AnalysisRow, AuditEventRow
 
 
 async def upload(world, who: str, data: bytes, case: str = "pat_a") -> int:
-    r = await world.client.post(f"/api/cases/{world.case_ids[case]}/photos", files={"photo": ("w.jpg", data, "image/jpeg")},
-                                headers=world.headers[who])
+    r = await world.client.post(
+        f"/api/cases/{world.case_ids[case]}/photos",
+        files={"photo": ("w.jpg", data, "image/jpeg")},
+        headers=world.headers[who],
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -32,7 +35,11 @@ async def test_photo_is_analysed_in_the_background(world) -> None:
     assert area == pytest.approx(true_area_cm2(), rel=0.05)
     assert got["analysis"]["tissue"]["granulation"] > 0.8
     ev = await c.get(got["evidence_url"], headers=world.headers["pat_a"])
-    assert ev.status_code == 200 and ev.content.startswith(b"\x89PNG") and ev.headers["cache-control"] == "private, no-store"
+    assert (
+        ev.status_code == 200
+        and ev.content.startswith(b"\x89PNG")
+        and ev.headers["cache-control"] == "private, no-store"
+    )
     for other in ("gp_b", "pat_b", "surgeon"):
         assert (await c.get(f"/api/photos/{photo_id}/analysis", headers=world.headers[other])).status_code == 404
         assert (await c.get(f"/api/photos/{photo_id}/evidence.png", headers=world.headers[other])).status_code == 404
@@ -79,7 +86,9 @@ async def test_without_a_wound_model_the_upload_still_succeeds(tmp_path) -> None
         c.cookies.clear()
         h = {"Authorization": f"Bearer {token}"}
         case_id = (await c.post("/api/cases", json={}, headers=h)).json()["id"]
-        r = await c.post(f"/api/cases/{case_id}/photos", files={"photo": ("w.jpg", jpeg_bytes(5), "image/jpeg")}, headers=h)
+        r = await c.post(
+            f"/api/cases/{case_id}/photos", files={"photo": ("w.jpg", jpeg_bytes(5), "image/jpeg")}, headers=h
+        )
         assert r.status_code == 201, r.text
         await services.analyses.wait_idle()
         got = (await c.get(f"/api/photos/{r.json()['id']}/analysis", headers=h)).json()

@@ -137,7 +137,9 @@ async def test_capture_stores_the_patient_frame_in_the_case_and_analyses_it(worl
     assert r.status_code == 201, r.text
     receipt = r.json()
     case = await world.client.get(f"/api/cases/{world.case_ids['pat_a']}", headers=world.headers["pat_a"])
-    assert [p["id"] for p in case.json()["photos"]] == [receipt["id"]], "the patient sees the captured photo in their case"
+    assert [p["id"] for p in case.json()["photos"]] == [receipt["id"]], (
+        "the patient sees the captured photo in their case"
+    )
     await world.services.analyses.wait_idle()
     analysis = (await world.client.get(f"/api/photos/{receipt['id']}/analysis", headers=world.headers["gp_a"])).json()
     assert analysis["status"] == "analysed"
@@ -160,7 +162,9 @@ async def test_consult_actions_are_audited(world, rooms) -> None:
     join(world, made["room_id"], bearer(world, "gp_a"))
     await world.client.post(f"/api/consults/{made['id']}/end", headers=world.headers["gp_a"])
     with world.services.store.db.session() as s:
-        rows = s.scalars(select(AuditEventRow).where(AuditEventRow.object_type == "video_consult").order_by(AuditEventRow.id)).all()
+        rows = s.scalars(
+            select(AuditEventRow).where(AuditEventRow.object_type == "video_consult").order_by(AuditEventRow.id)
+        ).all()
         actions = [(a.action, a.actor_id) for a in rows]
     patient_user = (await world.client.get("/api/me", headers=world.headers["pat_a"])).json()["id"]
     gp_user = (await world.client.get("/api/me", headers=world.headers["gp_a"])).json()["id"]

@@ -38,7 +38,9 @@ def test_sqlite_file_and_its_directories_are_private(tmp_path) -> None:
         assert mode(tmp_path) == operators  # a directory that was there already is left as the operator made it
         upgrade_to_head(db.engine)
         with db.engine.begin() as conn:
-            conn.exec_driver_sql("INSERT INTO audit_events (at, action, object_type) VALUES ('2026-01-01', 'view', 'x')")
+            conn.exec_driver_sql(
+                "INSERT INTO audit_events (at, action, object_type) VALUES ('2026-01-01', 'view', 'x')"
+            )
         companions = [p for p in db_path.parent.iterdir() if p.name.startswith("telehealth.db")]
         assert {p.name for p in companions} >= {"telehealth.db", "telehealth.db-wal", "telehealth.db-shm"}
         assert {p.name: mode(p) for p in companions} == {p.name: 0o600 for p in companions}

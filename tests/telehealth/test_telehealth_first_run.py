@@ -25,8 +25,13 @@ async def test_setup_link_creates_the_admin_once(services, client) -> None:
     token = token_of(services.first_run_link())  # each call makes a new link and voids the one before
     assert token not in repr(vars(services.first_run)) and token not in repr(services.first_run.__dict__.values())
 
-    old = await client.post("/api/setup", json={"token": token_of(link), "email": "boss@clinic.test", "password": PASSWORD})
-    assert (old.status_code, old.json()["detail"]) == (403, "invalid setup link: use the newest link scopecast serve printed")
+    old = await client.post(
+        "/api/setup", json={"token": token_of(link), "email": "boss@clinic.test", "password": PASSWORD}
+    )
+    assert (old.status_code, old.json()["detail"]) == (
+        403,
+        "invalid setup link: use the newest link scopecast serve printed",
+    )
     weak = await client.post("/api/setup", json={"token": token, "email": "boss@clinic.test", "password": "short"})
     assert weak.status_code == 422 and "too short" in weak.json()["detail"]
     bad_email = await client.post("/api/setup", json={"token": token, "email": "boss", "password": PASSWORD})
@@ -82,7 +87,13 @@ async def test_pages_are_served(client) -> None:
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.mark.browser
@@ -106,9 +117,17 @@ async def test_setup_and_sign_in_pages_in_a_browser(services, app) -> None:
 
             # Only a same-origin path is followed after sign-in; anything else goes to "/".
             cases = {
-                "/gp": "/gp", "/monitor?stream=a#x": "/monitor?stream=a#x", "": "/", "//evil.example": "/",
-                "https://evil.example/": "/", "/\\evil.example": "/", "\\\\evil.example": "/", "/\t/evil.example": "/",
-                "javascript:alert(1)": "/", "evil.example": "/", "/%2F%2Fevil": "/%2F%2Fevil",
+                "/gp": "/gp",
+                "/monitor?stream=a#x": "/monitor?stream=a#x",
+                "": "/",
+                "//evil.example": "/",
+                "https://evil.example/": "/",
+                "/\\evil.example": "/",
+                "\\\\evil.example": "/",
+                "/\t/evil.example": "/",
+                "javascript:alert(1)": "/",
+                "evil.example": "/",
+                "/%2F%2Fevil": "/%2F%2Fevil",
             }
             await page.goto(f"http://{host}/signin")
             for raw, expected in cases.items():

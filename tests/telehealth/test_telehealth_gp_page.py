@@ -34,14 +34,24 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
     patient = accept_invite(store, made.token, PASSWORD)
     case = store.create_case(Actor(patient.id, Role.patient), None, "left heel")
     for with_marker in (False, True):
-        photo, _ = store.add_photo(Actor(patient.id, Role.patient), case.id,
-                                   clean_photo(scene_jpeg(with_marker), intake_limits(services.settings)), None)
+        photo, _ = store.add_photo(
+            Actor(patient.id, Role.patient),
+            case.id,
+            clean_photo(scene_jpeg(with_marker), intake_limits(services.settings)),
+            None,
+        )
         await services.analyses.analyse(photo.id)
 
     async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
         )
         try:
             page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
@@ -54,7 +64,8 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
             await expect(cards.nth(1).locator(".risk")).to_contain_text("Risk flag")
             await page.wait_for_function(
                 "[...document.querySelectorAll('img.evidence'), document.getElementById('trend')]"
-                ".every(i => i.complete && i.naturalWidth > 0)")
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
             await page.screenshot(path=str(artifacts_dir / "gp-case.png"), full_page=True)
 
             await page.click("#draft-btn")

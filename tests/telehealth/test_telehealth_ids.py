@@ -31,8 +31,13 @@ def id_routes(services) -> list[tuple[str, str]]:
 def test_every_id_route_is_covered(services) -> None:
     paths = {path for _m, path in id_routes(services)}
     # The route table itself: if one of these disappears or is renamed, this list needs a look.
-    assert {"/api/cases/{case_id}", "/api/photos/{photo_id}", "/api/reports/{report_id}",
-            "/api/consults/{consult_id}/end", "/api/cases/{case_id}/trend"} <= paths
+    assert {
+        "/api/cases/{case_id}",
+        "/api/photos/{photo_id}",
+        "/api/reports/{report_id}",
+        "/api/consults/{consult_id}/end",
+        "/api/cases/{case_id}/trend",
+    } <= paths
     assert len(paths) >= 19
 
 

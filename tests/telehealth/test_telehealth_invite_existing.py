@@ -24,10 +24,14 @@ def token_of(r) -> str:
 
 async def test_existing_and_new_emails_get_the_same_answer(world) -> None:
     add_user(world.services.store, "nurse.staff@clinic.test", PASSWORD, "surgeon")
-    answers = {email: await invite(world, "gp_b", email)
-               for email in ("nobody.yet@mail.test", "pat_a@mail.test", "nurse.staff@clinic.test")}
-    shapes = {email: (r.status_code, sorted(r.json()), {k: type(v).__name__ for k, v in r.json().items()})
-              for email, r in answers.items()}
+    answers = {
+        email: await invite(world, "gp_b", email)
+        for email in ("nobody.yet@mail.test", "pat_a@mail.test", "nurse.staff@clinic.test")
+    }
+    shapes = {
+        email: (r.status_code, sorted(r.json()), {k: type(v).__name__ for k, v in r.json().items()})
+        for email, r in answers.items()
+    }
     assert len(set(map(repr, shapes.values()))) == 1, shapes
     assert shapes["pat_a@mail.test"][0] == 201
     # Nothing in the answer points at the existing account: a fresh patient record each time, like for a new email.
@@ -43,8 +47,9 @@ async def test_existing_account_cannot_be_taken_over_by_its_invite(world) -> Non
     for password in ("a brand new password", "another new password"):
         wrong = await c.post(f"/api/invites/{token}/accept", json={"password": password})
         assert wrong.status_code == 401, wrong.text
-        assert wrong.json()["detail"] == ("wrong password: this email already has an account, enter its password "
-                                          "to accept the invite")
+        assert wrong.json()["detail"] == (
+            "wrong password: this email already has an account, enter its password to accept the invite"
+        )
     c.cookies.clear()
     assert world.services.store.row_counts() == before  # nothing was linked, no account changed
     # The account's own password still works, the guesses did not: login as before.
@@ -76,10 +81,13 @@ async def test_existing_patient_accepting_with_their_password_moves_to_the_new_g
         assert [(p.id, p.gp_user_id) for p in rows] == [(new_patient_id, world_gp_id(s, "gp_b"))]
     case_a = world.case_ids["pat_a"]
     assert [x["id"] for x in (await c.get("/api/cases", headers=world.headers["gp_b"])).json()] == sorted(
-        [case_a, world.case_ids["pat_b"]])
+        [case_a, world.case_ids["pat_b"]]
+    )
     assert (await c.get(f"/api/cases/{case_a}", headers=world.headers["gp_a"])).status_code == 404
     assert [x["id"] for x in (await c.get("/api/cases", headers=world.headers["pat_a"])).json()] == [case_a]
-    opened = await c.post("/api/cases", json={"patient_id": new_patient_id, "label": "right toe"}, headers=world.headers["gp_b"])
+    opened = await c.post(
+        "/api/cases", json={"patient_id": new_patient_id, "label": "right toe"}, headers=world.headers["gp_b"]
+    )
     assert opened.status_code == 201
     replay = await c.post(f"/api/invites/{token_of(r)}/accept", json={"password": PASSWORD})
     assert replay.status_code == 410

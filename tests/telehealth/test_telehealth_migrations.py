@@ -56,17 +56,25 @@ def test_models_match_migration(db: Database) -> None:
 def test_audit_log_is_append_only_and_signed_reports_are_immutable(db: Database) -> None:
     upgrade_to_head(db.engine)
     with db.engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO audit_events (at, actor_id, action, object_type, object_id) VALUES ('2026-01-01', 1, 'view', 'photo', 1)")
-        conn.exec_driver_sql("INSERT INTO users (email, password_hash, role, disabled, created_at) VALUES ('a@b.c', 'x', 'gp', FALSE, '2026-01-01')")
+        conn.exec_driver_sql(
+            "INSERT INTO audit_events (at, actor_id, action, object_type, object_id) VALUES ('2026-01-01', 1, 'view', 'photo', 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO users (email, password_hash, role, disabled, created_at) VALUES ('a@b.c', 'x', 'gp', FALSE, '2026-01-01')"
+        )
         conn.exec_driver_sql("INSERT INTO patients (user_id, gp_user_id, created_at) VALUES (NULL, 1, '2026-01-01')")
-        conn.exec_driver_sql("INSERT INTO wound_cases (patient_id, created_by, created_at, status) VALUES (1, 1, '2026-01-01', 'open')")
+        conn.exec_driver_sql(
+            "INSERT INTO wound_cases (patient_id, created_by, created_at, status) VALUES (1, 1, '2026-01-01', 'open')"
+        )
         conn.exec_driver_sql("INSERT INTO reports (case_id, created_by, created_at) VALUES (1, 1, '2026-01-01')")
         conn.exec_driver_sql(
             "INSERT INTO report_versions (report_id, version, status, body, author_id, created_at) VALUES (1, 1, 'draft', '{}', 1, '2026-01-01')"
         )
         # A draft may still change; signing is the last change it takes.
         conn.exec_driver_sql("UPDATE report_versions SET body = '{\"a\": 1}' WHERE id = 1")
-        conn.exec_driver_sql("UPDATE report_versions SET status = 'signed', signed_by = 1, signed_at = '2026-01-02' WHERE id = 1")
+        conn.exec_driver_sql(
+            "UPDATE report_versions SET status = 'signed', signed_by = 1, signed_at = '2026-01-02' WHERE id = 1"
+        )
     for statement in (
         "UPDATE audit_events SET action = 'edit'",
         "DELETE FROM audit_events",

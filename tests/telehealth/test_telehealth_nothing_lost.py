@@ -44,9 +44,25 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen:
         "SCOPECAST_TELEHEALTH_ARGON2_MEMORY_KIB": "1024",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "telehealth_server_app:build_app", "--app-dir", str(Path(__file__).resolve().parent),
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "telehealth_server_app:build_app",
+            "--app-dir",
+            str(Path(__file__).resolve().parent),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -96,7 +112,8 @@ async def test_sigkill_mid_upload_loses_nothing(tmp_path) -> None:
             async def upload(i: int) -> tuple[int, dict | None]:
                 try:
                     r = await c.post(
-                        f"/api/cases/{case_id}/photos", files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
+                        f"/api/cases/{case_id}/photos",
+                        files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
                         headers={**auth, "Idempotency-Key": f"upload-{i}"},
                     )
                 except httpx.TransportError:
@@ -144,16 +161,21 @@ async def test_sigkill_mid_upload_loses_nothing(tmp_path) -> None:
             # its original receipt (200), the rest is stored now (201); never a duplicate.
             retried = [
                 await c.post(
-                    f"/api/cases/{case_id}/photos", files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
+                    f"/api/cases/{case_id}/photos",
+                    files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
                     headers={**auth, "Idempotency-Key": f"upload-{i}"},
                 )
                 for i in failed
             ]
             assert {r.status_code for r in retried} <= {200, 201}
-            again = [await c.post(
-                f"/api/cases/{case_id}/photos", files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
-                headers={**auth, "Idempotency-Key": f"upload-{i}"},
-            ) for i in list(receipts)[:3]]
+            again = [
+                await c.post(
+                    f"/api/cases/{case_id}/photos",
+                    files={"photo": (f"{i}.jpg", photos[i], "image/jpeg")},
+                    headers={**auth, "Idempotency-Key": f"upload-{i}"},
+                )
+                for i in list(receipts)[:3]
+            ]
             assert [r.status_code for r in again] == [200, 200, 200]
             photos_listed = (await c.get(f"/api/cases/{case_id}", headers=auth)).json()["photos"]
         assert len(photos_listed) == UPLOADS

@@ -41,7 +41,13 @@ async def test_patient_uploads_a_photo_on_a_phone(services, app, tmp_path, artif
     async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
         )
         try:
             page = await (await browser.new_context(**PHONE)).new_page()

@@ -51,9 +51,13 @@ async def test_upload_receipt_and_readback(world) -> None:
 
 async def test_gp_uploads_for_their_patient_and_cookie_reads(world) -> None:
     c = world.client
-    r = await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(2)), headers=world.headers["gp_a"])
+    r = await c.post(
+        f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(2)), headers=world.headers["gp_a"]
+    )
     assert r.status_code == 201
-    r2 = await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(3)), headers=world.headers["gp_b"])
+    r2 = await c.post(
+        f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(3)), headers=world.headers["gp_b"]
+    )
     assert r2.status_code == 404
     # The page's session cookie works for reads only (a write needs the bearer header: no CSRF through cookies).
     token = world.headers["pat_a"]["Authorization"].split()[1]
@@ -81,7 +85,9 @@ async def test_idempotency_key_returns_the_original_receipt(world) -> None:
     assert sorted(r.status_code for r in results) == [200, 200, 200, 201]
     assert len({r.json()["id"] for r in results}) == 1
     with world.services.store.db.session() as s:
-        assert len(s.scalars(select(PhotoSubmissionRow).where(PhotoSubmissionRow.idempotency_key.is_not(None))).all()) == 2
+        assert (
+            len(s.scalars(select(PhotoSubmissionRow).where(PhotoSubmissionRow.idempotency_key.is_not(None))).all()) == 2
+        )
 
 
 async def test_bad_photos_get_clear_reasons(world) -> None:
@@ -115,7 +121,9 @@ async def test_real_wound_photo_round_trip(world) -> None:
     if not paths:
         pytest.skip(f"{FUSEG_IMAGES} is absent: real wound photos not available on this machine")
     r = await world.client.post(
-        f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(paths[0].read_bytes()), headers=world.headers["pat_a"]
+        f"/api/cases/{world.case_ids['pat_a']}/photos",
+        files=photo_part(paths[0].read_bytes()),
+        headers=world.headers["pat_a"],
     )
     assert r.status_code == 201, r.text
     assert (r.json()["width"], r.json()["height"]) == (512, 512)
@@ -124,8 +132,12 @@ async def test_real_wound_photo_round_trip(world) -> None:
 async def test_reconcile_quarantines_orphans_and_flags_missing_files(world) -> None:
     store = world.services.store
     c, pat = world.client, world.headers["pat_a"]
-    kept = (await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(10)), headers=pat)).json()
-    lost = (await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(11)), headers=pat)).json()
+    kept = (
+        await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(10)), headers=pat)
+    ).json()
+    lost = (
+        await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(11)), headers=pat)
+    ).json()
     store.files.path_for(lost["sha256"]).unlink()
     orphan = store.files.put(hashlib.sha256(b"orphan").hexdigest(), b"orphan")  # file written, row never committed
     half = orphan.parent / ".tmp-interrupted"

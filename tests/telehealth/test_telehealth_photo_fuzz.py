@@ -184,8 +184,11 @@ async def test_photo_endpoint_fuzz(uploader) -> None:
     for name, data in made:
         tried += 1
         try:
-            r = await client.post(f"/api/cases/{case}/photos", files={"photo": ("upload", data, "application/octet-stream")},
-                                  headers=headers)
+            r = await client.post(
+                f"/api/cases/{case}/photos",
+                files={"photo": ("upload", data, "application/octet-stream")},
+                headers=headers,
+            )
         except Exception as exc:  # noqa: BLE001 - an exception escaping the app is a 500 in production
             failures.append(f"{name}: raised {type(exc).__name__}: {exc}")
             continue
@@ -214,8 +217,10 @@ async def test_photo_endpoint_fuzz(uploader) -> None:
     growth = peak_rss - start_rss
     four = sum(n for status, n in statuses.items() if 400 <= status < 500)
     two = sum(n for status, n in statuses.items() if 200 <= status < 300)
-    print(f"\nphoto fuzz: {tried} bodies tried, {four} answered 4xx, {two} answered 2xx "
-          f"({dict(sorted(statuses.items()))}), max RSS growth {growth:.0f} MB")
+    print(
+        f"\nphoto fuzz: {tried} bodies tried, {four} answered 4xx, {two} answered 2xx "
+        f"({dict(sorted(statuses.items()))}), max RSS growth {growth:.0f} MB"
+    )
     assert not failures, "\n".join(failures)
     assert tried >= 300 and four + two == tried
     assert services.store.row_counts()["photo_submissions"] == len(stored_ids)

@@ -99,7 +99,10 @@ def test_truncated_files_are_not_complete_images(fmt: str) -> None:
     whole = encode(textured_image(9), fmt, **({} if fmt == "PNG" else {"quality": 90}))
     for length in [*range(1, 220, 3), *range(220, len(whole), max(1, len(whole) // 40))]:
         status, reason = rejected(whole[:length])
-        assert (status, reason.split(":")[0]) in {(415, "not an image"), (422, "not a complete image")}, (length, reason)
+        assert (status, reason.split(":")[0]) in {(415, "not an image"), (422, "not a complete image")}, (
+            length,
+            reason,
+        )
     if fmt != "HEIF":  # pillow-heif calls a cut-off HEIC header unidentified (415): either answer is a clear 4xx
         assert rejected(whole[:100]) == (422, f"not a complete image: the {fmt} data is truncated or corrupt")
 
@@ -108,13 +111,20 @@ def test_memory_budget_counts_channels_and_is_checked_before_decoding() -> None:
     """The hostile tester's bomb: 6300x6300 RGBA, all black, ~170 KB, under the pixel limit; decoded it is 159 MB."""
     bomb = encode(Image.new("RGBA", (6300, 6300)), "PNG", optimize=True)
     assert len(bomb) < 200_000
-    limits = IntakeLimits(max_bytes=2_000_000, max_pixels=40_000_000, min_brightness=35, min_sharpness=20,
-                          max_decoded_bytes=100_000_000)
-    assert rejected(bomb, limits) == (413, "image too large to decode: 6300x6300 RGBA needs 159 MB of memory, over the 100 MB limit")
+    limits = IntakeLimits(
+        max_bytes=2_000_000, max_pixels=40_000_000, min_brightness=35, min_sharpness=20, max_decoded_bytes=100_000_000
+    )
+    assert rejected(bomb, limits) == (
+        413,
+        "image too large to decode: 6300x6300 RGBA needs 159 MB of memory, over the 100 MB limit",
+    )
     # Grey and palette images become an RGB copy, which is what they cost.
     grey = encode(Image.new("L", (4000, 3000), 200), "PNG", optimize=True)
     small = IntakeLimits(2_000_000, 40_000_000, 35, 20, max_decoded_bytes=40_000_000)
-    assert rejected(grey, small) == (413, "image too large to decode: 4000x3000 L needs 48 MB of memory, over the 40 MB limit")
+    assert rejected(grey, small) == (
+        413,
+        "image too large to decode: 4000x3000 L needs 48 MB of memory, over the 40 MB limit",
+    )
 
 
 def test_large_jpeg_is_decoded_at_reduced_scale_when_that_fits() -> None:

@@ -25,8 +25,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def measured(case: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "tests.telehealth.intake_memory", case], capture_output=True, text=True,
-                         check=True, timeout=120, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.telehealth.intake_memory", case],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=REPO,
+    )
     result = json.loads(out.stdout)
     print(result)
     return result
@@ -89,7 +95,11 @@ async def test_uploads_share_the_routers_decode_slots(services, client, monkeypa
     token = (await client.post("/api/login", json={"email": "pat@mail.test", "password": PASSWORD})).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     case = (await client.post("/api/cases", json={}, headers=headers)).json()["id"]
-    sent = [client.post(f"/api/cases/{case}/photos", files={"photo": ("p.jpg", jpeg_bytes(i), "image/jpeg")}, headers=headers)
-            for i in range(6)]
+    sent = [
+        client.post(
+            f"/api/cases/{case}/photos", files={"photo": ("p.jpg", jpeg_bytes(i), "image/jpeg")}, headers=headers
+        )
+        for i in range(6)
+    ]
     assert [r.status_code for r in await asyncio.gather(*sent)] == [201] * 6
     assert peak[0] == 2

@@ -45,16 +45,26 @@ def telehealth_db_url(postgres_server: str) -> Iterator[str]:
 
 
 __all__ = [
-    "rooms", "services",
-    "test_invite_flow_replay_and_expiry", "test_login_and_me", "test_visibility_by_role",
-    "test_bad_request_is_refused_and_changes_nothing", "test_replayed_invite_is_gone_and_changes_nothing",
-    "test_capture_stores_the_patient_frame_in_the_case_and_analyses_it", "test_consult_actions_are_audited",
+    "rooms",
+    "services",
+    "test_invite_flow_replay_and_expiry",
+    "test_login_and_me",
+    "test_visibility_by_role",
+    "test_bad_request_is_refused_and_changes_nothing",
+    "test_replayed_invite_is_gone_and_changes_nothing",
+    "test_capture_stores_the_patient_frame_in_the_case_and_analyses_it",
+    "test_consult_actions_are_audited",
     "test_unknown_ended_and_expired_rooms_refuse_joins",
-    "test_idempotency_key_returns_the_original_receipt", "test_upload_receipt_and_readback",
-    "test_deidentified_export", "test_draft_edit_sign_amend", "test_fhir_bundle",
+    "test_idempotency_key_returns_the_original_receipt",
+    "test_upload_receipt_and_readback",
+    "test_deidentified_export",
+    "test_draft_edit_sign_amend",
+    "test_fhir_bundle",
     "test_existing_and_new_emails_get_the_same_answer",
     "test_existing_patient_accepting_with_their_password_moves_to_the_new_gp",
-    "test_actor_for_token_reasons", "test_logout_revokes_this_session_only", "test_signing_in_purges_expired_sessions",
+    "test_actor_for_token_reasons",
+    "test_logout_revokes_this_session_only",
+    "test_signing_in_purges_expired_sessions",
 ]
 
 

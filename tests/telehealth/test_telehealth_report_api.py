@@ -20,8 +20,11 @@ from wound_photos import synthetic_wound_services as services  # noqa: F401  (ov
 
 
 async def case_with_photo(world, with_marker: bool = True, case: str = "pat_a") -> int:
-    r = await world.client.post(f"/api/cases/{world.case_ids[case]}/photos",
-                                files={"photo": ("w.jpg", scene_jpeg(with_marker), "image/jpeg")}, headers=world.headers[case])
+    r = await world.client.post(
+        f"/api/cases/{world.case_ids[case]}/photos",
+        files={"photo": ("w.jpg", scene_jpeg(with_marker), "image/jpeg")},
+        headers=world.headers[case],
+    )
     assert r.status_code == 201, r.text
     await world.services.analyses.wait_idle()
     return world.case_ids[case]
@@ -44,7 +47,11 @@ async def test_draft_edit_sign_amend(world) -> None:
     assert (await c.post(f"/api/cases/{case_id}/reports", headers=h["pat_a"])).status_code == 403
     assert (await c.post(f"/api/cases/{case_id}/reports", headers=h["gp_b"])).status_code == 404
     draft = await new_draft(world, case_id)
-    assert (draft["status"], draft["version"], draft["notice"]) == ("draft", 1, "AI draft — requires clinician signature")
+    assert (draft["status"], draft["version"], draft["notice"]) == (
+        "draft",
+        1,
+        "AI draft — requires clinician signature",
+    )
     assert draft["body"]["text"].startswith("AI DRAFT")
     assert draft["body"]["measurements"]["wound_area_cm2"] == pytest.approx(true_area_cm2(), rel=0.05)
     assert any("wound" in f for f in draft["body"]["sections"]["findings"])
@@ -83,8 +90,9 @@ async def test_draft_edit_sign_amend(world) -> None:
     assert (await c.get(f"/api/reports/{rid}", headers=h["pat_a"])).json()["version"] == 1
     assert (await c.post(f"/api/reports/{rid}/amend", headers=h["gp_a"])).status_code == 409  # amend a draft: no
     assert (await c.post(f"/api/reports/{rid}/sign", headers=h["gp_a"])).json()["version"] == 2
-    assert [x["status"] for x in (await c.get(f"/api/cases/{case_id}/reports", headers=h["pat_a"])).json()[0]["versions"]] == [
-        "signed", "signed"]
+    assert [
+        x["status"] for x in (await c.get(f"/api/cases/{case_id}/reports", headers=h["pat_a"])).json()[0]["versions"]
+    ] == ["signed", "signed"]
     assert audit_actions(world, "report_version").count("sign") == 2
     assert "view" in audit_actions(world, "report_version")
 
@@ -129,7 +137,9 @@ async def test_pdf(world) -> None:
     c, h = world.client, world.headers
     case_id = await case_with_photo(world)
     rid = (await new_draft(world, case_id))["id"]
-    assert (await c.get(f"/api/reports/{rid}/pdf", headers=h["pat_a"])).status_code == 404  # a draft: not the patient's yet
+    assert (
+        await c.get(f"/api/reports/{rid}/pdf", headers=h["pat_a"])
+    ).status_code == 404  # a draft: not the patient's yet
     await c.post(f"/api/reports/{rid}/sign", headers=h["gp_a"])
     r = await c.get(f"/api/reports/{rid}/pdf", headers=h["pat_a"])
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"

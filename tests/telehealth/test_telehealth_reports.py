@@ -35,7 +35,9 @@ async def test_sign_then_amend(world) -> None:
         s.execute(update(ReportVersionRow).where(ReportVersionRow.id == signed.id).values(body={"x": 1}))
     with store.db.session() as s:
         assert s.get(ReportVersionRow, signed.id).body == {"summary": "v1 edited"}
-        actions = [a.action for a in s.scalars(select(AuditEventRow).where(AuditEventRow.object_type == "report_version"))]
+        actions = [
+            a.action for a in s.scalars(select(AuditEventRow).where(AuditEventRow.object_type == "report_version"))
+        ]
     assert actions == ["create", "edit", "sign", "create"]
 
 

@@ -64,8 +64,11 @@ def test_actor_for_token_reasons(services) -> None:
     token, expires_at = auth.sign_in(user.id)
     assert auth.actor_for_token(token) == Actor(user.id, Role.gp)
     assert timedelta(0) < expires_at - utc_now() <= timedelta(seconds=services.settings.session_ttl_s)
-    for bad, reason in (("", "invalid session token"), ("nonsense", "invalid session token"),
-                        (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "invalid session token")):
+    for bad, reason in (
+        ("", "invalid session token"),
+        ("nonsense", "invalid session token"),
+        (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "invalid session token"),
+    ):
         with pytest.raises(InvalidSession, match=reason):
             auth.actor_for_token(bad)
     # A correctly signed token naming no session (never issued, or purged) is refused too.

@@ -25,7 +25,7 @@ def scene_jpeg(with_marker: bool = True) -> bytes:
 
 def true_area_cm2() -> float:
     s = scene(True)
-    return float(s.mask.sum()) * (s.mm_per_px ** 2) / 100.0
+    return float(s.mask.sum()) * (s.mm_per_px**2) / 100.0
 
 
 @pytest.fixture

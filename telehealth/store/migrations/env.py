@@ -11,6 +11,8 @@ config = context.config
 engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url") or "")
 
 with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=engine.dialect.name == "sqlite")
+    context.configure(
+        connection=connection, target_metadata=Base.metadata, render_as_batch=engine.dialect.name == "sqlite"
+    )
     with context.begin_transaction():
         context.run_migrations()

@@ -54,8 +54,13 @@ def _stub_env() -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", str(tmp)], check=True, capture_output=True, timeout=60)
     sp = tmp / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(sp),
-                        "numpy>=1.21,<2"], capture_output=True, text=True, timeout=240, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(sp), "numpy>=1.21,<2"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     if r.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"pip could not install numpy<2 for the Triton stub: {r.stderr[-400:]}")
@@ -80,9 +85,20 @@ class TritonProcess:
         # the stub links libpython3.11.so.1.0: use this interpreter's, not an older system one
         env["LD_LIBRARY_PATH"] = libdir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
         self.proc = subprocess.Popen(
-            [str(py), str(HERE / "triton_server_proc.py"), str(onnx_path), name, str(self.grpc_port),
-             str(http_port), str(metrics_port), str(max_batch)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            [
+                str(py),
+                str(HERE / "triton_server_proc.py"),
+                str(onnx_path),
+                name,
+                str(self.grpc_port),
+                str(http_port),
+                str(metrics_port),
+                str(max_batch),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.ready = threading.Event()
@@ -120,7 +136,9 @@ class TritonProcess:
 
 @pytest.fixture(scope="module")
 def triton_server(tiny_onnx):
-    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed (pip install 'scopecast[triton]')")
+    pytest.importorskip(
+        "tritonclient.grpc", reason="tritonclient[grpc] is not installed (pip install 'scopecast[triton]')"
+    )
     try:
         import pytriton  # noqa: F401
     except ImportError:

@@ -39,9 +39,19 @@ def make_liteunet_onnx(path: Path, *, size: int = 64, seed: int = 0, arch: dict 
         net.head.weight.mul_(k)
         net.head.bias.fill_(-float(y.mean()) * k)
     export_onnx(net, path, (size, size))
-    meta = {"name": path.stem, "version": "0.1", "labels": ["thing"], "input_size": [size, size],
-            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "threshold": 0.5,
-            "min_area_frac": 0.001, "arch": arch, "input_name": "image", "output_name": "logits"}
+    meta = {
+        "name": path.stem,
+        "version": "0.1",
+        "labels": ["thing"],
+        "input_size": [size, size],
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "threshold": 0.5,
+        "min_area_frac": 0.001,
+        "arch": arch,
+        "input_name": "image",
+        "output_name": "logits",
+    }
     path.with_suffix(".json").write_text(json.dumps(meta))
     return path
 

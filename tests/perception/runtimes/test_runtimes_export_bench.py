@@ -16,13 +16,34 @@ def test_export_cli_writes_triton_repository(tmp_path):
     from perception.nets import build_net
 
     torch.manual_seed(0)
-    net = build_net("liteunet", **{k: tuple(v) if isinstance(v, list) else v for k, v in TINY_ARCH.items()
-                                   if k != "arch"})
+    net = build_net(
+        "liteunet", **{k: tuple(v) if isinstance(v, list) else v for k, v in TINY_ARCH.items() if k != "arch"}
+    )
     ckpt = tmp_path / "best.pt"
-    torch.save({"arch": dict(TINY_ARCH), "model": net.state_dict(), "epoch": 1,
-                "config": {"task": "toytask", "input_size": 64}}, ckpt)
-    rc = export.main(["--checkpoint", str(ckpt), "--name", "toy", "--out-dir", str(tmp_path / "w"), "--no-eval",
-                      "--triton", str(tmp_path / "repo"), "--triton-max-batch", "4"])
+    torch.save(
+        {
+            "arch": dict(TINY_ARCH),
+            "model": net.state_dict(),
+            "epoch": 1,
+            "config": {"task": "toytask", "input_size": 64},
+        },
+        ckpt,
+    )
+    rc = export.main(
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--name",
+            "toy",
+            "--out-dir",
+            str(tmp_path / "w"),
+            "--no-eval",
+            "--triton",
+            str(tmp_path / "repo"),
+            "--triton-max-batch",
+            "4",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "repo" / "toy" / "1" / "model.onnx").read_bytes() == (tmp_path / "w" / "toy.onnx").read_bytes()
     assert "max_batch_size: 4" in (tmp_path / "repo" / "toy" / "config.pbtxt").read_text()
@@ -40,9 +61,27 @@ def test_bench_cli_prints_rows(tiny_onnx, tmp_path, capsys):
     from perception.bench import runtimes as bench
 
     out = tmp_path / "rows.json"
-    rc = bench.main(["--model", str(tiny_onnx), "--runtimes", "cpu,torch,tensorrt", "--batches", "1,2",
-                     "--sizes", "320x240,640x360", "--iters", "2", "--warmup", "1", "--markdown",
-                     "--json-out", str(out), "--video", str(tmp_path / "none.mp4")])
+    rc = bench.main(
+        [
+            "--model",
+            str(tiny_onnx),
+            "--runtimes",
+            "cpu,torch,tensorrt",
+            "--batches",
+            "1,2",
+            "--sizes",
+            "320x240,640x360",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--markdown",
+            "--json-out",
+            str(out),
+            "--video",
+            str(tmp_path / "none.mp4"),
+        ]
+    )
     assert rc == 0
     rows = json.loads(out.read_text())
     kinds = {r["runtime"] for r in rows}

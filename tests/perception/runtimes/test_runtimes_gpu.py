@@ -33,6 +33,7 @@ needs_trt = pytest.mark.skipif(_has_gpu_and_trt() is not None, reason=f"TensorRT
 
 # -- telemetry ------------------------------------------------------------------------------------
 
+
 def test_telemetry_never_raises_and_is_empty_without_gpu():
     snap = gpu_telemetry.gpu_snapshot()
     assert isinstance(snap, list)
@@ -86,6 +87,7 @@ def test_telemetry_with_a_fake_gpu(monkeypatch):
 
 # -- TensorRT pieces that need no GPU ---------------------------------------------------------------
 
+
 def test_engine_key_changes_with_every_input():
     base = ("a" * 64, "NVIDIA H100 sm90", "10.13.0", "fp16", 8, (256, 256))
     keys = {engine_key(*base)}
@@ -110,6 +112,7 @@ def test_build_progress_lines():
 
 
 # -- TensorRT on a GPU ----------------------------------------------------------------------------
+
 
 @pytest.mark.gpu
 @needs_trt
@@ -138,8 +141,9 @@ def test_tensorrt_engine_matches_onnxruntime_and_is_cached(tiny_onnx, tmp_path):
 def test_tensorrt_model_with_gpu_preprocessing(tiny_onnx, tmp_path):
     from perception.segmentation_model import SegmentationModel
 
-    trt_model = SegmentationModel(tiny_onnx, runtime="tensorrt",
-                                      runtime_options={"tensorrt": {"cache_dir": str(tmp_path), "max_batch": 4}})
+    trt_model = SegmentationModel(
+        tiny_onnx, runtime="tensorrt", runtime_options={"tensorrt": {"cache_dir": str(tmp_path), "max_batch": 4}}
+    )
     cpu_model = SegmentationModel(tiny_onnx)
     assert trt_model.runtime_name.startswith("tensorrt")
     frames = structured_frames(3, 512, 512, seed=5)  # integer factor: GPU and CPU preprocessing agree

@@ -83,8 +83,18 @@ def test_torch_from_checkpoint_matches_onnx(tmp_path, tiny_onnx, runtimes):
         TorchRuntime()
 
 
-@pytest.mark.parametrize("w,h,exact", [(256, 256, True), (128, 128, True), (64, 64, True), (32, 32, True),
-                                        (1280, 720, False), (1920, 1080, False), (100, 80, False)])
+@pytest.mark.parametrize(
+    "w,h,exact",
+    [
+        (256, 256, True),
+        (128, 128, True),
+        (64, 64, True),
+        (32, 32, True),
+        (1280, 720, False),
+        (1920, 1080, False),
+        (100, 80, False),
+    ],
+)
 def test_device_preprocessing_matches_cv2(tiny_onnx, w, h, exact):
     """torch_preprocess (the GPU path of TensorRT) against the CPU preprocessing, run here on CPU."""
     model = SegmentationModel(tiny_onnx)

@@ -22,8 +22,9 @@ def test_auto_on_this_machine_is_onnxruntime_cpu_and_says_why(tiny_onnx, caplog)
         pytest.skip(f"this machine offers a GPU runtime: {seen}")
     assert rt.name == "onnxruntime-cpu"
     reasons = dict(seen)
-    assert "tensorrt" in reasons["tensorrt"] and ("not installed" in reasons["tensorrt"]
-                                                   or "CUDA" in reasons["tensorrt"])
+    assert "tensorrt" in reasons["tensorrt"] and (
+        "not installed" in reasons["tensorrt"] or "CUDA" in reasons["tensorrt"]
+    )
     assert "CUDA" in reasons["cuda"]
     assert rt.skipped == tuple(f"{k}: {why}" for k, why in seen)
     assert "runtime tensorrt skipped" in caplog.text and "runtime selected: onnxruntime-cpu" in caplog.text
@@ -53,6 +54,7 @@ def test_auto_falls_back_when_a_faster_runtime_fails(tiny_onnx, monkeypatch, cap
 def test_explicit_gpu_kinds_fail_clearly_without_gpu(tiny_onnx):
     try:
         import tensorrt  # noqa: F401
+
         has_trt = True
     except ImportError:
         has_trt = False
@@ -110,8 +112,11 @@ def test_batch_mismatch_raises_model_error(kind, tiny_onnx):
 def test_graph_input_mismatch_names_the_file(tmp_path):
     from tests.perception.perception_testutil import make_onnx
 
-    for kwargs, match in [({"channels": 1}, "N x 3 x H x W"), ({"n_inputs": 2}, "one image input"),
-                          ({"elem_type": TensorProto.UINT8}, "float32")]:
+    for kwargs, match in [
+        ({"channels": 1}, "N x 3 x H x W"),
+        ({"n_inputs": 2}, "one image input"),
+        ({"elem_type": TensorProto.UINT8}, "float32"),
+    ]:
         path = make_onnx(tmp_path / f"bad{len(match)}.onnx", **kwargs)
         for kind in ("cpu", "torch"):
             with pytest.raises(ModelError, match=match) as err:

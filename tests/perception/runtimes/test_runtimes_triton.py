@@ -13,8 +13,9 @@ from perception.segmentation_model import SegmentationModel
 
 
 def test_model_repository_layout_and_config(tiny_onnx, tmp_path):
-    model_dir = write_model_repository(tiny_onnx, tmp_path / "repo", "polyp", max_batch=8, instance_kind="gpu",
-                                       tensorrt_fp16=True)
+    model_dir = write_model_repository(
+        tiny_onnx, tmp_path / "repo", "polyp", max_batch=8, instance_kind="gpu", tensorrt_fp16=True
+    )
     assert model_dir == tmp_path / "repo" / "polyp"
     assert (model_dir / "1" / "model.onnx").read_bytes() == tiny_onnx.read_bytes()
     assert (model_dir / "scopecast.json").is_file()
@@ -72,16 +73,18 @@ def test_triton_logits_match_onnxruntime(triton_server, tiny_onnx):
 
 
 def test_triton_findings_match_local_model(triton_server, tiny_onnx):
-    remote = SegmentationModel(tiny_onnx, runtime="triton",
-                                   runtime_options={"triton": {"url": triton_server.url, "model_name": "tiny"}})
+    remote = SegmentationModel(
+        tiny_onnx, runtime="triton", runtime_options={"triton": {"url": triton_server.url, "model_name": "tiny"}}
+    )
     local = SegmentationModel(tiny_onnx)
     assert remote.runtime_name == "triton" and remote.providers == ["triton"]
     frames = structured_frames(3, 640, 480, seed=3)
     got, ref = remote.predict_batch(frames), local.predict_batch(frames)
     assert sum(len(r.objects) for r in ref) > 0
     for g, r in zip(got, ref):
-        assert [(o.box, o.track_id, o.label, o.area_px) for o in g.objects] == \
-            [(o.box, o.track_id, o.label, o.area_px) for o in r.objects]
+        assert [(o.box, o.track_id, o.label, o.area_px) for o in g.objects] == [
+            (o.box, o.track_id, o.label, o.area_px) for o in r.objects
+        ]
         assert [o.score for o in g.objects] == pytest.approx([o.score for o in r.objects], abs=1e-5)
     remote.close()
 

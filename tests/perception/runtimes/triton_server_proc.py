@@ -37,9 +37,16 @@ def main(argv: list[str]) -> int:
         x = np.ascontiguousarray(inputs[inp.name], dtype=np.float32)
         return {out.name: sess.run([out.name], {inp.name: x})[0]}
 
-    config = TritonConfig(grpc_address="127.0.0.1", grpc_port=int(grpc_port), http_address="127.0.0.1",
-                          http_port=int(http_port), metrics_address="127.0.0.1", metrics_port=int(metrics_port),
-                          allow_metrics=False, exit_timeout_secs=2)
+    config = TritonConfig(
+        grpc_address="127.0.0.1",
+        grpc_port=int(grpc_port),
+        http_address="127.0.0.1",
+        http_port=int(http_port),
+        metrics_address="127.0.0.1",
+        metrics_port=int(metrics_port),
+        allow_metrics=False,
+        exit_timeout_secs=2,
+    )
     with Triton(config=config) as triton:
         triton.bind(
             model_name=name,

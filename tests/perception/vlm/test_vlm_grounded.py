@@ -14,8 +14,11 @@ from perception.vlm.grounded import GroundedBackend
 from perception.vlm.intents import Intent, IntentMatcher, keyword_intent
 from perception.vlm.measurements import Measurements, TissueMix
 
-MEAS = Measurements(area_cm2=4.2, tissue_mix=TissueMix(granulation=0.6, slough=0.3, necrotic=0.1),
-                    regions={"marked region": (300, 300, 400, 400)})
+MEAS = Measurements(
+    area_cm2=4.2,
+    tissue_mix=TissueMix(granulation=0.6, slough=0.3, necrotic=0.1),
+    regions={"marked region": (300, 300, 400, 400)},
+)
 
 
 @pytest.fixture(scope="module", params=["embeddings", "keywords"])
@@ -111,8 +114,12 @@ async def test_withheld_frame_is_never_answered_as_empty(backend):
     from perception.findings import ContentCheck
     from perception.vlm.prompts import findings_facts
 
-    foreign = FrameFindings(ModelInfo("polyp", "2", labels=("polyp",)), (320, 240), (),
-                            content=ContentCheck("colonoscopy", False, distance=5000.0, threshold=400.0))
+    foreign = FrameFindings(
+        ModelInfo("polyp", "2", labels=("polyp",)),
+        (320, 240),
+        (),
+        content=ContentCheck("colonoscopy", False, distance=5000.0, threshold=400.0),
+    )
     for question in ("is there a polyp?", "describe the frame", "how many polyps?"):
         text = await ask(backend, question, foreign)
         assert "does not look like colonoscopy" in text and "withheld" in text, text
@@ -152,7 +159,9 @@ async def test_cancel_stops_stream(backend, wound_findings):
 
 
 async def test_report_draft(backend, wound_findings):
-    draft = await backend.draft_report(ReportContext(findings=(wound_findings,), measurements=MEAS, evidence_frames=("s1/f10",)))
+    draft = await backend.draft_report(
+        ReportContext(findings=(wound_findings,), measurements=MEAS, evidence_frames=("s1/f10",))
+    )
     assert draft.status == "ai_draft" and draft.requires_signature is True
     assert draft.model_name == "grounded-findings" and draft.evidence_frames == ["s1/f10"]
     assert any("wound" in f for f in draft.findings)

@@ -49,7 +49,10 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str, subprocess.Popen]]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.Popen(
         [str(cli), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path_factory.mktemp("serve"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path_factory.mktemp("serve"),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -81,13 +84,17 @@ async def test_streams_from_transformers_serve(served, wound_findings):
     url, model, _ = served
     backend = OpenAICompatBackend(url, model, max_new_tokens=12, report_max_new_tokens=16, timeout_s=60)
     try:
-        pieces = [p async for p in backend.answer(AskRequest("where is the wound?", image=frame(), findings=wound_findings))]
+        pieces = [
+            p async for p in backend.answer(AskRequest("where is the wound?", image=frame(), findings=wound_findings))
+        ]
         assert len(pieces) >= 5 and "".join(pieces).strip()
         # Stopping early closes the stream cleanly and the server keeps serving.
         gen = backend.answer(AskRequest("describe this frame", image=frame()))
         assert await gen.__anext__()
         await gen.aclose()
-        draft = await backend.draft_report(ReportContext(findings=(wound_findings,), evidence_frames=("f1",), image=frame()))
+        draft = await backend.draft_report(
+            ReportContext(findings=(wound_findings,), evidence_frames=("f1",), image=frame())
+        )
         assert draft.status == "ai_draft" and draft.requires_signature and draft.model_name == model
         assert draft.evidence_frames == ["f1"] and draft.backend == "openai"
     finally:
@@ -126,11 +133,17 @@ def _http(status: str, content_type: str, payload: bytes) -> bytes:
 @pytest.mark.parametrize(
     "response, error",
     [
-        (_http("500 Internal Server Error", "application/json", b'{"detail":"CUDA out of memory"}'), r"HTTP 500: .*CUDA out of memory"),
+        (
+            _http("500 Internal Server Error", "application/json", b'{"detail":"CUDA out of memory"}'),
+            r"HTTP 500: .*CUDA out of memory",
+        ),
         (_http("404 Not Found", "text/plain", b"no such model"), r"HTTP 404: no such model"),
         (_http("200 OK", "text/event-stream", b"<html>oops</html>\n"), r"unparseable stream .*expected 'data:'"),
         (_http("200 OK", "text/event-stream", b"data: {not json\n\n"), r"unparseable stream .*invalid JSON"),
-        (_http("200 OK", "text/event-stream", b'data: {"error": {"message": "model not loaded"}}\n\n'), r"reported an error: model not loaded"),
+        (
+            _http("200 OK", "text/event-stream", b'data: {"error": {"message": "model not loaded"}}\n\n'),
+            r"reported an error: model not loaded",
+        ),
         (_http("200 OK", "text/event-stream", b""), r"without sending any data"),
     ],
 )

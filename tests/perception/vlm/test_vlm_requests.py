@@ -69,8 +69,11 @@ def test_history_is_bounded_and_in_prompt():
 
 
 def test_prompt_facts_and_no_identifiers(wound_findings):
-    req = AskRequest("how large?", findings=wound_findings,
-                     measurements=Measurements(area_cm2=4.25, size_not_measured=None, infection_flagged=False))
+    req = AskRequest(
+        "how large?",
+        findings=wound_findings,
+        measurements=Measurements(area_cm2=4.25, size_not_measured=None, infection_flagged=False),
+    )
     text = build_messages(req, with_image=False)[-1]["content"][0]["text"]
     assert "wound (confidence 0.91) in the upper left of the frame, covering about 5.9%" in text
     assert "track #3" in text and "wound area cm2: 4.25" in text and "infection risk flag: no signal found" in text
@@ -103,7 +106,9 @@ def test_parse_sections_lenient():
 def test_report_draft_cannot_be_final():
     from pydantic import ValidationError
 
-    base = dict(findings=[], impression="", follow_up="", uncertainty="", model_name="m", model_version="1", backend="grounded")
+    base = dict(
+        findings=[], impression="", follow_up="", uncertainty="", model_name="m", model_version="1", backend="grounded"
+    )
     with pytest.raises(ValidationError):
         ReportDraft(**base, status="signed")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):

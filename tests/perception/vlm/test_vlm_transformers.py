@@ -30,12 +30,16 @@ def frame() -> np.ndarray:
 
 async def test_streams_pieces_with_image(model_dir, wound_findings):
     backend = TransformersBackend(model_dir, max_new_tokens=12)
-    pieces = [p async for p in backend.answer(AskRequest("where is the wound?", image=frame(), findings=wound_findings))]
+    pieces = [
+        p async for p in backend.answer(AskRequest("where is the wound?", image=frame(), findings=wound_findings))
+    ]
     assert len(pieces) >= 3 and "".join(pieces).strip()
     assert backend.last_generation.tokens == 12 and backend.last_generation.done.is_set()
     # Text-only question on the same VLM works too (no image part in the prompt).
     assert (await collect(backend.answer(AskRequest("describe the findings", findings=wound_findings)))).strip()
-    assert backend.info.backend == "transformers" and backend.info.version.startswith(json.loads((model_dir / "config.json").read_text())["model_type"])
+    assert backend.info.backend == "transformers" and backend.info.version.startswith(
+        json.loads((model_dir / "config.json").read_text())["model_type"]
+    )
 
 
 async def test_cancel_stops_generation_early(model_dir):
@@ -63,7 +67,9 @@ async def test_busy_queue(tmp_path_factory):
     backend = TransformersBackend(path, max_new_tokens=1500, queue_size=1)
     first = backend.answer(AskRequest("describe"))
     await first.__anext__()  # holds the device
-    waiting = asyncio.create_task(collect(TransformersBackend(path, max_new_tokens=2, queue_size=1).answer(AskRequest("second"))))
+    waiting = asyncio.create_task(
+        collect(TransformersBackend(path, max_new_tokens=2, queue_size=1).answer(AskRequest("second")))
+    )
     while waiting_on(backend.device) == 0 and not waiting.done():
         await asyncio.sleep(0.01)
     # Instances on the same device share one slot and one queue.
@@ -74,8 +80,12 @@ async def test_busy_queue(tmp_path_factory):
 
 
 async def test_report_draft(tmp_path_factory, wound_findings):
-    backend = TransformersBackend(save_tiny_llava(tmp_path_factory.mktemp("report")), max_new_tokens=8, report_max_new_tokens=16)
-    draft = await backend.draft_report(ReportContext(findings=(wound_findings,), evidence_frames=("f9",), measurements=Measurements(area_cm2=3.0)))
+    backend = TransformersBackend(
+        save_tiny_llava(tmp_path_factory.mktemp("report")), max_new_tokens=8, report_max_new_tokens=16
+    )
+    draft = await backend.draft_report(
+        ReportContext(findings=(wound_findings,), evidence_frames=("f9",), measurements=Measurements(area_cm2=3.0))
+    )
     assert draft.status == "ai_draft" and draft.requires_signature and draft.measurements == {"wound_area_cm2": 3.0}
     assert draft.findings  # gibberish model: falls back to the detections as findings
 

@@ -25,8 +25,9 @@ def test_a_stored_analysis_round_trips_through_json(analysis):
 
 def test_a_version_1_row_is_upgraded_on_read(analysis):
     # What the first build wrote: the analysis with an evidence summary, the wound box beside it, no score.
-    v1_analysis = analysis.model_dump(mode="json", exclude={"evidence": {"overlay_png"}, "wound_box": True,
-                                                             "wound_score": True})
+    v1_analysis = analysis.model_dump(
+        mode="json", exclude={"evidence": {"overlay_png"}, "wound_box": True, "wound_score": True}
+    )
     v1_analysis["schema_version"] = "1"
     row = {"status": "analysed", "analysis": v1_analysis, "wound_box": list(analysis.wound_box)}
     stored = StoredAnalysis.model_validate(row)

@@ -63,8 +63,10 @@ def test_no_marker_gives_not_measured_and_no_numbers():
     assert r.scale.status == "not_measured" and r.scale.reason == NOT_MEASURED_NO_MARKER
     assert r.scale.mm_per_px is None and r.scale.marker is None
     assert m.status == "not_measured" and m.reason == NOT_MEASURED_NO_MARKER
-    assert all(getattr(m, f) is None for f in ("area_cm2", "length_cm", "width_cm", "perimeter_cm",
-                                                "min_rect_length_cm", "min_rect_width_cm"))
+    assert all(
+        getattr(m, f) is None
+        for f in ("area_cm2", "length_cm", "width_cm", "perimeter_cm", "min_rect_length_cm", "min_rect_width_cm")
+    )
     # Tissue and redness do not need a scale: they are still reported (redness in pixels).
     assert r.tissue is not None and r.redness is not None and r.redness.unit == "px"
     assert "area change" in " ".join(r.risk.not_evaluated)

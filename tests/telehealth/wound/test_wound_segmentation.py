@@ -34,8 +34,11 @@ class FakeModel:
     def predict_with_mask(self, rgb):
         from perception.findings import Finding, FrameFindings, ModelInfo
 
-        found = FrameFindings(ModelInfo("fake-wound", "9"), (rgb.shape[1], rgb.shape[0]),
-                              objects=(Finding("wound", 0.75, (30, 30, 90, 70)),))
+        found = FrameFindings(
+            ModelInfo("fake-wound", "9"),
+            (rgb.shape[1], rgb.shape[0]),
+            objects=(Finding("wound", 0.75, (30, 30, 90, 70)),),
+        )
         return found, self.mask
 
     def reset(self) -> None:
@@ -47,7 +50,11 @@ def test_adapter_uses_predict_with_mask_and_resets_tracker():
     model = FakeModel(mask.astype(np.uint8))
     seg = OnnxWoundSegmenter(model)
     got = seg(img)
-    assert got.mask.dtype == bool and (got.mask == mask).all() and got.model.model_dump() == {"name": "fake-wound", "version": "9"}
+    assert (
+        got.mask.dtype == bool
+        and (got.mask == mask).all()
+        and got.model.model_dump() == {"name": "fake-wound", "version": "9"}
+    )
     assert got.score == 0.75  # the model's own score, never a made-up one
     assert model.resets == 1
     r = analyse_wound_photo(img, seg)
@@ -86,8 +93,9 @@ def _toy_onnx(path: Path) -> Path:
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
-    path.with_suffix(".json").write_text(json.dumps(
-        {"name": "toy-wound", "version": "3", "labels": ["wound"], "mean": [0, 0, 0], "std": [1, 1, 1]}))
+    path.with_suffix(".json").write_text(
+        json.dumps({"name": "toy-wound", "version": "3", "labels": ["wound"], "mean": [0, 0, 0], "std": [1, 1, 1]})
+    )
     return path
 
 
@@ -127,8 +135,11 @@ class GatedFakeModel(FakeModel):
     def predict_with_mask(self, rgb):
         from perception.findings import ContentCheck, FrameFindings, ModelInfo
 
-        found = FrameFindings(ModelInfo("fake-wound", "9"), (rgb.shape[1], rgb.shape[0]),
-                              content=ContentCheck("a wound photo", False, distance=900.0, threshold=300.0))
+        found = FrameFindings(
+            ModelInfo("fake-wound", "9"),
+            (rgb.shape[1], rgb.shape[0]),
+            content=ContentCheck("a wound photo", False, distance=900.0, threshold=300.0),
+        )
         return found, self.mask
 
 

@@ -21,8 +21,9 @@ from telehealth.wound import (
 H, W = 480, 640
 
 
-def painted_wound(parts: dict[tuple[int, int, int], float], *, red_ring: bool = False, marker: bool = True,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def painted_wound(
+    parts: dict[tuple[int, int, int], float], *, red_ring: bool = False, marker: bool = True, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Wound split left-to-right into colour bands with exact pixel fractions."""
     img = skin_photo(W, H, seed)
     mask = ellipse_mask((H, W), (260, 260), (120, 80), angle=15)
@@ -35,7 +36,7 @@ def painted_wound(parts: dict[tuple[int, int, int], float], *, red_ring: bool = 
     start = 0
     for k, (colour, frac) in enumerate(parts.items()):
         n = round(frac * len(order))
-        sel = order[start:start + n]
+        sel = order[start : start + n]
         m = np.zeros_like(mask)
         m[ys[sel], xs[sel]] = True
         paint(img, m, colour, seed=seed + 10 + k)
@@ -57,8 +58,15 @@ def test_tissue_fractions_match_painted_regions():
     assert any("not validated" in s.lower() for s in t.limits)
 
 
-@pytest.mark.parametrize("colour,field", [((240, 238, 228), "slough"), ((70, 45, 30), "necrotic"),
-                                          ((150, 50, 60), "granulation"), ((40, 90, 200), "unclassified")])
+@pytest.mark.parametrize(
+    "colour,field",
+    [
+        ((240, 238, 228), "slough"),
+        ((70, 45, 30), "necrotic"),
+        ((150, 50, 60), "granulation"),
+        ((40, 90, 200), "unclassified"),
+    ],
+)
 def test_single_colours(colour, field):
     img = np.zeros((40, 40, 3), np.uint8)
     img[:] = colour
@@ -115,6 +123,7 @@ def test_area_signal_not_evaluated_without_measurements():
     assert not risk.flagged
     text = " | ".join(risk.not_evaluated)
     assert "no scale marker" in text and "periwound redness" in text and "tissue" in text
-    risk = assess_infection_risk(Measurement(status="measured", area_cm2=5.0), None, None,
-                                 PreviousMeasurement(area_cm2=None))
+    risk = assess_infection_risk(
+        Measurement(status="measured", area_cm2=5.0), None, None, PreviousMeasurement(area_cm2=None)
+    )
     assert "previous visit was not measured" in " ".join(risk.not_evaluated)

@@ -15,8 +15,7 @@ def series() -> list[Visit]:
     return [
         Visit(when=date(2025, 3, 15), area_cm2=8.1, tissue=MIX),  # given out of order on purpose
         Visit(when=date(2025, 3, 1), area_cm2=10.0, tissue=MIX),
-        Visit(when=date(2025, 3, 8), area_cm2=9.0,
-              tissue=TissueFractions(granulation=0.7, slough=0.25, necrotic=0.05)),
+        Visit(when=date(2025, 3, 8), area_cm2=9.0, tissue=TissueFractions(granulation=0.7, slough=0.25, necrotic=0.05)),
         Visit(when=date(2025, 3, 22), area_cm2=None, tissue=MIX),  # no marker in that photo
         Visit(when=date(2025, 3, 29), area_cm2=6.561, tissue=None),
     ]

@@ -35,14 +35,20 @@ def skin_photo(w: int = 800, h: int = 600, seed: int = 0, colour=SKIN, noise: fl
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def place_marker(img: np.ndarray, centre: tuple[float, float], side_px: float, angle_deg: float = 0.0,
-                 tilt: float = 1.0, marker_id: int = 7) -> None:
+def place_marker(
+    img: np.ndarray,
+    centre: tuple[float, float],
+    side_px: float,
+    angle_deg: float = 0.0,
+    tilt: float = 1.0,
+    marker_id: int = 7,
+) -> None:
     """Paste a marker (black square = side_px) on white paper; tilt < 1 squashes one axis (steep view)."""
     d = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
     m = cv2.aruco.generateImageMarker(d, marker_id, SRC)
     pad = SRC // 2
     paper = np.full((SRC + 2 * pad, SRC + 2 * pad), 250, np.uint8)
-    paper[pad:pad + SRC, pad:pad + SRC] = m
+    paper[pad : pad + SRC, pad : pad + SRC] = m
     s = side_px / SRC
     t = math.radians(angle_deg)
     rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
@@ -58,8 +64,9 @@ def place_marker(img: np.ndarray, centre: tuple[float, float], side_px: float, a
     img[:] = np.clip(img * (1 - cover) + warped[..., None].astype(np.float32) * cover, 0, 255).astype(np.uint8)
 
 
-def ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float],
-                 angle: float = 0.0) -> np.ndarray:
+def ellipse_mask(
+    shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float], angle: float = 0.0
+) -> np.ndarray:
     """Pixels whose centre lies inside the ellipse: an unbiased raster of area pi*a*b."""
     yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     t = math.radians(angle)
@@ -75,9 +82,18 @@ def paint(img: np.ndarray, mask: np.ndarray, colour, noise: float = 5.0, seed: i
     img[mask] = np.clip(np.asarray(colour, np.float32) + rng.normal(0, noise, (n, 3)), 0, 255).astype(np.uint8)
 
 
-def wound_scene(*, marker_px: float = 100.0, marker_mm: float = 20.0, angle: float = 0.0, tilt: float = 1.0,
-                axes: tuple[float, float] = (110.0, 65.0), seed: int = 0, with_marker: bool = True,
-                w: int = 800, h: int = 600) -> Scene:
+def wound_scene(
+    *,
+    marker_px: float = 100.0,
+    marker_mm: float = 20.0,
+    angle: float = 0.0,
+    tilt: float = 1.0,
+    axes: tuple[float, float] = (110.0, 65.0),
+    seed: int = 0,
+    with_marker: bool = True,
+    w: int = 800,
+    h: int = 600,
+) -> Scene:
     img = skin_photo(w, h, seed)
     if with_marker:
         place_marker(img, (w * 0.8, h * 0.25), marker_px, angle, tilt)
