@@ -26,37 +26,12 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from perception.datasets import CVC_SEQUENCE_STARTS
 from perception.findings import FrameFindings
 from perception.metrics import box_iou
 
 if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
     from perception.segmentation_model import SegmentationModel
-
-CVC_SEQUENCE_STARTS = (
-    1,
-    26,
-    51,
-    68,
-    79,
-    104,
-    127,
-    152,
-    178,
-    200,
-    206,
-    228,
-    253,
-    278,
-    298,
-    318,
-    343,
-    364,
-    384,
-    409,
-    429,
-    448,
-    467,
-)
 
 
 @dataclass

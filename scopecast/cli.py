@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -146,12 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given on the command line (argparse leaves the others None): they override the environment."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _serve(args: argparse.Namespace) -> int:
     from scopecast.settings import Settings
 
-    overrides = {
-        k: v
-        for k, v in {
+    overrides = _given(
+        {
             "host": args.host,
             "port": args.port,
             "sources": args.sources,
@@ -164,19 +169,16 @@ def _serve(args: argparse.Namespace) -> int:
             "ice_servers": args.ice_servers,
             "forwarded_allow_ips": args.forwarded_allow_ips,
             "allowed_origins": args.allowed_origins,
-        }.items()
-        if v is not None
-    }
-    vlm = {
-        k: v
-        for k, v in {
+        }
+    )
+    vlm = _given(
+        {
             "backend": args.vlm_backend,
             "model_path": args.vlm_model_path,
             "base_url": args.vlm_base_url,
             "model": args.vlm_model,
-        }.items()
-        if v is not None
-    }
+        }
+    )
     if vlm:
         overrides["vlm"] = vlm
     try:
