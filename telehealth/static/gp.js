@@ -45,6 +45,8 @@
     if (an.tissue) {
       const t = an.tissue;
       box.append(el("p", `Tissue: granulation ${pct(t.granulation)}, slough ${pct(t.slough)}, necrotic ${pct(t.necrotic)}, unclassified ${pct(t.unclassified)}`, "tissue"));
+    } else if (an.tissue_not_assessed) {
+      box.append(el("p", `Tissue: ${an.tissue_not_assessed.replace("tissue mix not assessed: ", "not assessed, ")}`, "tissue"));
     }
     const risk = an.risk;
     box.append(el("p", risk.flagged ? "Risk flag: review suggested" : "Risk flag: no signal found", risk.flagged ? "flag risk" : "ok risk"));

@@ -145,6 +145,8 @@ class WoundAssessment(_Result):
     scale: Scale
     measurement: Measurement
     tissue: TissueComposition | None
+    # Why there is no tissue mix although a wound was found (colour not calibrated); None when it was assessed.
+    tissue_not_assessed: str | None = None
     redness: PeriwoundRedness | None
     risk: InfectionRisk
     warnings: list[str] = Field(default_factory=list)

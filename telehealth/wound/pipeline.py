@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from perception.image_check import check_rgb_image
+from telehealth.wound.colour_reference import marker_colour_reference
 from telehealth.wound.evidence import render_evidence
 from telehealth.wound.geometry import as_bool_mask, clean_mask, measure, pixel_geometry
 from telehealth.wound.marker import DEFAULT_MARKER_MM, MarkerPolicy, detect_scale, marker_polygon
@@ -84,9 +85,15 @@ def analyse_wound_photo(
 
     geometry = pixel_geometry(mask)
     measurement = measure(geometry, scale, NOT_MEASURED_NO_WOUND)
-    tissue = tissue_composition(rgb, mask, tissue_rules)
+    tissue, tissue_not_assessed = None, None
+    if geometry is not None:
+        reference = marker_colour_reference(rgb, scale.marker)
+        if isinstance(reference, str):
+            tissue_not_assessed = reference
+        else:
+            tissue = tissue_composition(rgb, mask, tissue_rules, reference)
     redness = periwound_redness(rgb, mask, scale.mm_per_px, exclude=marker_area, rings=redness_rings)
-    risk = assess_infection_risk(measurement, tissue, redness, previous, risk_thresholds)
+    risk = assess_infection_risk(measurement, tissue, redness, previous, risk_thresholds, tissue_not_assessed)
     if scale.status == "measured" and geometry is not None:
         warnings.append("the scale holds only if the marker lies in the wound's plane at the same distance")
     evidence = render_evidence(rgb, mask, scale, measurement, geometry, f"{model_name} {model_version}")
@@ -102,6 +109,7 @@ def analyse_wound_photo(
         scale=scale,
         measurement=measurement,
         tissue=tissue,
+        tissue_not_assessed=tissue_not_assessed,
         redness=redness,
         risk=risk,
         evidence=evidence,

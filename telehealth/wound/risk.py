@@ -28,6 +28,7 @@ def assess_infection_risk(
     redness: PeriwoundRedness | None,
     previous: PreviousMeasurement | None = None,
     thresholds: RiskThresholds | None = None,
+    tissue_not_assessed: str | None = None,
 ) -> InfectionRisk:
     """Flag with reasons; signals that could not be checked are listed, never assumed absent."""
     t = thresholds or RiskThresholds()
@@ -52,7 +53,7 @@ def assess_infection_risk(
             )
 
     if tissue is None:
-        not_evaluated.append("tissue mix: no wound found")
+        not_evaluated.append(tissue_not_assessed or "tissue mix: no wound found")
     else:
         if tissue.necrotic >= t.necrotic_fraction:
             signals.append(

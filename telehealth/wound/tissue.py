@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from telehealth.wound.colour import rgb_to_lab
+from telehealth.wound.colour_reference import ColourReference
 from telehealth.wound.models import TissueComposition
 
 TISSUE_LIMITS = [
     "Colour rules only: not validated against clinician tissue labels.",
-    "Lighting, shadows, flash glare and camera white balance shift colours; "
-    "shadows inside deep wounds read as necrotic, glare as slough.",
+    "Colours are calibrated against the printed marker's white and black, which corrects the light's colour and the "
+    "exposure but not shadows or glare: shadows inside deep wounds read as necrotic, glare as slough.",
     "Dressing residue, blood, ointments and exposed bone/tendon are not separate classes.",
     "Skin tone and wound-bed pigmentation vary; thresholds were set on typical colours.",
 ]
@@ -64,13 +65,23 @@ def classify_pixels(lab: np.ndarray, rules: TissueRules) -> np.ndarray:
     return cls
 
 
-def tissue_composition(rgb: np.ndarray, mask: np.ndarray, rules: TissueRules | None = None) -> TissueComposition | None:
-    """Fractions of wound pixels per class; None when the mask is empty."""
+def tissue_composition(
+    rgb: np.ndarray, mask: np.ndarray, rules: TissueRules | None = None, reference: ColourReference | None = None
+) -> TissueComposition | None:
+    """Fractions of wound pixels per class; None when the mask is empty.
+
+    `reference` (the marker's white and black) calibrates the colours first; without one the colours are taken as
+    they are, which only a caller that knows them to be true (a synthetic scene) should ask for: the analysis
+    pipeline does not assess tissue without a reference.
+    """
     rules = rules or TissueRules()
     n = int(np.count_nonzero(mask))
     if n == 0:
         return None
-    lab = rgb_to_lab(rgb[mask][:, None, :])  # N x 1 x 3: cvtColor needs an image shape
+    pixels = rgb[mask]
+    if reference is not None:
+        pixels = reference.calibrate(pixels)
+    lab = rgb_to_lab(pixels[:, None, :])  # N x 1 x 3: cvtColor needs an image shape
     counts = np.bincount(classify_pixels(lab.reshape(-1, 3), rules), minlength=4)
     f = counts / n
     return TissueComposition(
@@ -79,6 +90,6 @@ def tissue_composition(rgb: np.ndarray, mask: np.ndarray, rules: TissueRules | N
         necrotic=float(f[2]),
         unclassified=float(f[3]),
         pixels=n,
-        method=rules.describe(),
+        method=rules.describe() + ("" if reference is None else f"; {reference.describe()}"),
         limits=list(TISSUE_LIMITS),
     )

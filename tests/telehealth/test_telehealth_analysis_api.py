@@ -61,7 +61,9 @@ async def test_trend_json_and_plots(world) -> None:
     areas = [v["area_cm2"] for v in trend["visits"]]
     assert areas.count(None) == 1  # the photo without a marker is "not measured", never zero
     unmeasured = next(v for v in trend["visits"] if v["area_cm2"] is None)
-    assert "no scale marker" in unmeasured["area_reason"] and unmeasured["tissue"]["granulation"] > 0.8
+    assert "no scale marker" in unmeasured["area_reason"] and unmeasured["tissue"] is None
+    measured = next(v for v in trend["visits"] if v["area_cm2"] is not None)
+    assert measured["tissue"]["granulation"] > 0.8
     png = await c.get(f"/api/cases/{case_id}/trend.png", headers=gp)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     svg = await c.get(f"/api/cases/{case_id}/trend.svg", headers=gp)

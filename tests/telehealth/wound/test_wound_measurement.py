@@ -17,6 +17,7 @@ from telehealth.wound import (
     detect_scale,
     fixed_mask_segmenter,
 )
+from telehealth.wound.colour_reference import NOT_ASSESSED_NO_MARKER
 
 AXES = (110.0, 65.0)
 
@@ -67,8 +68,11 @@ def test_no_marker_gives_not_measured_and_no_numbers():
         getattr(m, f) is None
         for f in ("area_cm2", "length_cm", "width_cm", "perimeter_cm", "min_rect_length_cm", "min_rect_width_cm")
     )
-    # Tissue and redness do not need a scale: they are still reported (redness in pixels).
-    assert r.tissue is not None and r.redness is not None and r.redness.unit == "px"
+    # Redness is relative to the surrounding skin and needs no scale: it is still reported (in pixels). The tissue
+    # mix needs true colours, which only the marker's white and black can vouch for: not assessed, and why.
+    assert r.redness is not None and r.redness.unit == "px"
+    assert r.tissue is None and r.tissue_not_assessed == NOT_ASSESSED_NO_MARKER
+    assert NOT_ASSESSED_NO_MARKER in r.risk.not_evaluated
     assert "area change" in " ".join(r.risk.not_evaluated)
 
 

@@ -17,6 +17,7 @@ from telehealth.wound import (
     periwound_redness,
     tissue_composition,
 )
+from telehealth.wound.colour_reference import NOT_ASSESSED_NO_MARKER, NOT_ASSESSED_OVEREXPOSED
 
 H, W = 480, 640
 
@@ -54,7 +55,7 @@ def test_tissue_fractions_match_painted_regions():
     assert t.necrotic == pytest.approx(0.1, abs=0.03)
     assert t.granulation + t.slough + t.necrotic + t.unclassified == pytest.approx(1.0)
     assert t.pixels == mask.sum()
-    assert "CIELAB" in t.method and any("white balance" in s for s in t.limits)
+    assert "CIELAB" in t.method and any("marker's white and black" in s for s in t.limits)
     assert any("not validated" in s.lower() for s in t.limits)
 
 
@@ -127,3 +128,40 @@ def test_area_signal_not_evaluated_without_measurements():
         Measurement(status="measured", area_cm2=5.0), None, None, PreviousMeasurement(area_cm2=None)
     )
     assert "previous visit was not measured" in " ".join(risk.not_evaluated)
+
+
+def _lit(img: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """The same scene under other light: each RGB channel scaled (a colour cast, or a darker exposure)."""
+    return np.clip(img.astype(np.float32) * np.asarray(gains), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("light", "gains", "raw_misreads"),
+    [
+        ("warm indoor light", (1.0, 0.7, 0.45), None),  # these painted colours survive it even uncalibrated
+        ("under-exposed", (0.45, 0.45, 0.45), "necrotic"),  # red and yellow read as dark: necrotic
+        ("bluish shade", (0.7, 0.85, 1.0), "slough"),  # yellow loses its hue: slough not found
+    ],
+)
+def test_the_marker_calibrates_tissue_colours_under_other_light(light, gains, raw_misreads):
+    img, mask = painted_wound({RED: 0.6, YELLOW: 0.3, BLACK: 0.1})
+    neutral = analyse_wound_photo(img, fixed_mask_segmenter(mask), marker_mm=20.0).tissue
+    lit = _lit(img, gains)
+    calibrated = analyse_wound_photo(lit, fixed_mask_segmenter(mask), marker_mm=20.0).tissue
+    assert neutral is not None and calibrated is not None and "marker's white margin" in calibrated.method
+    for name in ("granulation", "slough", "necrotic"):
+        assert getattr(calibrated, name) == pytest.approx(getattr(neutral, name), abs=0.05), (light, name)
+    if raw_misreads is not None:
+        # The same pixels without the reference: what the calibration is for.
+        raw = tissue_composition(lit, mask)
+        assert raw is not None
+        assert abs(getattr(raw, raw_misreads) - getattr(neutral, raw_misreads)) > 0.25, light
+
+
+def test_no_marker_or_a_clipped_one_means_tissue_not_assessed():
+    img, mask = painted_wound({RED: 0.6, YELLOW: 0.3, BLACK: 0.1}, marker=False)
+    r = analyse_wound_photo(img, fixed_mask_segmenter(mask))
+    assert r.tissue is None and r.tissue_not_assessed == NOT_ASSESSED_NO_MARKER
+    marked, mask = painted_wound({RED: 0.6, YELLOW: 0.3, BLACK: 0.1})
+    glaring = analyse_wound_photo(_lit(marked, (1.6, 1.6, 1.6)), fixed_mask_segmenter(mask), marker_mm=20.0)
+    assert glaring.tissue is None and glaring.tissue_not_assessed == NOT_ASSESSED_OVEREXPOSED
