@@ -32,7 +32,7 @@ def add_user(store: CaseStore, email: str, password: str, role: str | Role) -> U
     with a message fit to print). A patient account also gets its patient record (with no GP yet)."""
     address = normalize_email(email)
     kind = parse_role(role)
-    store.passwords.check_strength(password)
+    store.passwords.check_strength(password, user_inputs=(address,))
     password_hash = store.passwords.hash(password)  # slow on purpose: done before the write lock is taken
     return insert_user(store, address, password_hash, kind)
 

@@ -35,6 +35,7 @@ def intake_limits(settings: TelehealthSettings) -> IntakeLimits:
         min_sharpness=settings.min_sharpness,
         jpeg_quality=settings.stored_jpeg_quality,
         max_decoded_bytes=settings.max_decoded_bytes,
+        min_side=settings.min_photo_side,
     )
 
 

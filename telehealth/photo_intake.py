@@ -55,6 +55,7 @@ class IntakeLimits:
     min_sharpness: float
     jpeg_quality: int = 92
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    min_side: int = 200  # pixels on the shorter side: below it a photo cannot show a wound and its marker
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,15 @@ def _too_big(cost: DecodeCost, limit: int) -> PhotoRejected:
 
 
 def fit_decode(image: Image.Image, limits: IntakeLimits) -> None:
-    """Refuse, from the header, an image whose decode would not fit the pixel limit and the memory budget; a JPEG is
-    decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when that is what makes it fit."""
+    """Refuse, from the header, an image too small to use, or whose decode would not fit the pixel limit and the
+    memory budget; a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when that is what makes it fit."""
+    if min(image.size) < limits.min_side:
+        # Said before any other quality check: a thumbnail's few pixels would otherwise read as "too dark".
+        raise PhotoRejected(
+            422,
+            f"too small: {image.width}x{image.height} pixels, at least {limits.min_side} on each side; send the "
+            "camera's photo, not a thumbnail or a screenshot",
+        )
     full = decode_cost(image)
     scales = JPEG_SCALES if isinstance(image, JpegImageFile) and min(image.size) >= max(JPEG_SCALES) else (1,)
     for scale in scales:

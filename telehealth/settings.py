@@ -38,7 +38,7 @@ class TelehealthSettings(BaseSettings):
         "behind a proxy, run uvicorn with --proxy-headers so the address is the client's)",
     )
     login_window_s: int = Field(15 * 60, ge=10, le=24 * 3600)
-    password_min_length: int = Field(10, ge=8, le=128)
+    password_min_length: int = Field(12, ge=8, le=128)
     # Argon2id cost: the defaults follow RFC 9106's second recommended option; tests lower them to stay fast.
     argon2_time_cost: int = Field(3, ge=1, le=20)
     argon2_memory_kib: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)
@@ -71,6 +71,7 @@ class TelehealthSettings(BaseSettings):
     min_sharpness: float = Field(
         20.0, ge=0, description="variance of the Laplacian at 512 px long side below which a photo is too blurred"
     )
+    min_photo_side: int = Field(200, ge=16, description="pixels on a photo's shorter side below which it is too small")
     stored_jpeg_quality: int = Field(92, ge=50, le=100)
     thumbnail_px: int = Field(320, ge=32, le=2048)
     wound_model_path: Path | None = Field(

@@ -27,10 +27,27 @@ def test_add_user_and_its_errors(services) -> None:
         add_user(store, "dr.who@clinic.test", PASSWORD, "gp")
     with pytest.raises(InvalidEmail):
         add_user(store, "not-an-email", PASSWORD, "gp")
-    with pytest.raises(WeakPassword, match="at least 10"):
+    with pytest.raises(WeakPassword, match="at least 12"):
         add_user(store, "x@clinic.test", "short", "gp")
     with pytest.raises(UnknownRole, match="patient, gp, surgeon, admin"):
         add_user(store, "x@clinic.test", PASSWORD, "nurse")
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("password1234", "very common password"),  # on the common-password list, long enough
+        ("qwertyuiop12", "similar to a commonly used password"),  # a keyboard walk
+        ("abcdefghijklmn", "Sequences"),
+        ("trustno1trustno1", "Repeats"),
+        ("dr.who@clinic.test", "too easy to guess"),  # the account's own email
+    ],
+)
+def test_guessable_passwords_are_refused_with_the_reason(services, password, why) -> None:
+    with pytest.raises(WeakPassword, match=why) as refused:
+        add_user(services.store, "dr.who@clinic.test", password, "gp")
+    assert str(refused.value).startswith("password too easy to guess") and "longer phrase" in str(refused.value)
+    assert services.store.row_counts()["users"] == 0  # nothing saved half-way
 
 
 async def test_login_and_me(services, client) -> None:
@@ -72,7 +89,7 @@ async def test_invite_flow_replay_and_expiry(services, client) -> None:
     assert url.startswith("/patient#invite=")
     token = url.split("invite=")[1]
     r = await client.post(f"/api/invites/{token}/accept", json={"password": "short"})
-    assert (r.status_code, r.json()["detail"]) == (422, "password too short: at least 10 characters")
+    assert (r.status_code, r.json()["detail"]) == (422, "password too short: at least 12 characters")
     r = await client.post(f"/api/invites/{token}/accept", json={"password": PASSWORD})
     assert r.status_code == 201 and r.json()["user"]["role"] == "patient"
     replay = await client.post(f"/api/invites/{token}/accept", json={"password": PASSWORD})

@@ -150,3 +150,11 @@ def test_progressive_jpeg_coefficients_count_at_full_size() -> None:
     status, reason = rejected(prog, limits)
     assert status == 413 and "needs 30 MB" in reason
     assert clean_photo(prog, IntakeLimits(2_000_000, 4_000_000, 35, 20, max_decoded_bytes=25_000_000)).width == 1000
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (200, 180, 170)])
+def test_a_tiny_image_is_too_small_whatever_its_brightness(colour) -> None:
+    tiny = encode(Image.new("RGB", (120, 90), colour), "JPEG", quality=90)
+    status, reason = rejected(tiny)
+    assert status == 422 and reason.startswith("too small: 120x90 pixels, at least 200 on each side")
+    assert "not a thumbnail" in reason and "dark" not in reason
