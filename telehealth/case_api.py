@@ -17,7 +17,7 @@ from telehealth.errors import PhotoRejected
 from telehealth.http_route import declared_length, limited_receive, telehealth_router
 from telehealth.photo_intake import IntakeLimits, check_size, clean_photo, thumbnail_jpeg
 from telehealth.records import Actor, Role
-from telehealth.schemas import CaseCreate, CaseDetail, CaseOut, PhotoReceipt, RowId
+from telehealth.schemas import CaseCreate, CaseDetail, CaseOut, PhotoDateEdit, PhotoReceipt, RowId
 from telehealth.settings import TelehealthSettings
 from telehealth.store.cases import CaseStore
 
@@ -122,6 +122,13 @@ def case_router(
         if created:
             analyses.schedule(record.id)  # the receipt does not wait for the wound analysis
         return PhotoReceipt.of(record)
+
+    @router.put("/api/photos/{photo_id}/taken-at", response_model=PhotoReceipt, tags=["telehealth"])
+    def edit_taken_at(
+        photo_id: RowId, body: PhotoDateEdit, actor: Actor = Depends(auth.require(Role.gp, Role.admin))
+    ) -> PhotoReceipt:
+        """Correct the date a photo was taken (the visit it counts for in the trend); audited."""
+        return PhotoReceipt.of(store.set_photo_taken_at(actor, photo_id, body.as_datetime()))
 
     @router.get("/api/photos/{photo_id}", tags=["telehealth"], response_class=Response)
     def get_photo(photo_id: RowId, actor: Actor = Depends(anyone)) -> Response:

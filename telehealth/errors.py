@@ -68,3 +68,9 @@ class PhotoRejected(TelehealthError):
     def __init__(self, status_code: int, reason: str) -> None:
         super().__init__(reason)
         self.status_code = status_code
+
+
+class InvalidDate(TelehealthError):
+    """A date that cannot be right (in the future, implausibly old)."""
+
+    status_code = 422

@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 
 import cv2
 import numpy as np
@@ -67,6 +69,7 @@ class CleanPhoto:
     width: int
     height: int
     media_type: str = STORED_MEDIA_TYPE
+    taken_at: datetime | None = None  # the camera's own date (EXIF DateTimeOriginal), read before the EXIF is dropped
 
 
 def megabytes(n: int) -> str:
@@ -165,6 +168,36 @@ def decode(data: bytes, limits: IntakeLimits) -> Image.Image:
     return image
 
 
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_OFFSET_TIME_ORIGINAL = 0x9011
+
+
+def camera_time(image: Image.Image) -> datetime | None:
+    """When the camera says the photo was taken, in UTC; None when it does not say, or says something implausible.
+
+    Phones write the local time and, mostly, its UTC offset; without an offset the time is taken as UTC, which can
+    move a photo taken near midnight to the next or previous day (a GP can correct the date).
+    """
+    try:
+        exif = image.getexif().get_ifd(_EXIF_IFD)
+        stamp, offset = exif.get(_DATETIME_ORIGINAL), exif.get(_OFFSET_TIME_ORIGINAL)
+        if not isinstance(stamp, str):
+            return None
+        local = datetime.strptime(stamp.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        zone = UTC
+        if isinstance(offset, str) and re.fullmatch(r"[+-]\d\d:\d\d", offset.strip("\x00 ")):
+            sign = -1 if offset.startswith("-") else 1
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        taken = local.replace(tzinfo=zone).astimezone(UTC)
+    except (ValueError, TypeError, KeyError, OSError):
+        return None  # a malformed EXIF date is no date: the upload time stands in
+    if taken.year < 1990 or taken > datetime.now(UTC) + timedelta(days=1):
+        return None
+    return taken
+
+
 def to_clean_rgb(image: Image.Image) -> Image.Image:
     """Upright RGB pixels in a new image, so no metadata of the upload can ride along.
 
@@ -227,12 +260,13 @@ def clean_photo(data: bytes, limits: IntakeLimits) -> CleanPhoto:
     """Run every check and return the photo to store, or raise PhotoRejected with the reason."""
     check_size(len(data), limits.max_bytes)
     with decode(data, limits) as image:
+        taken_at = camera_time(image)
         rgb = to_clean_rgb(image)
     problem = quality_problem(rgb, limits.min_brightness, limits.min_sharpness)
     if problem is not None:
         raise PhotoRejected(422, problem)
     encoded = encode_jpeg(rgb, limits.jpeg_quality)
-    return CleanPhoto(encoded, hashlib.sha256(encoded).hexdigest(), rgb.width, rgb.height)
+    return CleanPhoto(encoded, hashlib.sha256(encoded).hexdigest(), rgb.width, rgb.height, taken_at=taken_at)
 
 
 def thumbnail_jpeg(data: bytes, side: int) -> bytes:

@@ -70,6 +70,7 @@ class PhotoRecord:
     byte_size: int
     media_type: str
     file_state: str
+    taken_at: datetime  # when the photo was taken: its visit (the camera's date, the upload time, or a GP's edit)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -107,6 +107,7 @@ class PhotoReceipt(BaseModel):
     id: int
     case_id: int
     received_at: datetime
+    taken_at: datetime  # the visit this photo belongs to
     sha256: str
     width: int
     height: int
@@ -122,6 +123,7 @@ class PhotoReceipt(BaseModel):
             id=photo.id,
             case_id=photo.case_id,
             received_at=photo.received_at,
+            taken_at=photo.taken_at,
             sha256=photo.sha256,
             width=photo.width,
             height=photo.height,
@@ -171,3 +173,18 @@ class ReportOut(BaseModel):
     signed_by: int | None
     amends_version_id: int | None
     versions: list[ReportVersionOut]
+
+
+class PhotoDateEdit(BaseModel):
+    """A clinician's correction of when a photo was taken: a date (noon UTC is stored) or a date-time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    taken_at: date | datetime
+
+    def as_datetime(self) -> datetime:
+        value = self.taken_at
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        # Noon keeps the calendar date the same in every time zone from UTC-11 to UTC+11.
+        return datetime.combine(value, time(12, 0), tzinfo=UTC)

@@ -70,6 +70,50 @@
     return { status: "pending" };
   }
 
+  // The date a photo was taken decides its visit in the trend; the GP may correct it (the server audits the edit).
+  function takenAtEditor(p) {
+    const form = el("form", undefined, "taken-at");
+    const label = el("label", "Taken on ");
+    const input = el("input");
+    input.type = "date";
+    input.value = p.taken_at.slice(0, 10);
+    input.max = new Date().toISOString().slice(0, 10);
+    input.setAttribute("aria-label", `date photo ${p.id} was taken`);
+    label.append(input);
+    const save = el("button", "Save date");
+    save.type = "submit";
+    const status = el("span", "", "taken-at-status");
+    status.setAttribute("role", "status");
+    form.append(label, save, status);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await api("PUT", `/api/photos/${p.id}/taken-at`, { taken_at: input.value });
+        status.textContent = "saved";
+        await showTrend(currentCase.id);
+      } catch (err) {
+        status.textContent = err.message;
+      }
+    });
+    return form;
+  }
+
+  async function showTrend(caseId) {
+    const trend = await api("GET", `/api/cases/${caseId}/trend`);
+    $("trend").src = `/api/cases/${caseId}/trend.png?t=${Date.now()}`;
+    const note = $("trend-note");
+    if (trend.too_few_measured) {
+      note.textContent = trend.too_few_measured;
+    } else {
+      const weekly = trend.overall_weekly_change_pct;
+      const visits = trend.visits.filter((v) => v.area_cm2 !== null);
+      const last = visits[visits.length - 1];
+      note.textContent = `${trend.measured_visits} measured visits; last ${last.area_cm2.toFixed(2)} cm²` +
+        (last.length_cm !== null ? ` (${last.length_cm.toFixed(1)} × ${last.width_cm.toFixed(1)} cm)` : "") +
+        (weekly === null ? "" : `; area ${weekly < 0 ? "down" : "up"} ${Math.abs(weekly).toFixed(1)}% a week`);
+    }
+  }
+
   async function showPhotos(detail) {
     const box = $("photos");
     box.replaceChildren();
@@ -83,6 +127,7 @@
       const a = await loadAnalysis(p.id);
       const info = analysisBlock(a);
       info.prepend(el("p", `Photo ${p.id}, received ${new Date(p.received_at).toLocaleString()}`));
+      info.append(takenAtEditor(p));
       card.append(info);
       const ev = el("img");
       if (a.evidence_url) {
@@ -124,7 +169,7 @@
     $("report").hidden = true;
     $("consult-info").hidden = true;
     await showPhotos(detail);
-    $("trend").src = `/api/cases/${id}/trend.png?t=${Date.now()}`;
+    await showTrend(id);
     const reports = await api("GET", `/api/cases/${id}/reports`);
     if (reports.length) showReport(reports[reports.length - 1]);
     document.body.dataset.caseLoaded = String(id);

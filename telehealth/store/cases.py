@@ -6,11 +6,12 @@ Every method is synchronous (database and disk I/O): async callers run them in a
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from telehealth.errors import Conflict, Forbidden, NotFound
+from telehealth.errors import Conflict, Forbidden, InvalidDate, NotFound
 from telehealth.passwords import PasswordPolicy
 from telehealth.photo_files import PhotoFiles
 from telehealth.photo_intake import CleanPhoto
@@ -33,16 +34,18 @@ def case_record(row: WoundCaseRow) -> CaseRecord:
 
 
 def photo_record(row: PhotoSubmissionRow) -> PhotoRecord:
+    received = as_utc(row.received_at)
     return PhotoRecord(
         row.id,
         row.case_id,
-        as_utc(row.received_at),
+        received,
         row.sha256,
         row.width,
         row.height,
         row.byte_size,
         row.media_type,
         row.file_state,
+        received if row.taken_at is None else as_utc(row.taken_at),
     )
 
 
@@ -134,6 +137,7 @@ class CaseStore:
         # The file is on disk before the row exists, so a committed row always has its file. A crash in between
         # leaves only an unreferenced file, which start-up reconciliation quarantines.
         self.files.put(photo.sha256, photo.data)
+        now = utc_now()
         try:
             with self.db.session() as s:
                 visible_case(s, actor, case_id)
@@ -144,7 +148,8 @@ class CaseStore:
                 row = PhotoSubmissionRow(
                     case_id=case_id,
                     uploaded_by=actor.user_id,
-                    received_at=utc_now(),
+                    received_at=now,
+                    taken_at=photo.taken_at or now,
                     sha256=photo.sha256,
                     width=photo.width,
                     height=photo.height,
@@ -169,6 +174,21 @@ class CaseStore:
             return prior_record, False
         log.info("photo stored", extra={"photo_id": record.id, "case_id": case_id})
         return record, True
+
+    def set_photo_taken_at(self, actor: Actor, photo_id: int, taken_at: datetime) -> PhotoRecord:
+        """A clinician corrects when a photo was taken (its visit); audited. Not in the future, not before 1900."""
+        if actor.role not in (Role.gp, Role.admin):
+            raise Forbidden("only the patient's GP or an admin changes a photo's date")
+        taken_at = as_utc(taken_at)
+        if taken_at > utc_now() + timedelta(days=1):  # a day of slack: the clinic and the server may be in other zones
+            raise InvalidDate(f"a photo cannot be taken in the future: {taken_at.date().isoformat()}")
+        if taken_at.year < 1900:
+            raise InvalidDate(f"not a plausible date for a photo: {taken_at.date().isoformat()}")
+        with self.db.session() as s:
+            row = visible_photo(s, actor, photo_id)
+            row.taken_at = taken_at
+            record_audit(s, actor.user_id, AuditAction.edit, "photo_taken_at", photo_id)
+            return photo_record(row)
 
     def read_photo(self, actor: Actor, photo_id: int, what: str = "photo") -> tuple[PhotoRecord, bytes]:
         with self.db.session() as s:

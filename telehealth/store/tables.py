@@ -89,6 +89,8 @@ class PhotoSubmissionRow(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), index=True)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # The visit it belongs to: the camera's date, else the upload time; a GP may correct it (audited).
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

@@ -32,6 +32,8 @@ class Visit(BaseModel):
     when: date
     area_cm2: float | None = Field(default=None, ge=0)
     tissue: TissueFractions | None = None
+    length_cm: float | None = Field(default=None, ge=0)
+    width_cm: float | None = Field(default=None, ge=0)
 
     @classmethod
     def from_analysis(cls, when: date | datetime, analysis: WoundAnalysis) -> Visit:
@@ -70,6 +72,17 @@ class HealingTrend(BaseModel):
     unmeasured_visits: int
     method: str = TREND_METHOD
 
+    @property
+    def too_few_measured(self) -> str | None:
+        """A plain sentence when there is no trend to show, else None."""
+        if self.measured_visits >= 2:
+            return None
+        have = "no measured visit" if self.measured_visits == 0 else "1 measured visit"
+        return (
+            f"Too few measured visits for a trend: {have} so far. A trend needs photos with the scale marker on at "
+            "least two different days."
+        )
+
 
 def weekly_change_pct(a0: float, a1: float, days: int) -> float | None:
     if days <= 0 or a0 <= 0:
@@ -78,6 +91,7 @@ def weekly_change_pct(a0: float, a1: float, days: int) -> float | None:
 
 
 def healing_trend(visits: list[Visit]) -> HealingTrend:
+    """Visits are days: give one Visit per day (see telehealth.case_trend for how a day's photos become one)."""
     ordered = sorted(visits, key=lambda v: v.when)
     measured = [(i, v, v.area_cm2) for i, v in enumerate(ordered) if v.area_cm2 is not None]
     intervals = []

@@ -52,12 +52,19 @@ async def test_photo_is_analysed_in_the_background(world) -> None:
 
 async def test_trend_json_and_plots(world) -> None:
     c, gp = world.client, world.headers["gp_a"]
+    earlier = await upload(world, "pat_a", scene_jpeg(False))
     await upload(world, "pat_a", scene_jpeg(True))
-    await upload(world, "pat_a", scene_jpeg(False))
     await world.services.analyses.wait_idle()
     case_id = world.case_ids["pat_a"]
+    same_day = (await c.get(f"/api/cases/{case_id}/trend", headers=gp)).json()
+    # Two photos on one day are one visit: the measured one stands for it.
+    assert len(same_day["visits"]) == 1 and same_day["visits"][0]["photo_ids"] == [earlier, earlier + 1]
+    assert same_day["visits"][0]["area_cm2"] is not None and same_day["too_few_measured"].startswith("Too few")
+    moved = await c.put(f"/api/photos/{earlier}/taken-at", json={"taken_at": "2026-11-01"}, headers=gp)
+    assert moved.status_code == 200 and moved.json()["taken_at"].startswith("2026-11-01")
     trend = (await c.get(f"/api/cases/{case_id}/trend", headers=gp)).json()
     assert len(trend["visits"]) == 2 and trend["measured_visits"] == 1 and trend["unmeasured_visits"] == 1
+    assert trend["visits"][0]["date"] == "2026-11-01"
     areas = [v["area_cm2"] for v in trend["visits"]]
     assert areas.count(None) == 1  # the photo without a marker is "not measured", never zero
     unmeasured = next(v for v in trend["visits"] if v["area_cm2"] is None)
@@ -112,3 +119,34 @@ async def test_photos_left_unanalysed_by_a_crash_are_analysed_on_resume(world) -
     got = (await world.client.get(f"/api/photos/{photo_id}/analysis", headers=world.headers["gp_a"])).json()
     assert got["status"] == "analysed"
     assert world.services.analyses.resume_pending() == 0, "nothing left to resume"
+
+
+async def test_a_gp_corrects_a_photo_date_and_it_is_audited(world) -> None:
+    c, h = world.client, world.headers
+    photo = await upload(world, "pat_a", scene_jpeg(True))
+    await world.services.analyses.wait_idle()
+    url = f"/api/photos/{photo}/taken-at"
+    case_url = f"/api/cases/{world.case_ids['pat_a']}"
+
+    async def taken_at() -> str:
+        return (await c.get(case_url, headers=h["gp_a"])).json()["photos"][0]["taken_at"]
+
+    before, first_taken = world.services.store.row_counts(), await taken_at()
+    future = await c.put(url, json={"taken_at": "2999-01-01"}, headers=h["gp_a"])
+    assert (future.status_code, future.json()["detail"]) == (422, "a photo cannot be taken in the future: 2999-01-01")
+    old = await c.put(url, json={"taken_at": "1850-05-05"}, headers=h["gp_a"])
+    assert old.status_code == 422 and "not a plausible date" in old.json()["detail"]
+    assert (await c.put(url, json={"taken_at": "not a date"}, headers=h["gp_a"])).status_code == 422
+    assert (await c.put(url, json={"taken_at": "2026-11-20"}, headers=h["pat_a"])).status_code == 403
+    assert (await c.put(url, json={"taken_at": "2026-11-20"}, headers=h["gp_b"])).status_code == 404
+    # Nothing saved by a refused edit (the reads above audited as views, so count the other tables).
+    after = world.services.store.row_counts()
+    assert {k: v for k, v in after.items() if k != "audit_events"} == {
+        k: v for k, v in before.items() if k != "audit_events"
+    }
+    assert await taken_at() == first_taken
+    ok = await c.put(url, json={"taken_at": "2026-11-20"}, headers=h["gp_a"])
+    assert ok.status_code == 200 and ok.json()["taken_at"] == "2026-11-20T12:00:00Z"
+    with world.services.store.db.session() as s:
+        audit = s.scalars(select(AuditEventRow).where(AuditEventRow.object_type == "photo_taken_at")).all()
+    assert [(a.action, a.object_id) for a in audit] == [("edit", photo)]

@@ -62,6 +62,18 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
             await expect(cards.nth(1).locator(".area")).to_contain_text("cm²")
             await expect(cards.nth(1).locator(".tissue")).to_contain_text("granulation")
             await expect(cards.nth(1).locator(".risk")).to_contain_text("Risk flag")
+            await expect(page.locator("#trend-note")).to_contain_text("Too few measured visits for a trend")
+            # The GP moves the first photo to an earlier visit: saved, and the trend is read again.
+            first = cards.nth(0).locator("form.taken-at")
+            await first.locator("input[type=date]").fill("2026-11-02")
+            await first.locator("button").click()
+            await expect(first.locator(".taken-at-status")).to_have_text("saved")
+            future = cards.nth(1).locator("form.taken-at")
+            await future.locator("input[type=date]").evaluate(
+                "i => { i.removeAttribute('max'); i.value = '2999-01-01'; }"
+            )
+            await future.locator("button").click()
+            await expect(future.locator(".taken-at-status")).to_contain_text("cannot be taken in the future")
             await page.wait_for_function(
                 "[...document.querySelectorAll('img.evidence'), document.getElementById('trend')]"
                 ".every(i => i.complete && i.naturalWidth > 0)"

@@ -158,3 +158,17 @@ def test_a_tiny_image_is_too_small_whatever_its_brightness(colour) -> None:
     status, reason = rejected(tiny)
     assert status == 422 and reason.startswith("too small: 120x90 pixels, at least 200 on each side")
     assert "not a thumbnail" in reason and "dark" not in reason
+
+
+def test_the_camera_date_is_kept_as_the_taken_time_and_the_exif_is_still_dropped() -> None:
+    exif = Image.Exif()
+    inner = exif.get_ifd(0x8769)
+    inner[0x9003] = "2026:11:20 23:30:00"  # DateTimeOriginal, local time
+    inner[0x9011] = "+02:00"  # OffsetTimeOriginal
+    data = encode(textured_image(2, (320, 240)), "JPEG", exif=exif.tobytes(), quality=90)
+    photo = clean_photo(data, LIMITS)
+    assert photo.taken_at is not None and photo.taken_at.isoformat() == "2026-11-20T21:30:00+00:00"
+    assert not Image.open(io.BytesIO(photo.data)).getexif()
+    future = Image.Exif()
+    future.get_ifd(0x8769)[0x9003] = "2999:01:01 00:00:00"
+    assert clean_photo(encode(textured_image(2, (320, 240)), "JPEG", exif=future.tobytes()), LIMITS).taken_at is None
