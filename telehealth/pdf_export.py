@@ -6,13 +6,14 @@ Blocking (layout, image decode): call from a worker thread.
 from __future__ import annotations
 
 import io
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
 
 from telehealth.records import ReportStatus
-from telehealth.store.reports import ReportView
+from telehealth.store.reports import ReportView, clinic_time
 
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _LATIN1 = str.maketrans({"—": "-", "–": "-", "’": "'", "“": '"', "”": '"', "•": "-", "…": "..."})
@@ -31,7 +32,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def report_pdf(view: ReportView, evidence_png: bytes | None, signer: str | None) -> bytes:
+def report_pdf(view: ReportView, evidence_png: bytes | None, signer: str | None, zone: tzinfo = UTC) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
@@ -53,7 +54,8 @@ def report_pdf(view: ReportView, evidence_png: bytes | None, signer: str | None)
     signed = v.status is ReportStatus.signed
     line(f"Wound assessment report {view.report_id}, version {v.version}", 15, 8)
     if signed:
-        line(f"Signed by {signer or f'user {v.signed_by}'} at {v.signed_at.isoformat() if v.signed_at else '?'}", 10)
+        when = clinic_time(v.signed_at, zone) if v.signed_at else "an unknown time"
+        line(f"Signed by {signer or f'user {v.signed_by}'} on {when}", 10)
     else:
         line("AI DRAFT - NOT SIGNED: requires clinician signature", 12, 7)
     if v.amends_version_id is not None:

@@ -106,7 +106,7 @@ def report_router(
 
     @router.post("/api/reports/{report_id}/sign", response_model=ReportOut, tags=["telehealth"])
     def sign_report(report_id: RowId, actor: Actor = Depends(signers)) -> ReportOut:
-        sign(store, actor, latest_version_id(store, actor, report_id))
+        sign(store, actor, latest_version_id(store, actor, report_id), settings.clinic_zone)
         return report_out(view_report(store, actor, report_id, audit=None))
 
     @router.post("/api/reports/{report_id}/amend", response_model=ReportOut, status_code=201, tags=["telehealth"])
@@ -130,7 +130,7 @@ def report_router(
     def report_pdf_route(report_id: RowId, actor: Actor = Depends(anyone)) -> Response:
         view = view_report(store, actor, report_id, audit=AuditAction.export)
         _analysis, png = _source(store, evidence, view)
-        pdf = report_pdf(view, png, signer_email(store, view.current.signed_by))
+        pdf = report_pdf(view, png, signer_email(store, view.current.signed_by), settings.clinic_zone)
         headers = {
             **_PRIVATE,
             "Content-Disposition": f'attachment; filename="report-{report_id}-v{view.current.version}.pdf"',

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +80,22 @@ class TelehealthSettings(BaseSettings):
         description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)",
     )
     marker_mm: float = Field(20.0, gt=0, le=200, description="printed side of the ArUco scale marker's black square")
+    clinic_timezone: str = Field(
+        "UTC", description="IANA zone (e.g. Europe/London) in which reports show times: signing, drafting"
+    )
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/London") from None
+        return value
+
+    @property
+    def clinic_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
 
     @property
     def photos_dir(self) -> Path:

@@ -52,3 +52,14 @@ def clinical_summary(frames: FrameFindings) -> str:
         lead = "The other" if len(objects) == 2 else ("The next" if i == 1 else "Then")
         text += f" {lead}, {facts(other)}; confidence {confidence_word(other.score)}."
     return text
+
+
+def finding_sentence(finding: Finding, frame: FrameFindings) -> str:
+    """One finding as a report states it: what, where and how large, with the model's confidence in words; no pixel
+    coordinates or raw scores (those are facts for a model's prompt, not for the record a clinician signs)."""
+    share = area_fraction(finding, frame.frame_size)
+    article = "An" if finding.label[:1].lower() in "aeiou" else "A"
+    return (
+        f"{article} {finding.label} was found in the {region_words(finding.box, frame.frame_size)} of the image, "
+        f"covering about {percent(share)} of it; the detection model's confidence is {confidence_word(finding.score)}."
+    )

@@ -15,8 +15,8 @@ from collections.abc import AsyncGenerator
 
 from perception.findings import Finding, FrameFindings
 from perception.vlm.base import AskRequest, ReportContext, VlmInfo
-from perception.vlm.clinical_words import clinical_summary, count_words
-from perception.vlm.geometry import area_fraction, box_gap_px, describe_finding, percent, region_words
+from perception.vlm.clinical_words import clinical_summary, confidence_word, count_words, finding_sentence
+from perception.vlm.geometry import area_fraction, box_gap_px, percent, region_words
 from perception.vlm.intents import Intent, IntentMatcher
 from perception.vlm.measurements import Box, Measurements
 from perception.vlm.prompts import format_measurement_value
@@ -78,6 +78,11 @@ def _label_pattern(label: str) -> re.Pattern[str]:
 def named_regions(measurements: Measurements) -> dict[str, Box]:
     """Regions a clinician marked on the frame, by name."""
     return {str(name): (int(x0), int(y0), int(x1), int(y1)) for name, (x0, y0, x1, y1) in measurements.regions.items()}
+
+
+def _confidence_range(scores: list[float]) -> str:
+    words = sorted({confidence_word(score) for score in scores}, key=("low", "moderate", "high").index)
+    return words[0] if len(words) == 1 else f"{words[0]} to {words[-1]}"
 
 
 class GroundedAnswerer:
@@ -365,7 +370,7 @@ class GroundedAnswerer:
         withheld = sum(1 for ff in context.findings if ff.withheld)
         for ff in context.findings:
             for f in ff.objects:
-                lines.append(describe_finding(f, ff))
+                lines.append(finding_sentence(f, ff))
                 labels[f.label] = labels.get(f.label, 0) + 1
                 scores.append(f.score)
         meas = context.measurements
@@ -392,7 +397,8 @@ class GroundedAnswerer:
             follow.append("Assess the listed infection-risk signals clinically.")
         if scores:
             unc = (
-                f"Automatic detection, scores {min(scores):.2f}–{max(scores):.2f} (model scores, not clinical probabilities); "
+                f"Automatic detection with {_confidence_range(scores)} model confidence (a model's score, not a clinical "
+                "probability); "
                 "outlines and sizes are approximate and derived from the video frames only."
             )
         else:

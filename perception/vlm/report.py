@@ -116,7 +116,7 @@ def parse_sections(text: str) -> dict[str, str]:
 
 def render_text(draft: ReportDraft) -> str:
     """The draft as plain text with the unmistakable AI-draft header."""
-    lines = [DRAFT_HEADER, "=" * len(DRAFT_HEADER), ""]
+    lines = [DRAFT_HEADER, ""]
     lines.append("Findings:")
     lines += [f"  - {f}" for f in draft.findings] or ["  (none)"]
     if draft.measurements:
@@ -127,7 +127,8 @@ def render_text(draft: ReportDraft) -> str:
     if draft.evidence_frames:
         lines.append("Evidence frames: " + ", ".join(draft.evidence_frames))
     lines.append(
-        f"Drafted by: {draft.model_name} {draft.model_version} ({draft.backend}) at {draft.created_at.isoformat()}"
+        f"Drafted by: {draft.model_name} {draft.model_version} ({draft.backend}) on "
+        f"{draft.created_at.astimezone(timezone.utc).strftime('%d %b %Y %H:%M UTC')}"
     )
     lines.append(f"Status: {draft.status} — signature required")
     return "\n".join(lines) + "\n"
@@ -139,9 +140,9 @@ def draft_from_llm_text(text: str, context: Any, info: VlmInfo) -> ReportDraft:
     Measurements and evidence frames are copied from the context, never from
     the model's text, so a model cannot alter the numbers the clinician signs.
     """
-    from perception.vlm.geometry import describe_finding
+    from perception.vlm.clinical_words import finding_sentence
 
-    fallback = [describe_finding(f, ff) for ff in context.findings for f in ff.objects] or ["No objects detected."]
+    fallback = [finding_sentence(f, ff) for ff in context.findings for f in ff.objects] or ["No objects detected."]
     return ReportDraft.from_sections(
         parse_sections(text),
         info=info,

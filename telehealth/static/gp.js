@@ -154,7 +154,8 @@
     $("save-btn").hidden = signed;
     $("sign-btn").hidden = signed;
     $("amend-btn").hidden = !signed;
-    $("signed-info").textContent = signed ? `signed ${new Date(r.signed_at).toLocaleString()} by user ${r.signed_by}` : "";
+    // The signed note names the signer and the time in the clinic's zone (written by the server when signing).
+    $("signed-info").textContent = signed ? r.body.notice || `signed ${new Date(r.signed_at).toLocaleString()}` : "";
     $("signed-info").className = signed ? "signed" : "";
     $("pdf-link").href = `/api/reports/${r.id}/pdf`;
     $("fhir-link").href = `/api/reports/${r.id}/fhir`;

@@ -7,7 +7,7 @@ the same rule up. Report-level helpers act on a report's latest version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select
@@ -100,7 +100,8 @@ def edit_draft(store: CaseStore, actor: Actor, version_id: int, body: dict[str, 
         return _record(row)
 
 
-def sign(store: CaseStore, actor: Actor, version_id: int) -> ReportVersionRecord:
+def sign(store: CaseStore, actor: Actor, version_id: int, zone: tzinfo = UTC) -> ReportVersionRecord:
+    """Sign a draft: its body gains the note naming the signer and when (in the clinic's time `zone`)."""
     _require_author(actor)
     if actor.role not in _SIGNERS:
         raise Forbidden("only GPs and admins sign reports")
@@ -108,16 +109,27 @@ def sign(store: CaseStore, actor: Actor, version_id: int) -> ReportVersionRecord
         row = _visible_version(s, actor, version_id)
         if row.status != ReportStatus.draft.value:
             raise Conflict("this report version is already signed")
-        row.body = signed_body(row.body)
-        row.status, row.signed_by, row.signed_at = ReportStatus.signed.value, actor.user_id, utc_now()
+        signer = s.get(UserRow, actor.user_id)
+        now = utc_now()
+        row.body = signed_body(row.body, signed_note(signer.email if signer else f"user {actor.user_id}", now, zone))
+        row.status, row.signed_by, row.signed_at = ReportStatus.signed.value, actor.user_id, now
         record_audit(s, actor.user_id, AuditAction.sign, "report_version", row.id)
         return _record(row)
 
 
-SIGNED_NOTE = "Drafted with AI assistance; reviewed and signed by the clinician named in this report."
+SIGNED_NOTE_START = "AI-assisted draft, reviewed and signed by"
 
 
-def signed_body(body: dict[str, Any]) -> dict[str, Any]:
+def clinic_time(moment: datetime, zone: tzinfo) -> str:
+    """A time as a report shows it: in the clinic's zone, to the minute, with the zone's name."""
+    return moment.astimezone(zone).strftime("%d %B %Y, %H:%M %Z").lstrip("0")
+
+
+def signed_note(signer: str, signed_at: datetime, zone: tzinfo) -> str:
+    return f"{SIGNED_NOTE_START} {signer} on {clinic_time(signed_at, zone)}."
+
+
+def signed_body(body: dict[str, Any], note: str) -> dict[str, Any]:
     """The body as signed: the 'AI draft, signature required' banner no longer applies, the provenance does."""
     text = body.get("text")
     if not isinstance(text, str):
@@ -125,7 +137,7 @@ def signed_body(body: dict[str, Any]) -> dict[str, Any]:
     kept = [
         line for line in text.splitlines() if line.strip() != DRAFT_HEADER and not line.startswith("Status: ai_draft")
     ]
-    return {**body, "text": "\n".join(kept).strip() + "\n\n" + SIGNED_NOTE, "notice": SIGNED_NOTE}
+    return {**body, "text": "\n".join(kept).strip() + "\n\n" + note, "notice": note}
 
 
 def amend(store: CaseStore, actor: Actor, version_id: int, body: dict[str, Any]) -> ReportVersionRecord:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 from wound_photos import scene_jpeg, true_area_cm2
 
-from telehealth.store.reports import SIGNED_NOTE
+from telehealth.store.reports import SIGNED_NOTE_START
 from telehealth.store.tables import AuditEventRow, CaseExportKeyRow
 
 SIGNED_IS_FINAL = "signed reports cannot change; amend instead"
@@ -79,7 +81,10 @@ async def test_draft_edit_sign_amend(world) -> None:
     mine = await c.get(f"/api/reports/{rid}", headers=h["pat_a"])
     assert mine.status_code == 200 and mine.json()["body"]["text"].startswith("Edited by GP: healing well.")
     # Signed text keeps its provenance but no longer claims to await a signature.
-    assert "AI DRAFT" not in mine.json()["body"]["text"] and SIGNED_NOTE in mine.json()["body"]["text"]
+    text = mine.json()["body"]["text"]
+    assert "AI DRAFT" not in text and SIGNED_NOTE_START in text
+    # Who signed, and when in the clinic's zone (UTC by default), to the minute: no microseconds.
+    assert re.search(r"signed by gp_a@clinic\.test on \d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC\.$", text), text
     assert (await c.get(f"/api/reports/{rid}", headers=h["pat_b"])).status_code == 404
 
     amended = await c.post(f"/api/reports/{rid}/amend", json={"text": "Amended: slower healing."}, headers=h["gp_a"])
@@ -181,10 +186,23 @@ async def test_deidentified_export(world) -> None:
 
 def test_signing_drops_the_draft_banner_but_keeps_provenance() -> None:
     from perception.vlm.report import DRAFT_HEADER
-    from telehealth.store.reports import signed_body
+    from telehealth.store.reports import signed_body, signed_note
 
     body = {"text": f"{DRAFT_HEADER}\nFindings: wound 4.1 cm2.\nStatus: ai_draft — signature required\n", "x": 1}
-    out = signed_body(body)
+    note = signed_note(
+        "dr.who@clinic.test", datetime(2026, 12, 1, 23, 30, 12, 345678, tzinfo=UTC), ZoneInfo("Asia/Tokyo")
+    )
+    assert note == f"{SIGNED_NOTE_START} dr.who@clinic.test on 2 December 2026, 08:30 JST."
+    out = signed_body(body, note)
     assert DRAFT_HEADER not in out["text"] and "ai_draft" not in out["text"]
-    assert out["text"].startswith("Findings: wound 4.1 cm2.") and out["text"].endswith(SIGNED_NOTE)
+    assert out["text"].startswith("Findings: wound 4.1 cm2.") and out["text"].endswith(note)
     assert out["x"] == 1 and body["text"].startswith(DRAFT_HEADER), "the draft itself is not modified"
+
+
+def test_the_clinic_time_zone_is_checked_at_start_up(tmp_path) -> None:
+    from pydantic import ValidationError
+    from telehealth_testutil import fast_settings
+
+    assert fast_settings(tmp_path, clinic_timezone="Europe/London").clinic_zone.key == "Europe/London"
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus': use an IANA name"):
+        fast_settings(tmp_path, clinic_timezone="Mars/Olympus")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -180,3 +181,14 @@ def test_keyword_fallback_intents():
 
 def test_image_is_accepted_but_not_needed(wound_findings):
     AskRequest("describe", image=np.zeros((4, 4, 3), np.uint8), findings=wound_findings)
+
+
+async def test_a_report_draft_reads_as_clinical_prose(backend, wound_findings):
+    """What a clinician signs: no pixel coordinates, raw scores or ruler lines; the confidence in words."""
+    draft = await backend.draft_report(ReportContext(findings=(wound_findings,), measurements=MEAS))
+    text = render_text(draft)
+    assert "px" not in text and "box x" not in text and "====" not in text
+    assert not re.search(r"\b0\.\d\d\b", text), text  # no raw model scores
+    assert draft.findings[0].startswith("A wound was found in the upper left of the image")
+    assert "confidence is high" in draft.findings[0] and "high model confidence" in draft.uncertainty
+    assert re.search(r"Drafted by: grounded-findings .* on \d\d \w{3} \d{4} \d\d:\d\d UTC\n", text), text
