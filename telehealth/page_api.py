@@ -11,6 +11,7 @@ from telehealth.errors import NotFound
 from telehealth.first_run import SETUP_PATH
 from telehealth.http_route import telehealth_router
 from telehealth.settings import TelehealthSettings
+from telehealth.wound.marker_page import marker_page_html
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
@@ -24,6 +25,14 @@ def page_router(settings: TelehealthSettings) -> APIRouter:
     @router.get("/patient", response_class=HTMLResponse, include_in_schema=False)
     async def patient() -> HTMLResponse:
         return HTMLResponse(pages["patient"], headers={"Cache-Control": "no-cache"})
+
+    # Public: a marker is no secret, and a patient may print it before their account exists.
+    marker_page = marker_page_html(marker_mm=settings.marker_mm, stylesheet="/telehealth/static/marker.css")
+
+    @router.get("/marker", response_class=HTMLResponse, include_in_schema=False)
+    async def marker() -> HTMLResponse:
+        """The printable scale marker with its ruler and how to place it (also the tissue colours' reference)."""
+        return HTMLResponse(marker_page, headers={"Cache-Control": "no-cache"})
 
     @router.get("/gp", response_class=HTMLResponse, include_in_schema=False)
     async def gp() -> HTMLResponse:

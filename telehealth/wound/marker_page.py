@@ -11,7 +11,8 @@ from telehealth.wound.marker import DEFAULT_DICTIONARY, DEFAULT_MARKER_MM, aruco
 
 INSTRUCTIONS = (
     "Print at 100% / 'actual size' (not 'fit to page'), then check the bar below measures 50 mm.",
-    "Cut out the marker with its white margin.",
+    "If the bar is not 50 mm, print again at 100%: the app cannot tell a wrongly scaled marker from one photo.",
+    "Cut out the marker with its white margin, and keep the margin clean: it is also the colour reference.",
     "Place it next to the wound, in the same plane, fully visible, not covering the wound.",
     "Take the photo straight on, from about 20-40 cm, in even light without flash glare.",
 )
@@ -76,13 +77,30 @@ def marker_page_svg(
     return "\n".join(parts)
 
 
+PRINT_CSS = (
+    "@page{size:A4;margin:0}html,body{margin:0;padding:0}svg{display:block}"
+    ".screen{font-family:sans-serif;max-width:40rem;padding:1rem}@media print{.screen{display:none}}"
+)
+
+
 def marker_page_html(
-    marker_id: int = 0, marker_mm: float = DEFAULT_MARKER_MM, dictionary: str = DEFAULT_DICTIONARY
+    marker_id: int = 0,
+    marker_mm: float = DEFAULT_MARKER_MM,
+    dictionary: str = DEFAULT_DICTIONARY,
+    stylesheet: str | None = None,
 ) -> str:
-    """The SVG page inside HTML with print CSS (no margins added by the browser, no scaling)."""
+    """The SVG page inside HTML with print CSS (no margins added by the browser, no scaling), and the steps on
+    screen. `stylesheet` links PRINT_CSS from that URL (a server whose content policy refuses inline styles);
+    without it the CSS is inline, for a file printed on its own."""
     svg = marker_page_svg(marker_id, marker_mm, dictionary)
+    steps = "".join(f"<li>{escape(line)}</li>" for line in INSTRUCTIONS)
+    style = f'<link rel="stylesheet" href="{escape(stylesheet)}">' if stylesheet else f"<style>{PRINT_CSS}</style>"
     return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>Wound photo scale marker</title>'
-        "<style>@page{size:A4;margin:0}html,body{margin:0;padding:0}svg{display:block}</style>"
-        f"</head><body>{svg}</body></html>"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Wound photo scale marker</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">{style}'
+        '</head><body><main><section class="screen"><h1>Print your scale marker</h1>'
+        "<p>The marker lets the clinic measure your wound in centimetres and read its colours correctly. Print this "
+        'page with your browser\'s Print command at 100% ("actual size").</p>'
+        f"<ol>{steps}</ol></section>"
+        f'<div role="img" aria-label="scale marker page to print">{svg}</div></main></body></html>'
     )

@@ -199,3 +199,18 @@ def test_throttle_windows_per_account_and_address() -> None:
     throttle.failed("target", None)
     throttle.succeeded("target")  # a good sign-in clears the account's count
     throttle.check("target", None)
+
+
+async def test_the_scale_marker_page_is_public_and_says_how_to_print_and_place_it(client) -> None:
+    from telehealth.wound.marker_page import PRINT_CSS
+
+    page = await client.get("/marker")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert 'width="210mm"' in html and "50 mm check bar" in html and 'href="/telehealth/static/marker.css"' in html
+    assert "cannot tell a wrongly scaled marker from one photo" in html and "colour reference" in html
+    assert "<style>" not in html  # the server's content policy refuses inline styles: the print CSS is a file
+    css = await client.get("/telehealth/static/marker.css")
+    assert css.status_code == 200 and css.text.replace("\n", "") == PRINT_CSS
+    patient = await client.get("/patient")
+    assert 'href="/marker"' in patient.text and "Print the scale" in patient.text
