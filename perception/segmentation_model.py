@@ -141,6 +141,9 @@ class SegmentationModel:
             raise ModelError(f"model file not found: {self.path}")
         self._runtime: Runtime = self._make_runtime(runtime, threads, device, runtime_options)
         self._owns_runtime = not runtime_shared
+        # The optional capabilities, resolved once: a Protocol isinstance costs 10-15 us, too much for every frame.
+        self._on_device: RunsFrames | None = self._runtime if isinstance(self._runtime, RunsFrames) else None
+        self._with_extras: ExtraOutputs | None = self._runtime if isinstance(self._runtime, ExtraOutputs) else None
         # A runtime that opened the graph itself (onnxruntime) already checked it; for the others it is read here.
         if isinstance(self._runtime, DescribesGraph):
             io, meta_dict = self._runtime.io, self._runtime.metadata
@@ -200,7 +203,7 @@ class SegmentationModel:
             self._gate_missing_reason = "content check unavailable: this model has no content gate"
         elif not isinstance(threshold, int | float) or not np.isfinite(threshold) or threshold <= 0:
             self._gate_missing_reason = "content check unavailable: the model's metadata has no valid gate threshold"
-        elif not isinstance(self._runtime, ExtraOutputs):  # this runtime returns the logits only
+        elif self._with_extras is None:  # this runtime returns the logits only
             self._gate_missing_reason = f"content check unavailable on the {self._runtime.name} runtime"
         else:
             self._gate_threshold = float(threshold)
@@ -300,9 +303,9 @@ class SegmentationModel:
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(logits N x h x w, gate distances N or None) for a normalised batch."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if self._gate_threshold is None or not isinstance(self._runtime, ExtraOutputs):
+        if self._gate_threshold is None or self._with_extras is None:
             return self._runtime.run(batch), None
-        logits, (gate,) = self._runtime.run_with(batch, (GATE_OUTPUT,))
+        logits, (gate,) = self._with_extras.run_with(batch, (GATE_OUTPUT,))
         distances = np.asarray(gate, np.float64).reshape(-1)
         if distances.shape[0] != len(batch):
             raise ModelError(
@@ -322,17 +325,16 @@ class SegmentationModel:
             return []
         t_pre = []
         batch = []
-        on_device = isinstance(self._runtime, RunsFrames)
         for f in frames:
             t0 = time.perf_counter()
             check_frame(f)
-            if not on_device:
+            if self._on_device is None:
                 batch.append(self._preprocess(f))
             t_pre.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         distances: np.ndarray | None = None
-        if isinstance(self._runtime, RunsFrames):  # the runtime resizes and normalises on its own device (GPU)
-            logits = self._runtime.run_frames(frames, self.meta.mean, self.meta.std)
+        if self._on_device is not None:  # the runtime resizes and normalises on its own device (GPU)
+            logits = self._on_device.run_frames(frames, self.meta.mean, self.meta.std)
         else:
             logits, distances = self._run(np.stack(batch))
         t_run = (time.perf_counter() - t0) / len(frames)

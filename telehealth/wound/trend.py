@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from telehealth.wound.models import TissueComposition, WoundAnalysis
 
 TREND_METHOD = (
     "weekly % change between two measured visits = ((A2/A1)^(7/days) - 1) x 100, i.e. the constant "
@@ -34,19 +32,6 @@ class Visit(BaseModel):
     tissue: TissueFractions | None = None
     length_cm: float | None = Field(default=None, ge=0)
     width_cm: float | None = Field(default=None, ge=0)
-
-    @classmethod
-    def from_analysis(cls, when: date | datetime, analysis: WoundAnalysis) -> Visit:
-        t: TissueComposition | None = analysis.tissue
-        return cls(
-            when=when.date() if isinstance(when, datetime) else when,
-            area_cm2=analysis.measurement.area_cm2,
-            tissue=None
-            if t is None
-            else TissueFractions(
-                granulation=t.granulation, slough=t.slough, necrotic=t.necrotic, unclassified=t.unclassified
-            ),
-        )
 
 
 class TrendInterval(BaseModel):
