@@ -22,7 +22,7 @@ from telehealth.decode_slots import DecodeSlots
 from telehealth.errors import Conflict
 from telehealth.http_route import telehealth_router
 from telehealth.photo_intake import IntakeLimits, clean_photo
-from telehealth.records import Actor, Role
+from telehealth.records import Actor, PhotoSource, Role
 from telehealth.schemas import PhotoReceipt, RowId
 from telehealth.settings import TelehealthSettings
 from telehealth.store.cases import CaseStore
@@ -124,7 +124,9 @@ def consult_router(
                 "no patient video to capture: the patient is not connected or their camera has sent nothing yet"
             )
         photo = await decodes.run(clean_photo, jpeg, limits)  # same checks (and decode slots) as an upload
-        stored, _created = await run_in_threadpool(store.add_photo, actor, record.case_id, photo, None)
+        stored, _created = await run_in_threadpool(
+            store.add_photo, actor, record.case_id, photo, None, PhotoSource.consult_capture
+        )
         analyses.schedule(stored.id)
         return PhotoReceipt.of(stored)
 

@@ -74,3 +74,15 @@ class InvalidDate(TelehealthError):
     """A date that cannot be right (in the future, implausibly old)."""
 
     status_code = 422
+
+
+class InvalidPatient(TelehealthError):
+    """A patient's identity that cannot be recorded: no name, an impossible birth date, a malformed identifier."""
+
+    status_code = 422
+
+
+class DuplicateIdentifier(TelehealthError):
+    """An MRN or NHS number another patient already has (409: the record exists; nothing was saved)."""
+
+    status_code = 409

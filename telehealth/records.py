@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 class Role(str, enum.Enum):
@@ -18,6 +18,31 @@ class Role(str, enum.Enum):
 class ReportStatus(str, enum.Enum):
     draft = "draft"
     signed = "signed"
+
+
+class PhotoSource(str, enum.Enum):
+    """Where a photo came from: DICOM calls the first a photograph, the others captured frames."""
+
+    patient_upload = "patient_upload"
+    consult_capture = "consult_capture"
+
+
+class IdentifierKind(str, enum.Enum):
+    """The patient identifiers a clinic records; each is unique within its kind."""
+
+    mrn = "mrn"  # the hospital's medical record number
+    nhs_number = "nhs_number"  # ten digits with a modulus-11 check digit
+
+
+class WoundType(str, enum.Enum):
+    diabetic_foot_ulcer = "diabetic_foot_ulcer"
+    venous_leg_ulcer = "venous_leg_ulcer"
+    arterial_ulcer = "arterial_ulcer"
+    pressure_injury = "pressure_injury"
+    surgical_wound = "surgical_wound"
+    traumatic_wound = "traumatic_wound"
+    burn = "burn"
+    other = "other"
 
 
 class FileState(str, enum.Enum):
@@ -51,12 +76,33 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class PatientIdentity:
+    """Who a patient is. Every field is None only on records made before identity was asked for."""
+
+    full_name: str | None
+    birth_date: date | None
+    identifier_kind: IdentifierKind | None
+    identifier_value: str | None
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    id: int
+    identity: PatientIdentity
+    gp_user_id: int | None
+    has_account: bool  # False until the patient accepts an invite
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     id: int
     patient_id: int
     status: str
-    label: str | None
+    label: str | None  # the wound's site
     created_at: datetime
+    wound_type: WoundType | None = None
+    onset_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +117,7 @@ class PhotoRecord:
     media_type: str
     file_state: str
     taken_at: datetime  # when the photo was taken: its visit (the camera's date, the upload time, or a GP's edit)
+    source: PhotoSource = PhotoSource.patient_upload
 
 
 @dataclass(frozen=True)

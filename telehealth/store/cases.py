@@ -15,7 +15,18 @@ from telehealth.errors import Conflict, Forbidden, InvalidDate, NotFound
 from telehealth.passwords import PasswordPolicy
 from telehealth.photo_files import PhotoFiles
 from telehealth.photo_intake import CleanPhoto
-from telehealth.records import Actor, CaseRecord, FileState, PhotoRecord, Role, UserRecord, as_utc, utc_now
+from telehealth.records import (
+    Actor,
+    CaseRecord,
+    FileState,
+    PhotoRecord,
+    PhotoSource,
+    Role,
+    UserRecord,
+    WoundType,
+    as_utc,
+    utc_now,
+)
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.database import Database
 from telehealth.store.tables import Base, PatientRow, PhotoSubmissionRow, UserRow, WoundCaseRow
@@ -30,7 +41,15 @@ log = logging.getLogger(__name__)
 
 
 def case_record(row: WoundCaseRow) -> CaseRecord:
-    return CaseRecord(row.id, row.patient_id, row.status, row.label, as_utc(row.created_at))
+    return CaseRecord(
+        row.id,
+        row.patient_id,
+        row.status,
+        row.label,
+        as_utc(row.created_at),
+        None if row.wound_type is None else WoundType(row.wound_type),
+        row.onset_date,
+    )
 
 
 def photo_record(row: PhotoSubmissionRow) -> PhotoRecord:
@@ -46,6 +65,7 @@ def photo_record(row: PhotoSubmissionRow) -> PhotoRecord:
         row.media_type,
         row.file_state,
         received if row.taken_at is None else as_utc(row.taken_at),
+        PhotoSource(row.source or PhotoSource.patient_upload.value),
     )
 
 
@@ -129,7 +149,12 @@ class CaseStore:
             return None if row is None else photo_record(row)
 
     def add_photo(
-        self, actor: Actor, case_id: int, photo: CleanPhoto, idempotency_key: str | None
+        self,
+        actor: Actor,
+        case_id: int,
+        photo: CleanPhoto,
+        idempotency_key: str | None,
+        source: PhotoSource = PhotoSource.patient_upload,
     ) -> tuple[PhotoRecord, bool]:
         """Store the file durably, then commit its row; returns (receipt, created). created is False when the
         Idempotency-Key was already used for this case (the original receipt comes back)."""
@@ -157,6 +182,7 @@ class CaseStore:
                     media_type=photo.media_type,
                     idempotency_key=idempotency_key,
                     file_state=FileState.stored.value,
+                    source=source.value,
                 )
                 s.add(row)
                 s.flush()

@@ -6,12 +6,13 @@ report bodies); the audit log holds only ids and verbs so it can be exported wit
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -20,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from telehealth.records import FileState, ReportStatus, utc_now
+from telehealth.records import FileState, PhotoSource, ReportStatus, utc_now
 
 
 class Base(DeclarativeBase):
@@ -38,12 +39,20 @@ class UserRow(Base):
 
 
 class PatientRow(Base):
+    """The person: identity columns are null only on records made before patients had them (the GP page asks for
+    them); an identifier is unique per kind, so one MRN cannot name two people."""
+
     __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("identifier_kind", "identifier_value", name="uq_patient_identifier"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Null until the patient accepts the invite and gets an account.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     gp_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    identifier_kind: Mapped[str | None] = mapped_column(String(16))
+    identifier_value: Mapped[str | None] = mapped_column(String(64))
 
 
 class InviteRow(Base):
@@ -70,6 +79,8 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last request it authenticated (written at most once a minute): the idle timeout counts from here.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WoundCaseRow(Base):
@@ -79,7 +90,9 @@ class WoundCaseRow(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    label: Mapped[str | None] = mapped_column(String(120))
+    label: Mapped[str | None] = mapped_column(String(120))  # the wound's site, e.g. "left heel"
+    wound_type: Mapped[str | None] = mapped_column(String(32))  # a records.WoundType value
+    onset_date: Mapped[date | None] = mapped_column(Date)
 
 
 class PhotoSubmissionRow(Base):
@@ -98,6 +111,7 @@ class PhotoSubmissionRow(Base):
     media_type: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     file_state: Mapped[str] = mapped_column(String(16), default=FileState.stored.value)
+    source: Mapped[str] = mapped_column(String(24), default=PhotoSource.patient_upload.value)
 
 
 class AnalysisRow(Base):
