@@ -53,6 +53,7 @@ from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import FirstRunSetup
 from telehealth.page_api import page_router
 from telehealth.passwords import PasswordPolicy
+from telehealth.patient_api import patient_router
 from telehealth.photo_files import PhotoFiles
 from telehealth.private_files import private_dir
 from telehealth.report_api import report_router
@@ -93,7 +94,9 @@ def build_telehealth(
         db, PhotoFiles(settings.photos_dir, settings.quarantine_dir), PasswordPolicy.from_settings(settings)
     )
     reconciled = reconcile(store)
-    auth = Authenticator(store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s))
+    auth = Authenticator(
+        store, SessionTokens(settings.secret_key.get_secret_value(), settings.session_ttl_s, settings.session_idle_s)
+    )
     evidence = EvidenceFiles(settings.evidence_dir)
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm)
@@ -116,6 +119,7 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
     routers = [
         account_router(s.store, s.auth, s.settings, s.first_run),
         case_router(s.store, s.auth, s.settings, s.analyses, s.decodes),
+        patient_router(s.store, s.auth, s.settings),
         analysis_router(s.store, s.auth, s.settings, s.evidence),
         report_router(s.store, s.auth, s.settings, s.evidence, vlm),
         page_router(s.settings),

@@ -10,8 +10,18 @@ from telehealth.errors import InvalidSession, SetupDone
 from telehealth.first_run import FirstRunSetup
 from telehealth.http_route import telehealth_router
 from telehealth.login_throttle import LoginThrottle, ThrottleLimits
+from telehealth.patient_api import invite_out
 from telehealth.records import Actor, Role, UserRecord
-from telehealth.schemas import InviteAccept, InviteCreate, InviteOut, LoginRequest, SessionOut, SetupRequest, UserOut
+from telehealth.schemas import (
+    CurrentSession,
+    InviteAccept,
+    InviteCreate,
+    InviteOut,
+    LoginRequest,
+    SessionOut,
+    SetupRequest,
+    UserOut,
+)
 from telehealth.session_tokens import SESSION_COOKIE
 from telehealth.settings import TelehealthSettings
 from telehealth.store.cases import CaseStore
@@ -36,7 +46,9 @@ def account_router(
             samesite="strict",
             path="/",
         )
-        return SessionOut(token=token, expires_at=expires_at, user=UserOut.of(user))
+        return SessionOut(
+            token=token, expires_at=expires_at, user=UserOut.of(user), csrf_token=auth.csrf_token_for(token)
+        )
 
     throttle = LoginThrottle(
         ThrottleLimits(
@@ -68,8 +80,13 @@ def account_router(
     @router.post("/api/logout", status_code=204, tags=["telehealth"])
     def logout(request: Request, response: Response) -> Response:
         """Revoke the caller's session: the bearer token's, and the cookie's when the browser holds one (signing out
-        ends both). Revoking by cookie on a POST is safe: the worst a forged request can do is sign someone out."""
-        presented = {auth.token_from(request), request.cookies.get(SESSION_COOKIE)}
+        ends both). Revoking by cookie needs no CSRF token: the worst a forged request could do is sign someone out,
+        and SameSite=Strict keeps other sites' requests from carrying the cookie at all."""
+        try:
+            bearer = auth.bearer_from(request)
+        except InvalidSession:
+            bearer = None
+        presented = {bearer, request.cookies.get(SESSION_COOKIE)}
         for token in (t for t in presented if t):
             auth.sign_out(token)
         response.delete_cookie(
@@ -82,12 +99,27 @@ def account_router(
     def me(actor: Actor = Depends(anyone)) -> UserOut:
         return UserOut.of(store.user_record(actor))
 
+    @router.get(
+        "/api/session",
+        response_model=CurrentSession,
+        tags=["telehealth"],
+        responses={401: {"description": "no live session: sign in"}},
+    )
+    def current_session(request: Request, actor: Actor = Depends(anyone)) -> CurrentSession:
+        """Who the session cookie (or bearer token) signs in, and the CSRF token for cookie writes: what a page
+        reloads with instead of asking for the password again."""
+        token = auth.token_from(request)
+        assert token is not None  # `anyone` refused the request otherwise
+        return CurrentSession(
+            user=UserOut.of(store.user_record(actor)),
+            csrf_token=auth.csrf_token_for(token),
+            idle_timeout_s=settings.session_idle_s,
+        )
+
     @router.post("/api/invites", response_model=InviteOut, status_code=201, tags=["telehealth"])
     def invite(body: InviteCreate, actor: Actor = Depends(auth.require(Role.gp, Role.admin))) -> InviteOut:
         made = create_invite(store, actor, body.email, settings.invite_ttl_s)
-        # The token rides in the fragment: browsers never send it to the server, so it stays out of access logs.
-        url = f"{settings.public_base_url.rstrip('/')}/patient#invite={made.token}"
-        return InviteOut(invite_url=url, expires_at=made.expires_at, patient_id=made.patient_id)
+        return invite_out(settings, made.token, made.patient_id, made.expires_at)
 
     @router.post(
         "/api/invites/{token}/accept",

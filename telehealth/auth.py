@@ -1,4 +1,5 @@
-"""Who is calling: bearer tokens (and the session cookie for page GETs), checked against live sessions and accounts."""
+"""Who is calling: a bearer token, or the pages' session cookie (writes with it need the session's CSRF token),
+checked against live sessions and accounts."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from fastapi import Request
 
 from telehealth.errors import Forbidden, InvalidSession
 from telehealth.records import Actor, Role
-from telehealth.session_tokens import SESSION_COOKIE, SessionTokens
+from telehealth.session_tokens import CSRF_HEADER, SESSION_COOKIE, SessionTokens
 from telehealth.store.cases import CaseStore
 from telehealth.store.sessions import live_session_actor, open_session, revoke_session
 
-# The cookie is only honoured for reads: a page's <img> cannot send a bearer header, but accepting the cookie on
-# writes would open the door to cross-site request forgery.
-_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+# Reads with the cookie need nothing more (a page's <img> cannot send a header, and SameSite=Strict keeps other
+# sites' requests from carrying it); writes with it must also carry the session's CSRF token, which only a page of
+# this origin can read.
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class Authenticator:
@@ -28,11 +30,14 @@ class Authenticator:
         made = open_session(self.store, user_id, self.tokens.ttl_s)
         return self.tokens.issue(made.session_id), made.expires_at
 
-    def actor_for_token(self, token: str) -> Actor:
-        """The caller a token stands for, or InvalidSession with the reason (invalid, expired, signed out, account
-        disabled). Blocking (one database read): async callers run it via asyncio.to_thread."""
+    def actor_for_token(self, token: str, touch: bool = True) -> Actor:
+        """The caller a token stands for, or InvalidSession with the reason (invalid, expired, idle too long,
+        signed out, account disabled). Blocking (one database read): async callers run it via asyncio.to_thread."""
         session_id = self.tokens.verify(token)
-        return live_session_actor(self.store, session_id)
+        return live_session_actor(self.store, session_id, self.tokens.idle_s, touch)
+
+    def csrf_token_for(self, token: str) -> str:
+        return self.tokens.csrf_token(self.tokens.verify(token))
 
     def sign_out(self, token: str) -> bool:
         """Revoke the token's session; False when it named no live session (a second sign-out, or garbage)."""
@@ -42,23 +47,35 @@ class Authenticator:
             return False
         return revoke_session(self.store, session_id)
 
-    def token_from(self, request: Request, cookie: bool | None = None) -> str | None:
-        """The bearer token, else the session cookie where allowed (`cookie` None: for reads only)."""
+    @staticmethod
+    def bearer_from(request: Request) -> str | None:
         header = request.headers.get("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise InvalidSession("use 'Authorization: Bearer <token>'")
-            return value.strip()
-        if cookie if cookie is not None else request.method in _COOKIE_METHODS:
-            return request.cookies.get(SESSION_COOKIE)
-        return None
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise InvalidSession("use 'Authorization: Bearer <token>'")
+        return value.strip()
+
+    def token_from(self, request: Request) -> str | None:
+        """The bearer token, else the session cookie; a write by cookie must carry the session's CSRF token
+        (Forbidden otherwise, before anything is read or written)."""
+        bearer = self.bearer_from(request)
+        if bearer is not None:
+            return bearer
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie is None or request.method in _SAFE_METHODS:
+            return cookie
+        session_id = self.tokens.verify(cookie)
+        if not self.tokens.csrf_matches(session_id, request.headers.get(CSRF_HEADER)):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header: reload the page and try again")
+        return cookie
 
     def actor(self, request: Request) -> Actor:
         """Blocking (one database read): call it from a sync dependency, which FastAPI runs in its threadpool."""
         token = self.token_from(request)
         if token is None:
-            raise InvalidSession("not logged in: missing bearer token")
+            raise InvalidSession("not logged in: sign in, or send 'Authorization: Bearer <token>'")
         return self.actor_for_token(token)
 
     def require(self, *roles: Role) -> Callable[[Request], Actor]:

@@ -83,7 +83,7 @@ def case_router(
 
     @router.post("/api/cases", response_model=CaseOut, status_code=201, tags=["telehealth"])
     def open_case(body: CaseCreate, actor: Actor = Depends(clinicians_and_patients)) -> CaseOut:
-        return CaseOut.of(store.create_case(actor, body.patient_id, body.label))
+        return CaseOut.of(store.create_case(actor, body.patient_id, body.label, body.wound_type, body.onset_date))
 
     @router.get("/api/cases/{case_id}", response_model=CaseDetail, tags=["telehealth"])
     def get_case(case_id: RowId, actor: Actor = Depends(anyone)) -> CaseDetail:

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from telehealth.records import CaseRecord, PhotoRecord, UserRecord
+from telehealth.records import CaseRecord, IdentifierKind, PatientRecord, PhotoRecord, UserRecord, WoundType
 
 # The largest value a 64-bit signed integer column holds (SQLite INTEGER, PostgreSQL BIGINT): an id beyond it would
 # reach the driver and fail there (an OverflowError, a 500) instead of here with a 422 naming the field.
@@ -63,7 +63,23 @@ class CaseCreate(_Body):
     patient_id: RowId | None = Field(
         None, description="required for GPs and admins; patients open cases for themselves"
     )
-    label: str | None = Field(None, max_length=120, description="where the wound is, e.g. 'left heel'")
+    label: str | None = Field(None, max_length=120, description="the wound's site, e.g. 'left heel'")
+    wound_type: WoundType | None = None
+    onset_date: date | None = Field(None, description="when the wound appeared, if known")
+
+
+class PatientCreate(_Body):
+    """A patient as the desk records them; every field is required (checked again, with reasons, in
+    patient_identity.clean_identity)."""
+
+    full_name: str = Field(..., max_length=400)
+    birth_date: date
+    identifier_kind: IdentifierKind = Field(..., description="mrn or nhs_number")
+    identifier_value: str = Field(..., max_length=64)
+
+
+class PatientInviteCreate(_Body):
+    email: str = Field(..., max_length=320)
 
 
 class UserOut(BaseModel):
@@ -81,12 +97,45 @@ class SessionOut(BaseModel):
     token_type: str = "bearer"
     expires_at: datetime
     user: UserOut
+    csrf_token: str  # send as X-CSRF-Token with writes that rely on the session cookie
+
+
+class CurrentSession(BaseModel):
+    """What a page reloaded with the session cookie needs: who is signed in and the CSRF token for its writes."""
+
+    user: UserOut
+    csrf_token: str
+    idle_timeout_s: int | None
 
 
 class InviteOut(BaseModel):
     invite_url: str
     expires_at: datetime
     patient_id: int
+    qr_svg_data_url: str  # the link as a QR code (SVG), to show on screen for the patient's phone to scan
+
+
+class PatientOut(BaseModel):
+    id: int
+    full_name: str | None  # None only on records made before identity was asked for
+    birth_date: date | None
+    identifier_kind: IdentifierKind | None
+    identifier_value: str | None
+    has_account: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, patient: PatientRecord) -> PatientOut:
+        who = patient.identity
+        return cls(
+            id=patient.id,
+            full_name=who.full_name,
+            birth_date=who.birth_date,
+            identifier_kind=who.identifier_kind,
+            identifier_value=who.identifier_value,
+            has_account=patient.has_account,
+            created_at=patient.created_at,
+        )
 
 
 class CaseOut(BaseModel):
@@ -95,12 +144,39 @@ class CaseOut(BaseModel):
     status: str
     label: str | None
     created_at: datetime
+    wound_type: WoundType | None = None
+    onset_date: date | None = None
 
     @classmethod
     def of(cls, case: CaseRecord) -> CaseOut:
         return cls(
-            id=case.id, patient_id=case.patient_id, status=case.status, label=case.label, created_at=case.created_at
+            id=case.id,
+            patient_id=case.patient_id,
+            status=case.status,
+            label=case.label,
+            created_at=case.created_at,
+            wound_type=case.wound_type,
+            onset_date=case.onset_date,
         )
+
+
+class TrendArrow(BaseModel):
+    """The last two measured visits of a case compared: what the patients list shows beside the area."""
+
+    direction: str  # "smaller", "larger" or "stable" (within 10%)
+    change_pct: float
+    since: date
+
+
+class PatientSummaryOut(PatientOut):
+    cases: list[CaseOut]
+    latest_photo_id: int | None
+    latest_photo_taken_at: datetime | None
+    latest_thumbnail_url: str | None
+    latest_area_cm2: float | None
+    latest_area_reason: str | None  # why the latest photo has no area, when it has none
+    trend: TrendArrow | None
+    trend_note: str | None  # why there is no arrow (fewer than two measured visits)
 
 
 class PhotoReceipt(BaseModel):

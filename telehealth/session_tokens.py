@@ -7,21 +7,33 @@ account enabled) is the session table's answer (sessions.py).
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from telehealth.errors import InvalidSession
 
 SESSION_COOKIE = "scopecast_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 class SessionTokens:
-    def __init__(self, secret: str, ttl_s: int) -> None:
+    def __init__(self, secret: str, ttl_s: int, idle_s: int | None = None) -> None:
         # The salt keeps these tokens from being valid for any other use of the same secret.
         self._serializer = URLSafeTimedSerializer(
             secret, salt="scopecast.telehealth.session", signer_kwargs={"digest_method": hashlib.sha256}
         )
+        self._csrf_key = hashlib.sha256(b"scopecast.telehealth.csrf|" + secret.encode()).digest()
         self.ttl_s = ttl_s
+        self.idle_s = idle_s
+
+    def csrf_token(self, session_id: str) -> str:
+        """The session's CSRF token: an HMAC of its id, so it needs no storage and another site cannot know it.
+        A page reads it from /api/session (same-origin only) and sends it with every cookie-authenticated write."""
+        return hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_matches(self, session_id: str, presented: str | None) -> bool:
+        return presented is not None and hmac.compare_digest(self.csrf_token(session_id), presented)
 
     def issue(self, session_id: str) -> str:
         return self._serializer.dumps({"sid": session_id})

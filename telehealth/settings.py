@@ -20,7 +20,12 @@ class TelehealthSettings(BaseSettings):
     )
     # Required with no default: a made-up secret would silently log everyone out on every restart.
     secret_key: SecretStr = Field(..., min_length=32, description="signs session tokens; keep it out of the repository")
-    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    session_ttl_s: int = Field(
+        8 * 3600, ge=60, le=30 * 24 * 3600, description="a session ends this long after sign-in, however active"
+    )
+    session_idle_s: int = Field(
+        30 * 60, ge=60, le=30 * 24 * 3600, description="a session unused this long has ended (a shared clinic PC)"
+    )
     invite_ttl_s: int = Field(72 * 3600, ge=60, le=30 * 24 * 3600)
     consult_ttl_s: int = Field(4 * 3600, ge=60, le=7 * 24 * 3600, description="how long a video consult link works")
     public_base_url: str = Field(
@@ -80,6 +85,9 @@ class TelehealthSettings(BaseSettings):
         description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)",
     )
     marker_mm: float = Field(20.0, gt=0, le=200, description="printed side of the ArUco scale marker's black square")
+    case_events_poll_s: float = Field(
+        2.0, ge=0.05, le=60, description="how often an open case page's event stream looks for changes"
+    )
     clinic_timezone: str = Field(
         "UTC", description="IANA zone (e.g. Europe/London) in which reports show times: signing, drafting"
     )

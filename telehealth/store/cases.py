@@ -6,7 +6,7 @@ Every method is synchronous (database and disk I/O): async callers run them in a
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -102,7 +102,17 @@ class CaseStore:
                 record_audit(s, actor.user_id, AuditAction.view, "wound_case", row.id)
             return [case_record(r) for r in rows]
 
-    def create_case(self, actor: Actor, patient_id: int | None, label: str | None) -> CaseRecord:
+    def create_case(
+        self,
+        actor: Actor,
+        patient_id: int | None,
+        label: str | None,
+        wound_type: WoundType | None = None,
+        onset_date: date | None = None,
+    ) -> CaseRecord:
+        """A new wound case; InvalidDate (nothing saved) for an onset in the future or before the patient's birth."""
+        if onset_date is not None and onset_date > utc_now().date() + timedelta(days=1):
+            raise InvalidDate(f"a wound's onset cannot be in the future: {onset_date.isoformat()}")
         with self.db.session() as s:
             if actor.role is Role.patient:
                 own = s.scalars(select(PatientRow).where(PatientRow.user_id == actor.user_id)).first()
@@ -115,8 +125,19 @@ class CaseStore:
                 patient = visible_patient(s, actor, patient_id)
             else:
                 raise Forbidden(f"role {actor.role.value} may not open cases")
+            if onset_date is not None and patient.birth_date is not None and onset_date < patient.birth_date:
+                raise InvalidDate(
+                    f"a wound's onset ({onset_date.isoformat()}) cannot be before the patient's date of birth "
+                    f"({patient.birth_date.isoformat()})"
+                )
             row = WoundCaseRow(
-                patient_id=patient.id, created_by=actor.user_id, created_at=utc_now(), status="open", label=label
+                patient_id=patient.id,
+                created_by=actor.user_id,
+                created_at=utc_now(),
+                status="open",
+                label=label,
+                wound_type=None if wound_type is None else wound_type.value,
+                onset_date=onset_date,
             )
             s.add(row)
             s.flush()
@@ -212,6 +233,16 @@ class CaseStore:
             raise InvalidDate(f"not a plausible date for a photo: {taken_at.date().isoformat()}")
         with self.db.session() as s:
             row = visible_photo(s, actor, photo_id)
+            born = s.scalars(
+                select(PatientRow.birth_date)
+                .join(WoundCaseRow, WoundCaseRow.patient_id == PatientRow.id)
+                .where(WoundCaseRow.id == row.case_id)
+            ).first()
+            if born is not None and taken_at.date() < born:
+                raise InvalidDate(
+                    f"a photo cannot be taken before the patient's date of birth ({born.isoformat()}): "
+                    f"{taken_at.date().isoformat()}"
+                )
             row.taken_at = taken_at
             record_audit(s, actor.user_id, AuditAction.edit, "photo_taken_at", photo_id)
             return photo_record(row)

@@ -163,7 +163,9 @@ def authorize_join(
         except InvalidSession:
             raise JoinRefused("invalid join key or session: open the link you were sent, or sign in again") from None
         try:
-            actor = session_actor(s, session_id)  # in this transaction: a second one would wait on SQLite's write lock
+            actor = session_actor(
+                s, session_id, tokens.idle_s
+            )  # in this transaction: a second one would wait on SQLite's write lock
         except InvalidSession as exc:
             raise JoinRefused(exc.reason) from None
         try:

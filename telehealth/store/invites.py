@@ -27,6 +27,7 @@ from telehealth.records import Actor, InviteRecord, Role, UserRecord, as_utc, ut
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore
 from telehealth.store.tables import InviteRow, PatientRow, UserRow, WoundCaseRow
+from telehealth.store.visibility import visible_patient
 
 WRONG_PASSWORD = "wrong password: this email already has an account, enter its password to accept the invite"
 
@@ -35,19 +36,30 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_invite(store: CaseStore, actor: Actor, email: str, ttl_s: int) -> InviteRecord:
-    """A new invite and a new patient record for it, whoever the email belongs to (see the module's docstring)."""
+def create_invite(
+    store: CaseStore, actor: Actor, email: str, ttl_s: int, patient_id: int | None = None
+) -> InviteRecord:
+    """A new invite: for an existing patient record (`patient_id`, the caller's own patient) or, without one, for a
+    new empty record. Made the same way whoever the email belongs to (see the module's docstring)."""
     if actor.role not in (Role.gp, Role.admin):
         raise Forbidden("only a GP or an admin can invite patients")
     address = normalize_email(email)
     token = secrets.token_urlsafe(32)
     with store.db.session() as s:
-        # The inviting GP becomes the patient's GP: that is what lets them see the patient's cases.
-        patient = PatientRow(
-            user_id=None, gp_user_id=actor.user_id if actor.role is Role.gp else None, created_at=utc_now()
-        )
-        s.add(patient)
-        s.flush()
+        if patient_id is not None:
+            try:
+                patient = visible_patient(s, actor, patient_id)
+            except NotFound:
+                raise NotFound(
+                    f"no patient {patient_id} among your patients: invite only patients you look after"
+                ) from None
+        else:
+            # The inviting GP becomes the patient's GP: that is what lets them see the patient's cases.
+            patient = PatientRow(
+                user_id=None, gp_user_id=actor.user_id if actor.role is Role.gp else None, created_at=utc_now()
+            )
+            s.add(patient)
+            s.flush()
         now = utc_now()
         invite = InviteRow(
             token_sha256=token_hash(token),

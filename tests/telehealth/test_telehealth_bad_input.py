@@ -19,8 +19,8 @@ def photo(data: bytes | None = None, name: str = "w.jpg") -> dict:
 
 # (who, method, url template, kwargs, status, words expected in the reason)
 CASES = [
-    (None, "GET", "/api/cases", {}, 401, "missing bearer token"),
-    (None, "POST", "/api/cases/{pat_a}/photos", {"files": photo()}, 401, "missing bearer token"),
+    (None, "GET", "/api/cases", {}, 401, "not logged in"),
+    (None, "POST", "/api/cases/{pat_a}/photos", {"files": photo()}, 401, "not logged in"),
     (None, "GET", "/api/cases", {"headers": {"Authorization": "Bearer nonsense"}}, 401, "invalid session token"),
     (None, "GET", "/api/cases", {"headers": {"Authorization": "Basic dXNlcjpwdw=="}}, 401, "Bearer"),
     ("pat_a", "POST", "/api/invites", {"json": {"email": "x@mail.test"}}, 403, "this needs role admin or gp"),

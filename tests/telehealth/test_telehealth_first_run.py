@@ -40,7 +40,7 @@ async def test_setup_link_creates_the_admin_once(services, client) -> None:
     assert made.status_code == 201, made.text
     session = made.json()
     assert session["user"]["role"] == "admin" and session["user"]["email"] == "boss@clinic.test"
-    assert session.keys() == {"token", "token_type", "expires_at", "user"}
+    assert session.keys() == {"token", "token_type", "expires_at", "user", "csrf_token"}
     assert client.cookies.get(SESSION_COOKIE) == session["token"] and "HttpOnly" in made.headers["set-cookie"]
     client.cookies.clear()
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {session['token']}"})

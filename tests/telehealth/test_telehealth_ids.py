@@ -20,11 +20,22 @@ BAD_BODY_IDS = [99999999999999999999999, -1, 0, 1e23, 5.0, True, "5x", [1]]
 
 
 # A valid body for the write routes that require one, so what is tested is the id, not a missing field.
-VALID_BODIES = {"/api/photos/{photo_id}/taken-at": {"taken_at": "2026-11-20"}}
+VALID_BODIES = {
+    "/api/photos/{photo_id}/taken-at": {"taken_at": "2026-11-20"},
+    "/api/patients/{patient_id}": {
+        "full_name": "Ada Lovelace",
+        "birth_date": "1950-12-10",
+        "identifier_kind": "mrn",
+        "identifier_value": "MRN-1",
+    },
+    "/api/patients/{patient_id}/invites": {"email": "ada@mail.test"},
+}
 
 
 def body_for(method: str, template: str) -> dict:
-    return {"json": VALID_BODIES.get(template, {})} if method == "PUT" else {}
+    if method == "PUT" or template in VALID_BODIES:
+        return {"json": VALID_BODIES.get(template, {})}
+    return {}
 
 
 def id_routes(services) -> list[tuple[str, str]]:

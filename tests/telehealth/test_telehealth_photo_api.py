@@ -59,13 +59,13 @@ async def test_gp_uploads_for_their_patient_and_cookie_reads(world) -> None:
         f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(3)), headers=world.headers["gp_b"]
     )
     assert r2.status_code == 404
-    # The page's session cookie works for reads only (a write needs the bearer header: no CSRF through cookies).
+    # The page's session cookie reads alone; a write with it also needs the session's CSRF token.
     token = world.headers["pat_a"]["Authorization"].split()[1]
     c.cookies.set("scopecast_session", token)
     try:
         assert (await c.get(r.json()["thumbnail_url"])).status_code == 200
         posted = await c.post(f"/api/cases/{world.case_ids['pat_a']}/photos", files=photo_part(jpeg_bytes(4)))
-        assert posted.status_code == 401
+        assert posted.status_code == 403 and "X-CSRF-Token" in posted.json()["detail"]
     finally:
         c.cookies.clear()
 

@@ -23,6 +23,15 @@ def scene_jpeg(with_marker: bool = True) -> bytes:
     return out.getvalue()
 
 
+@lru_cache(maxsize=8)
+def healing_jpeg(scale: float) -> bytes:
+    """The wound of scene_jpeg() (with the marker) with both axes scaled: a visit's photo as the wound shrinks."""
+    shot = wound_scene(marker_px=100.0, with_marker=True, seed=3, axes=(110.0 * scale, 65.0 * scale))
+    out = io.BytesIO()
+    Image.fromarray(shot.rgb, "RGB").save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
 def true_area_cm2() -> float:
     s = scene(True)
     return float(s.mask.sum()) * (s.mm_per_px**2) / 100.0
@@ -39,6 +48,28 @@ def synthetic_wound_services(tmp_path, telehealth_db_url):
     made = build_telehealth(
         fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url),
         segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
+    )
+    yield made
+    made.store.close()
+
+
+@pytest.fixture
+def traced_wound_services(tmp_path, telehealth_db_url):
+    """Telehealth whose segmenter traces the synthetic wound's own red in each photo, so photos of a wound that
+    shrinks measure smaller (fixed_mask_segmenter would give every photo the same area)."""
+    import numpy as np
+    from telehealth_testutil import fast_settings
+
+    from scopecast.app import build_telehealth
+    from telehealth.wound.segmentation import ModelRef, WoundMask
+
+    def trace_red(rgb):  # type: ignore[no-untyped-def]
+        r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+        # The painted granulation is strongly red; skin and the marker's white and black are not.
+        return WoundMask((r - g > 90) & (r - b > 80), ModelRef(name="red-trace", version="1"), score=1.0)
+
+    made = build_telehealth(
+        fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url), segmenter_factory=lambda: trace_red
     )
     yield made
     made.store.close()
