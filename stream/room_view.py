@@ -63,6 +63,7 @@ class RoomViewTrack(MediaStreamTrack):
         self._metrics = metrics
         self._draw_executor = draw_executor
         self._draw = draw
+        self._may_draw = draw
         self._entry: StreamEntry | None = None
         self._seen = 0
         self._size = DEFAULT_SIZE
@@ -93,6 +94,15 @@ class RoomViewTrack(MediaStreamTrack):
                 return self._card("Video paused: waiting for the other side's camera")
             self._size = (out.width, out.height)
             return self._stamp(out)
+
+    @property
+    def draws(self) -> bool:
+        return self._draw
+
+    def set_draw(self, draw: bool) -> None:
+        """Findings drawn on (True) or the plain video (False) from the next frame: the clinician's overlay switch.
+        Only a track made with draw=True may draw; the patient's view never carries findings."""
+        self._draw = draw and self._may_draw
 
     def _card(self, text: str) -> av.VideoFrame:
         key = (text, self._size)

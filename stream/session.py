@@ -256,7 +256,13 @@ class PeerSession:
             self._send_error("no_vlm", "questions are not enabled on this server", getattr(message, "request_id", None))
 
     def _set_view(self, view: ViewMessage) -> None:
-        """Switch this viewer to the output drawn at the asked opacity (0: plain video): no renegotiation, one encode."""
+        """Switch this viewer to the output drawn at the asked opacity (0: plain video): no renegotiation, one encode.
+        In a consult room the clinician's view has findings drawn or not (no opacity steps there)."""
+        if self._room_media is not None and self._grant is not None and self._grant.ai_assist:
+            self._room_media.video.set_draw(view.overlay)
+            drawn = self._room_media.video.draws
+            self.send_event(ViewEvent(overlay=drawn, opacity=1.0 if drawn else 0.0).model_dump_json())
+            return
         if self._watched is None or self._video is None:
             self._send_error("not_watching", "the overlay can be changed on watched streams only")
             return

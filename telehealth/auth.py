@@ -36,6 +36,9 @@ class Authenticator:
         session_id = self.tokens.verify(token)
         return live_session_actor(self.store, session_id, self.tokens.idle_s, touch)
 
+    def join_ticket_for(self, token: str, room_id: str) -> str:
+        return self.tokens.join_ticket(self.tokens.verify(token), room_id)
+
     def csrf_token_for(self, token: str) -> str:
         return self.tokens.csrf_token(self.tokens.verify(token))
 

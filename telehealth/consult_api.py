@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ from telehealth.http_route import telehealth_router
 from telehealth.photo_intake import IntakeLimits, clean_photo
 from telehealth.records import Actor, PhotoSource, Role
 from telehealth.schemas import PhotoReceipt, RowId
+from telehealth.session_tokens import JOIN_TICKET_TTL_S
 from telehealth.settings import TelehealthSettings
 from telehealth.store.cases import CaseStore
 from telehealth.store.consults import (
@@ -63,6 +64,11 @@ class ConsultOut(BaseModel):
     connected: dict[str, bool]  # which sides are in the call now
 
 
+class JoinTicketOut(BaseModel):
+    credential: str
+    expires_in_s: int
+
+
 def consult_router(
     store: CaseStore,
     auth: Authenticator,
@@ -99,6 +105,16 @@ def consult_router(
         """Open a video consult on a case; the answer holds the patient's join link (shown once, like an invite)."""
         made = open_consult(store, actor, case_id, settings.consult_ttl_s)
         return out(made.record, made.patient_key)
+
+    @router.post("/api/consults/{consult_id}/join-ticket", response_model=JoinTicketOut, tags=["telehealth"])
+    def join_ticket(consult_id: RowId, request: Request, actor: Actor = Depends(clinicians)) -> JoinTicketOut:
+        """A credential the call window joins this consult's room with, valid for a couple of minutes: the page
+        signed in by cookie never sees the session token itself."""
+        record = clinician_consult(store, actor, consult_id)
+        require_live(record)
+        token = auth.token_from(request)
+        assert token is not None  # `clinicians` refused the request otherwise
+        return JoinTicketOut(credential=auth.join_ticket_for(token, record.room_id), expires_in_s=JOIN_TICKET_TTL_S)
 
     @router.get("/api/cases/{case_id}/consults", response_model=list[ConsultOut], tags=["telehealth"])
     def list_calls(case_id: RowId, actor: Actor = Depends(auth.require())) -> list[ConsultOut]:

@@ -8,7 +8,15 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from telehealth.records import CaseRecord, IdentifierKind, PatientRecord, PhotoRecord, UserRecord, WoundType
+from telehealth.records import (
+    CaseRecord,
+    IdentifierKind,
+    PatientRecord,
+    PhotoRecord,
+    PhotoSource,
+    UserRecord,
+    WoundType,
+)
 
 # The largest value a 64-bit signed integer column holds (SQLite INTEGER, PostgreSQL BIGINT): an id beyond it would
 # reach the driver and fail there (an OverflowError, a 500) instead of here with a 422 naming the field.
@@ -190,6 +198,7 @@ class PhotoReceipt(BaseModel):
     byte_size: int
     media_type: str
     file_state: str
+    source: PhotoSource  # a patient's upload, or a frame a clinician captured in a consult
     photo_url: str
     thumbnail_url: str
 
@@ -206,6 +215,7 @@ class PhotoReceipt(BaseModel):
             byte_size=photo.byte_size,
             media_type=photo.media_type,
             file_state=photo.file_state,
+            source=photo.source,
             photo_url=f"/api/photos/{photo.id}",
             thumbnail_url=f"/api/photos/{photo.id}/thumbnail",
         )

@@ -15,6 +15,7 @@ from telehealth.errors import InvalidSession
 
 SESSION_COOKIE = "scopecast_session"
 CSRF_HEADER = "X-CSRF-Token"
+JOIN_TICKET_TTL_S = 120  # long enough to open a camera and connect, short enough to be useless if it leaks
 
 
 class SessionTokens:
@@ -22,6 +23,9 @@ class SessionTokens:
         # The salt keeps these tokens from being valid for any other use of the same secret.
         self._serializer = URLSafeTimedSerializer(
             secret, salt="scopecast.telehealth.session", signer_kwargs={"digest_method": hashlib.sha256}
+        )
+        self._join_tickets = URLSafeTimedSerializer(
+            secret, salt="scopecast.telehealth.consult-join", signer_kwargs={"digest_method": hashlib.sha256}
         )
         self._csrf_key = hashlib.sha256(b"scopecast.telehealth.csrf|" + secret.encode()).digest()
         self.ttl_s = ttl_s
@@ -50,3 +54,25 @@ class SessionTokens:
         if not isinstance(sid, str) or not sid:
             raise InvalidSession("invalid session token")  # e.g. a token of the old stateless kind, {"uid": ...}
         return sid
+
+    def join_ticket(self, session_id: str, room_id: str) -> str:
+        """A short-lived credential for one consult room, standing for the session: the call window joins with it,
+        so the session token itself stays in its HttpOnly cookie."""
+        return self._join_tickets.dumps({"sid": session_id, "room": room_id})
+
+    def session_for_join(self, credential: str, room_id: str) -> str:
+        """The session id behind a join credential: a session token, or a join ticket for this room issued within
+        JOIN_TICKET_TTL_S; InvalidSession otherwise."""
+        try:
+            return self.verify(credential)
+        except InvalidSession:
+            pass
+        try:
+            payload = self._join_tickets.loads(credential, max_age=JOIN_TICKET_TTL_S)
+        except SignatureExpired:
+            raise InvalidSession("join ticket expired: open the call window again") from None
+        except BadSignature:
+            raise InvalidSession("invalid session token") from None
+        if not isinstance(payload, dict) or payload.get("room") != room_id or not isinstance(payload.get("sid"), str):
+            raise InvalidSession("this join ticket is for another consult")
+        return str(payload["sid"])

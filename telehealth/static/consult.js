@@ -1,6 +1,7 @@
 // The consult call page, for both sides. The patient's link carries a join key in the fragment (never sent to the
-// server in a URL); a clinician joins with their session token, handed over by the GP page that opened this window
-// or from signing in here. The AI panel, capture and end buttons exist for the clinician only.
+// server in a URL); a clinician is signed in by the session cookie (from the GP page, or by signing in here) and
+// joins with a short-lived ticket for this room. The AI panel, overlay switch, capture and end buttons exist for the
+// clinician only.
 import { connect, FindingsPanel, AskPanel } from "/static/scopecast.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,7 +14,8 @@ const side = joinKey || params.get("as") === "patient" ? "patient" : "clinician"
 const PATIENT_TOKEN_KEY = "scopecast.telehealth.token";  // where the patient page keeps this tab's session
 const RETRY_MAX_S = 10;
 
-let token = null;  // clinician's bearer token, memory only
+let token = null;  // a patient signed in on their patient page: this tab's bearer token
+let csrf = null;  // a clinician signed in by cookie: the session's CSRF token for writes
 let camera = null;
 let session = null;
 let facing = side === "patient" ? "environment" : "user";  // a patient shows the wound with the back camera
@@ -40,7 +42,8 @@ function waitingText() {
 }
 
 async function api(method, path) {
-  const r = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+  const headers = token ? { Authorization: `Bearer ${token}` } : csrf && method !== "GET" ? { "X-CSRF-Token": csrf } : {};
+  const r = await fetch(path, { method, headers });
   const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
   if (!r.ok) throw new Error((data && data.detail) || `${r.status}`);
   return data;
@@ -67,6 +70,13 @@ function onEvent(event) {
     else setState("waiting", waitingText());
     return;
   }
+  if (event.type === "view") {
+    overlayOn = event.overlay;
+    $("overlay-btn").textContent = event.overlay ? "AI overlay: on" : "AI overlay: off";
+    $("overlay-btn").setAttribute("aria-pressed", String(event.overlay));
+    document.body.dataset.overlay = event.overlay ? "on" : "off";
+    return;
+  }
   if (side === "clinician") {
     findings.handle(event);
     askPanel.handle(event);
@@ -88,7 +98,9 @@ async function join() {
   $("local").srcObject = camera;
   let current;
   try {
-    current = await connect({ mode: "join", stream: camera, roomId, credential: joinKey || token || "", onEvent });
+    // A clinician's ticket lasts two minutes: a fresh one for every (re)join.
+    const credential = side === "clinician" ? (await api("POST", `/api/consults/${consultId}/join-ticket`)).credential : joinKey || token || "";
+    current = await connect({ mode: "join", stream: camera, roomId, credential, onEvent });
   } catch (e) {
     if (e.code) return finish(e.reason, false);  // the server refused: retrying will not help
     return reconnect();
@@ -166,8 +178,8 @@ async function capture() {
   $("capture-btn").disabled = false;
 }
 
-function startClinician(sessionToken) {
-  token = sessionToken;
+function startClinician(csrfToken) {
+  csrf = csrfToken;
   $("call").classList.add("clinician");
   document.querySelectorAll(".clinician-only").forEach((e) => { e.hidden = false; });
   if (!consultId) { $("capture-btn").hidden = true; $("end-btn").hidden = true; }
@@ -181,8 +193,38 @@ $("rejoin-btn").onclick = () => { retries = 0; join(); };
 $("leave-btn").onclick = () => finish("You left the call. You can join again while the consult is open.", true);
 $("switch-btn").onclick = switchCamera;
 $("capture-btn").onclick = capture;
-$("end-btn").onclick = async () => {
+// Ending hangs up both sides and voids the patient's link: ask first, since a slip of the mouse cannot be undone.
+$("end-btn").onclick = () => $("end-dialog").showModal();
+$("end-cancel-btn").onclick = () => $("end-dialog").close();
+$("end-confirm-btn").onclick = async () => {
+  $("end-dialog").close();
   try { await api("POST", `/api/consults/${consultId}/end`); } catch (e) { showError(`Could not end the consult: ${e.message}`); }
+};
+
+function toggle(button, on, onText, offText) {
+  button.setAttribute("aria-pressed", String(!on));
+  button.textContent = on ? onText : offText;
+}
+$("mute-btn").onclick = () => {
+  const tracks = camera ? camera.getAudioTracks() : [];
+  if (!tracks.length) return showError("No microphone in this call.");
+  const on = !tracks[0].enabled;
+  tracks.forEach((t) => { t.enabled = on; });
+  toggle($("mute-btn"), on, "Mute", "Unmute");
+  document.body.dataset.muted = String(!on);
+};
+$("camera-btn").onclick = () => {
+  const tracks = camera ? camera.getVideoTracks() : [];
+  const on = tracks.length ? !tracks[0].enabled : false;
+  tracks.forEach((t) => { t.enabled = on; });  // a disabled track sends black frames: the call stays up
+  toggle($("camera-btn"), on, "Camera off", "Camera on");
+  document.body.dataset.cameraOff = String(!on);
+};
+let overlayOn = true;
+$("overlay-btn").onclick = () => {
+  if (!session) return;
+  overlayOn = !overlayOn;
+  session.channel.send(JSON.stringify({ type: "view", overlay: overlayOn, opacity: 1 }));
 };
 
 if (!roomId) {
@@ -195,13 +237,12 @@ if (!roomId) {
     $("lobby").hidden = false;
   }
 } else {
-  // Opened from the GP page: it hands over the session token by message (same origin only); otherwise sign in.
-  window.addEventListener("message", (ev) => {
-    if (ev.origin !== location.origin || ev.source !== window.opener || !ev.data || ev.data.type !== "scopecast-token") return;
-    if (!token) startClinician(ev.data.token);
-  });
-  if (window.opener) window.opener.postMessage({ type: "scopecast-consult-ready", room: roomId }, location.origin);
-  $("login").hidden = false;
+  // Opened from the GP page (or reloaded): the session cookie signs the clinician in; otherwise sign in here.
+  fetch("/api/session").then(async (r) => {
+    const data = r.ok ? await r.json() : null;
+    if (data && (data.user.role === "gp" || data.user.role === "admin")) return startClinician(data.csrf_token);
+    $("login").hidden = false;
+  }).catch(() => { $("login").hidden = false; });
   $("login").onsubmit = async (ev) => {
     ev.preventDefault();
     const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
@@ -210,6 +251,6 @@ if (!roomId) {
     if (!r.ok) return showError(data.detail || "sign-in failed");
     if (data.user.role !== "gp" && data.user.role !== "admin") return showError("only a clinician can join from this link");
     showError("");
-    startClinician(data.token);
+    startClinician(data.csrf_token);
   };
 }

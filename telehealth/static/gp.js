@@ -1,24 +1,53 @@
-// GP case page: the bearer token lives in memory only; images load with the session cookie (GET only).
+// GP page: patients, their wound cases, photos with analysis, trend, consults and reports.
+// Signed in by the HttpOnly session cookie (so a reload keeps the session); every write carries the session's
+// CSRF token, read from /api/session. The location (#patient=ID or #case=ID) survives a reload too.
 "use strict";
 (() => {
-  let token = null;
+  let csrf = null;
+  let currentPatient = null;
   let currentCase = null;
   let currentReport = null;
   let currentConsult = null;
-  let callWindow = null;
+  let editingPatientId = null;
+  let events = null;
   const $ = (id) => document.getElementById(id);
+  const VIEWS = ["patient-form-view", "patient-view", "case", "welcome"];
+  const TYPE_NAMES = {
+    diabetic_foot_ulcer: "diabetic foot ulcer", venous_leg_ulcer: "venous leg ulcer", arterial_ulcer: "arterial ulcer",
+    pressure_injury: "pressure injury", surgical_wound: "surgical wound", traumatic_wound: "traumatic wound",
+    burn: "burn", other: "other wound",
+  };
+  const ID_NAMES = { mrn: "MRN", nhs_number: "NHS number" };
 
   function showError(message) {
     $("error").textContent = message;
     $("error").hidden = !message;
   }
 
+  function formError(id, message) {
+    $(id).textContent = message || "";
+    $(id).hidden = !message;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  // FastAPI's validation errors are a list; show each field and its message, not "[object Object]".
+  function detailText(detail, status) {
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+    return `${status}`;
+  }
+
   async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token}` };
+    const headers = {};
+    if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const data = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
-    if (!r.ok) throw new Error((data && data.detail) || `${r.status}`);
+    if (r.status === 401) signedOut(detailText(data && data.detail, r.status));
+    if (!r.ok) throw new ApiError(r.status, detailText(data && data.detail, r.status));
     return data;
   }
 
@@ -29,7 +58,123 @@
     return e;
   }
 
+  function show(view) {
+    VIEWS.forEach((v) => { $(v).hidden = v !== view; });
+  }
+
   const pct = (v) => `${Math.round(100 * v)}%`;
+  const day = (iso) => (iso ? new Date(`${iso.slice(0, 10)}T12:00:00Z`).toLocaleDateString(undefined, { dateStyle: "medium" }) : "");
+  const nameOf = (p) => p.full_name || `Unnamed patient (record ${p.id})`;
+  const caseName = (c) => `${c.label || "site not given"}${c.wound_type ? ", " + TYPE_NAMES[c.wound_type] : ""}`;
+
+  function identityLine(p) {
+    if (!p.full_name) return "No details recorded yet.";
+    return `Born ${day(p.birth_date)} · ${ID_NAMES[p.identifier_kind] || "ID"} ${p.identifier_value}` +
+      (p.has_account ? " · uses the patient app" : " · not yet invited to the app");
+  }
+
+  // -- session ----------------------------------------------------------------------------------------------
+
+  function signedOut(reason) {
+    csrf = null;
+    if (events) { events.close(); events = null; }
+    $("app").hidden = true;
+    $("signout-btn").hidden = true;
+    $("who").textContent = "";
+    $("signin-view").hidden = false;
+    if (reason) showError(reason);
+  }
+
+  async function signedIn(session) {
+    csrf = session.csrf_token;
+    $("who").textContent = `${session.user.email} (${session.user.role})`;
+    $("signout-btn").hidden = false;
+    $("signin-view").hidden = true;
+    $("app").hidden = false;
+    await listPatients();
+    await route();
+  }
+
+  // -- patients ---------------------------------------------------------------------------------------------
+
+  function trendText(p) {
+    if (p.latest_photo_id === null) return "no photos yet";
+    const area = p.latest_area_cm2 !== null ? `${p.latest_area_cm2.toFixed(1)} cm²` : (p.latest_area_reason || "not measured");
+    if (!p.trend) return `${area} · ${p.trend_note || ""}`;
+    const arrow = { smaller: "↓", larger: "↑", stable: "→" }[p.trend.direction];
+    const change = `${p.trend.change_pct > 0 ? "+" : ""}${p.trend.change_pct.toFixed(0)}%`;
+    return `${area} ${arrow} ${p.trend.direction} (${change} since ${day(p.trend.since)})`;
+  }
+
+  async function listPatients() {
+    const patients = await api("GET", "/api/patients");
+    const ul = $("patients");
+    ul.replaceChildren();
+    $("patients-empty").hidden = patients.length > 0;
+    for (const p of patients) {
+      const b = el("button", undefined, "patient-item");
+      b.type = "button";
+      b.dataset.patientId = p.id;
+      if (p.latest_thumbnail_url) {
+        const img = el("img");
+        img.src = p.latest_thumbnail_url;
+        img.alt = "";  // decorative: the text says what it is
+        b.append(img);
+      }
+      const text = el("span");
+      text.append(el("strong", nameOf(p)), el("br"), el("span", trendText(p), `trend ${p.trend ? p.trend.direction : "none"}`));
+      b.append(text);
+      b.addEventListener("click", () => { location.hash = `patient=${p.id}`; });
+      const li = el("li");
+      li.append(b);
+      ul.append(li);
+    }
+    return patients;
+  }
+
+  function openPatientForm(patient) {
+    editingPatientId = patient ? patient.id : null;
+    $("patient-form-title").textContent = patient ? `Details of ${nameOf(patient)}` : "Add patient";
+    $("pf-name").value = patient?.full_name || "";
+    $("pf-birth").value = patient?.birth_date || "";
+    $("pf-birth").max = new Date().toISOString().slice(0, 10);
+    $("pf-kind").value = patient?.identifier_kind || "mrn";
+    $("pf-value").value = patient?.identifier_value || "";
+    formError("pf-error", "");
+    show("patient-form-view");
+    $("pf-name").focus();
+  }
+
+  async function openPatient(id) {
+    showError("");
+    const p = await api("GET", `/api/patients/${id}`);
+    currentPatient = p;
+    $("patient-name").textContent = nameOf(p);
+    $("patient-facts").textContent = identityLine(p);
+    $("patient-missing").hidden = Boolean(p.full_name);
+    $("edit-patient-btn").hidden = !p.full_name;
+    $("invite-result").hidden = true;
+    $("cf-onset").max = new Date().toISOString().slice(0, 10);
+    if (p.birth_date) $("cf-onset").min = p.birth_date;
+    const summary = (await api("GET", "/api/patients")).find((s) => s.id === id);
+    const cases = summary ? summary.cases : [];
+    const ul = $("cases");
+    ul.replaceChildren();
+    $("cases-empty").hidden = cases.length > 0;
+    for (const c of cases) {
+      const b = el("button", `${caseName(c)}${c.onset_date ? " · since " + day(c.onset_date) : ""}`);
+      b.type = "button";
+      b.dataset.caseId = c.id;
+      b.addEventListener("click", () => { location.hash = `case=${c.id}`; });
+      const li = el("li");
+      li.append(b);
+      ul.append(li);
+    }
+    show("patient-view");
+    document.body.dataset.patientLoaded = String(id);
+  }
+
+  // -- case -------------------------------------------------------------------------------------------------
 
   function analysisBlock(a) {
     const box = el("div");
@@ -61,15 +206,6 @@
     return box;
   }
 
-  async function loadAnalysis(photoId, tries = 20) {
-    for (let i = 0; i < tries; i++) {
-      const a = await api("GET", `/api/photos/${photoId}/analysis`);
-      if (a.status !== "pending") return a;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    return { status: "pending" };
-  }
-
   // The date a photo was taken decides its visit in the trend; the GP may correct it (the server audits the edit).
   function takenAtEditor(p) {
     const form = el("form", undefined, "taken-at");
@@ -78,6 +214,7 @@
     input.type = "date";
     input.value = p.taken_at.slice(0, 10);
     input.max = new Date().toISOString().slice(0, 10);
+    if (currentPatient?.birth_date) input.min = currentPatient.birth_date;
     input.setAttribute("aria-label", `date photo ${p.id} was taken`);
     label.append(input);
     const save = el("button", "Save date");
@@ -112,32 +249,40 @@
         (last.length_cm !== null ? ` (${last.length_cm.toFixed(1)} × ${last.width_cm.toFixed(1)} cm)` : "") +
         (weekly === null ? "" : `; area ${weekly < 0 ? "down" : "up"} ${Math.abs(weekly).toFixed(1)}% a week`);
     }
+    document.body.dataset.trendVisits = String(trend.visits.length);
+  }
+
+  async function photoCard(p) {
+    const card = el("div", undefined, "photo");
+    card.dataset.photoId = p.id;
+    const thumb = el("img");
+    thumb.src = p.thumbnail_url;
+    thumb.alt = `photo taken ${day(p.taken_at)}`;
+    card.append(thumb);
+    const a = await api("GET", `/api/photos/${p.id}/analysis`);
+    card.dataset.analysis = a.status;
+    const info = analysisBlock(a);
+    const source = p.source === "consult_capture" ? "captured in a consult" : "sent by the patient";
+    info.prepend(el("p", `Photo ${p.id}, ${source}, received ${new Date(p.received_at).toLocaleString()}`));
+    info.append(takenAtEditor(p));
+    card.append(info);
+    if (a.evidence_url) {
+      const ev = el("img");
+      ev.src = a.evidence_url;
+      ev.alt = `wound outline found by the model on photo ${p.id}`;
+      ev.className = "evidence";
+      card.append(ev);
+    }
+    return card;
   }
 
   async function showPhotos(detail) {
-    const box = $("photos");
-    box.replaceChildren();
-    for (const p of detail.photos) {
-      const card = el("div", undefined, "photo");
-      card.dataset.photoId = p.id;
-      const thumb = el("img");
-      thumb.src = p.thumbnail_url;
-      thumb.alt = "photo thumbnail";
-      card.append(thumb);
-      const a = await loadAnalysis(p.id);
-      const info = analysisBlock(a);
-      info.prepend(el("p", `Photo ${p.id}, received ${new Date(p.received_at).toLocaleString()}`));
-      info.append(takenAtEditor(p));
-      card.append(info);
-      const ev = el("img");
-      if (a.evidence_url) {
-        ev.src = a.evidence_url;
-        ev.alt = "evidence image";
-        ev.className = "evidence";
-      }
-      card.append(ev);
-      box.append(card);
-    }
+    const cards = [];
+    for (const p of [...detail.photos].reverse()) cards.push(await photoCard(p));  // newest first
+    $("photos").replaceChildren(...cards);
+    $("photos-empty").hidden = detail.photos.length > 0;
+    document.body.dataset.photoCount = String(detail.photos.length);
+    // An analysis still running: the event stream says when it is stored.
   }
 
   function showReport(r) {
@@ -161,37 +306,69 @@
     $("fhir-link").href = `/api/reports/${r.id}/fhir`;
   }
 
+  async function refreshCase(id) {
+    const detail = await api("GET", `/api/cases/${id}`);
+    currentCase = detail;
+    await showPhotos(detail);
+    await showTrend(id);
+    return detail;
+  }
+
+  function watchCase(id) {
+    if (events) events.close();
+    events = new EventSource(`/api/cases/${id}/events`);
+    events.addEventListener("ready", () => { $("live-status").textContent = "Live: new photos appear here as they arrive."; });
+    events.addEventListener("changed", () => {
+      refreshCase(id).then(() => {
+        document.body.dataset.caseRefreshes = String(Number(document.body.dataset.caseRefreshes || 0) + 1);
+      }).catch((e) => showError(e.message));
+    });
+    events.addEventListener("ended", (ev) => {
+      events.close();
+      events = null;
+      $("live-status").textContent = `Live updates stopped: ${JSON.parse(ev.data).reason}`;
+    });
+    events.onerror = () => { $("live-status").textContent = "Reconnecting for live updates…"; };
+  }
+
   async function openCase(id) {
     showError("");
     const detail = await api("GET", `/api/cases/${id}`);
-    currentCase = detail;
-    $("case").hidden = false;
-    $("case-title").textContent = `Case ${detail.id}${detail.label ? " — " + detail.label : ""}`;
+    if (!currentPatient || currentPatient.id !== detail.patient_id) {
+      currentPatient = await api("GET", `/api/patients/${detail.patient_id}`);
+    }
+    $("case-title").textContent = `${nameOf(currentPatient)} — ${caseName(detail)}`;
     $("report").hidden = true;
     $("consult-info").hidden = true;
-    await showPhotos(detail);
-    await showTrend(id);
+    show("case");
+    await refreshCase(id);
     const reports = await api("GET", `/api/cases/${id}/reports`);
     if (reports.length) showReport(reports[reports.length - 1]);
+    watchCase(id);
     document.body.dataset.caseLoaded = String(id);
   }
 
-  async function listCases() {
-    const cases = await api("GET", "/api/cases");
-    const ul = $("cases");
-    ul.replaceChildren();
-    for (const c of cases) {
-      const b = el("button", `Case ${c.id}${c.label ? " — " + c.label : ""}`);
-      b.type = "button";
-      b.dataset.caseId = c.id;
-      b.addEventListener("click", () => openCase(c.id).catch((e) => showError(e.message)));
-      const li = el("li");
-      li.append(b);
-      ul.append(li);
+  // -- routing: #patient=ID, #case=ID, #new-patient ------------------------------------------------------------
+
+  async function route() {
+    const [key, value] = location.hash.slice(1).split("=");
+    const id = Number(value);
+    if (key !== "case" && events) { events.close(); events = null; }
+    try {
+      if (key === "patient" && id > 0) await openPatient(id);
+      else if (key === "case" && id > 0) await openCase(id);
+      else if (key === "new-patient") openPatientForm(null);
+      else show("welcome");
+    } catch (e) {
+      showError(e.message);
+      show("welcome");
     }
   }
+  window.addEventListener("hashchange", () => { if (csrf) route(); });
 
   const guarded = (fn) => () => fn().catch((e) => showError(e.message));
+
+  // -- forms and buttons ---------------------------------------------------------------------------------------
 
   $("login").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -201,14 +378,78 @@
       body: JSON.stringify({ email: $("email").value, password: $("password").value }),
     });
     const data = await r.json();
-    if (!r.ok) return showError(data.detail || "sign-in failed");
-    token = data.token;
+    if (!r.ok) return showError(detailText(data.detail, r.status) || "sign-in failed");
     $("password").value = "";
-    $("who").textContent = `${data.user.email} (${data.user.role})`;
-    $("login").hidden = true;
-    $("app").hidden = false;
-    await listCases().catch((e) => showError(e.message));
+    await signedIn({ user: data.user, csrf_token: data.csrf_token }).catch((e) => showError(e.message));
   });
+
+  $("signout-btn").addEventListener("click", guarded(async () => {
+    await fetch("/api/logout", { method: "POST" });
+    signedOut("");
+    showError("You are signed out.");
+  }));
+
+  $("new-patient-btn").addEventListener("click", () => { location.hash = "new-patient"; });
+  $("pf-cancel").addEventListener("click", () => { history.back(); });
+  $("edit-patient-btn").addEventListener("click", () => openPatientForm(currentPatient));
+  $("fill-details-btn").addEventListener("click", () => openPatientForm(currentPatient));
+
+  $("patient-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    formError("pf-error", "");
+    const body = {
+      full_name: $("pf-name").value, birth_date: $("pf-birth").value,
+      identifier_kind: $("pf-kind").value, identifier_value: $("pf-value").value,
+    };
+    try {
+      const saved = editingPatientId === null
+        ? await api("POST", "/api/patients", body)
+        : await api("PUT", `/api/patients/${editingPatientId}`, body);
+      await listPatients();
+      if (location.hash === `#patient=${saved.id}`) await openPatient(saved.id);
+      else location.hash = `patient=${saved.id}`;
+    } catch (e) {
+      formError("pf-error", e.message);
+    }
+  });
+
+  $("invite-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    showError("");
+    try {
+      const invite = await api("POST", `/api/patients/${currentPatient.id}/invites`, { email: $("invite-email").value });
+      const url = invite.invite_url.startsWith("/") ? location.origin + invite.invite_url : invite.invite_url;
+      $("invite-link").value = url;
+      $("invite-qr").src = invite.qr_svg_data_url;
+      $("invite-expires").textContent = new Date(invite.expires_at).toLocaleString();
+      $("invite-copied").textContent = "";
+      $("invite-result").hidden = false;
+    } catch (e) {
+      showError(e.message);
+    }
+  });
+  $("copy-invite-btn").addEventListener("click", guarded(async () => {
+    await navigator.clipboard.writeText($("invite-link").value);
+    $("invite-copied").textContent = "copied";
+  }));
+
+  $("case-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    formError("cf-error", "");
+    try {
+      const made = await api("POST", "/api/cases", {
+        patient_id: currentPatient.id, label: $("cf-site").value, wound_type: $("cf-type").value,
+        onset_date: $("cf-onset").value || null,
+      });
+      $("cf-site").value = "";
+      $("cf-onset").value = "";
+      location.hash = `case=${made.id}`;
+    } catch (e) {
+      formError("cf-error", e.message);
+    }
+  });
+
+  $("back-to-patient-btn").addEventListener("click", () => { location.hash = `patient=${currentCase.patient_id}`; });
 
   $("consult-btn").addEventListener("click", guarded(async () => {
     showError("");
@@ -221,13 +462,9 @@
   $("copy-link-btn").addEventListener("click", guarded(async () => {
     await navigator.clipboard.writeText($("patient-link").value);
   }));
+  // The call window signs in with the same session cookie and asks the server for a join ticket of its own.
   $("open-call-btn").addEventListener("click", () => {
-    callWindow = window.open(currentConsult.clinician_url, `consult-${currentConsult.id}`);
-  });
-  // The call window asks for the session token once it has loaded; only a window this page opened gets it.
-  window.addEventListener("message", (ev) => {
-    if (ev.origin !== location.origin || !callWindow || ev.source !== callWindow) return;
-    if (ev.data && ev.data.type === "scopecast-consult-ready") callWindow.postMessage({ type: "scopecast-token", token }, location.origin);
+    window.open(currentConsult.clinician_url, `consult-${currentConsult.id}`);
   });
 
   $("draft-btn").addEventListener("click", guarded(async () => {
@@ -244,4 +481,11 @@
   $("amend-btn").addEventListener("click", guarded(async () => {
     showReport(await api("POST", `/api/reports/${currentReport.id}/amend`));
   }));
+
+  // A reload finds the session by its cookie; without one, the sign-in form.
+  fetch("/api/session").then(async (r) => {
+    if (r.ok) await signedIn(await r.json());
+    else signedOut("");
+    document.body.dataset.ready = "1";
+  }).catch(() => { signedOut("The server did not answer; reload to try again."); });
 })();

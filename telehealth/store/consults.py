@@ -159,9 +159,13 @@ def authorize_join(
             record_audit(s, patient_user, AuditAction.join_call, "video_consult", row.id)
             return "patient", record
         try:
-            session_id = tokens.verify(credential)
-        except InvalidSession:
-            raise JoinRefused("invalid join key or session: open the link you were sent, or sign in again") from None
+            session_id = tokens.session_for_join(credential, room_id)
+        except InvalidSession as exc:
+            if exc.reason == "invalid session token":
+                raise JoinRefused(
+                    "invalid join key or session: open the link you were sent, or sign in again"
+                ) from None
+            raise JoinRefused(exc.reason) from None
         try:
             actor = session_actor(
                 s, session_id, tokens.idle_s

@@ -68,6 +68,29 @@ ARGS = [
 ]
 
 
+CALL_CONTROLS = (
+    "#remote",
+    "#local",
+    "#mute-btn",
+    "#camera-btn",
+    "#switch-btn",
+    "#overlay-btn",
+    "#capture-btn",
+    "#leave-btn",
+    "#end-btn",
+)
+
+
+async def _inside_viewport(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    """The element is shown and lies wholly inside the window, as it stands (no scrolling)."""
+    return await page.evaluate(
+        """(sel) => { const e = document.querySelector(sel); if (!e || e.hidden) return false;
+        const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0
+        && r.right <= window.innerWidth && r.bottom <= window.innerHeight; }""",
+        selector,
+    )
+
+
 async def _state(page, state: str, timeout: float = 30_000) -> None:
     # Function form, not an expression string: Playwright would eval() a string, which the pages' CSP forbids.
     await page.wait_for_function(f"() => document.body?.dataset.callState === '{state}'", timeout=timeout)
@@ -129,7 +152,8 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
         )
         try:
             # -- the GP starts a consult from the case page; the call window gets the session from it ------------
-            gp_page = await (await gp_browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+            # A 1366x768 laptop, the smallest screen a clinic runs this on.
+            gp_page = await (await gp_browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
             await gp_opens_case(gp_page, addr, case.id)
             await gp_page.click("#consult-btn")
             await expect(gp_page.locator("#consult-info")).to_be_visible()
@@ -184,6 +208,32 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await call.click("#capture-btn")
             captured = call.locator("#captures li.capture")
             await expect(captured).to_have_count(1, timeout=20_000)
+            # The case page, open in the GP's first window, shows the capture without a reload.
+            await expect(gp_page.locator(".photo")).to_have_count(1, timeout=20_000)
+            await expect(gp_page.locator(".photo").first).to_contain_text("captured in a consult")
+
+            # Both videos and every control fit a 1366x768 and a 1440x900 screen, without scrolling.
+            for width, height in ((1366, 768), (1440, 900)):
+                await call.set_viewport_size({"width": width, "height": height})
+                for selector in CALL_CONTROLS:
+                    assert await _inside_viewport(call, selector), (selector, width, height)
+                await call.screenshot(path=str(artifacts_dir / f"consult-gp-{width}x{height}.png"))
+            # The GP's own switches: the overlay off and on (the server answers), mute and camera off.
+            await call.click("#overlay-btn")
+            await expect(call.locator("#overlay-btn")).to_have_text("AI overlay: off")
+            await expect(call.locator("body")).to_have_attribute("data-overlay", "off")
+            await call.click("#overlay-btn")
+            await expect(call.locator("body")).to_have_attribute("data-overlay", "on")
+            await call.click("#mute-btn")
+            await expect(call.locator("#mute-btn")).to_have_attribute("aria-pressed", "true")
+            assert (
+                await call.evaluate("() => document.getElementById('local').srcObject.getAudioTracks()[0].enabled")
+                is False
+            )
+            await call.click("#mute-btn")
+            await call.click("#camera-btn")
+            await expect(call.locator("#camera-btn")).to_have_text("Camera on")
+            await call.click("#camera-btn")
             await call.wait_for_function("() => document.querySelector('#captures img').naturalWidth > 0")
             await call.screenshot(path=str(artifacts_dir / "consult-gp.png"))
             await patient_page.screenshot(path=str(artifacts_dir / "consult-patient-phone.png"))
@@ -216,7 +266,13 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             await patient_page.click("#join-btn")
             await _state(patient_page, "in-call")
             await _state(call, "in-call")
+            # Ending asks first; "Keep the call" keeps it.
             await call.click("#end-btn")
+            await expect(call.locator("#end-dialog")).to_be_visible()
+            await call.click("#end-cancel-btn")
+            await _state(call, "in-call")
+            await call.click("#end-btn")
+            await call.click("#end-confirm-btn")
             await _state(call, "ended")
             await _state(patient_page, "ended")
             await expect(patient_page.locator("#ended-text")).to_have_text("The consult has ended. Thank you.")

@@ -50,11 +50,10 @@ async def gp_opens_case(page, host: str, case_id: int, email: str = "gp@clinic.t
     """In a Playwright page: sign in on /gp and open a case, waiting until the page says it is loaded."""
     from playwright.async_api import expect
 
-    await page.goto(f"http://{host}/gp")
+    await page.goto(f"http://{host}/gp#case={case_id}")
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
     await page.click("#login button[type=submit]")
-    await page.click(f"#cases button[data-case-id='{case_id}']")
     await expect(page.locator("body")).to_have_attribute("data-case-loaded", str(case_id), timeout=20_000)
 
 

@@ -175,4 +175,27 @@ async def test_consult_page_is_served(world, rooms) -> None:
     r = await world.client.get("/consult")
     assert r.status_code == 200 and "video consult" in r.text
     js = await world.client.get("/telehealth/static/consult.js")
-    assert js.status_code == 200 and "scopecast-token" in js.text
+    assert js.status_code == 200 and "join-ticket" in js.text
+
+
+async def test_a_join_ticket_lets_the_call_window_join_its_own_room_only(world, rooms, monkeypatch) -> None:
+    first, second = await open_consult(world), await open_consult(world)
+    r = await world.client.post(f"/api/consults/{first['id']}/join-ticket", headers=world.headers["gp_a"])
+    assert r.status_code == 200, r.text
+    ticket = r.json()["credential"]
+    assert ticket != bearer(world, "gp_a")  # the session token itself never reaches the call window
+    assert join(world, first["room_id"], ticket) == "clinician"
+    with pytest.raises(JoinRefused, match="this join ticket is for another consult"):
+        join(world, second["room_id"], ticket)
+    # Only the consult's clinicians get one.
+    for who in ("gp_b", "pat_a", "surgeon"):
+        refused = await world.client.post(f"/api/consults/{first['id']}/join-ticket", headers=world.headers[who])
+        assert refused.status_code in (403, 404), (who, refused.text)
+    monkeypatch.setattr("telehealth.session_tokens.JOIN_TICKET_TTL_S", -1)
+    with pytest.raises(JoinRefused, match="join ticket expired"):
+        join(world, first["room_id"], ticket)
+    # Signing out voids the tickets made from the session.
+    monkeypatch.undo()
+    await world.client.post("/api/logout", headers=world.headers["gp_a"])
+    with pytest.raises(JoinRefused, match="signed out"):
+        join(world, first["room_id"], ticket)

@@ -58,17 +58,18 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
             await gp_opens_case(page, host, case.id)
             cards = page.locator(".photo")
             await expect(cards).to_have_count(2)
-            await expect(cards.nth(0).locator(".area")).to_have_text("not measured: no scale marker")
-            await expect(cards.nth(1).locator(".area")).to_contain_text("cm²")
-            await expect(cards.nth(1).locator(".tissue")).to_contain_text("granulation")
-            await expect(cards.nth(1).locator(".risk")).to_contain_text("Risk flag")
+            # Newest first: the photo with the marker was sent last.
+            await expect(cards.nth(1).locator(".area")).to_have_text("not measured: no scale marker")
+            await expect(cards.nth(0).locator(".area")).to_contain_text("cm²")
+            await expect(cards.nth(0).locator(".tissue")).to_contain_text("granulation")
+            await expect(cards.nth(0).locator(".risk")).to_contain_text("Risk flag")
             await expect(page.locator("#trend-note")).to_contain_text("Too few measured visits for a trend")
             # The GP moves the first photo to an earlier visit: saved, and the trend is read again.
-            first = cards.nth(0).locator("form.taken-at")
+            first = cards.nth(1).locator("form.taken-at")
             await first.locator("input[type=date]").fill("2026-11-02")
             await first.locator("button").click()
             await expect(first.locator(".taken-at-status")).to_have_text("saved")
-            future = cards.nth(1).locator("form.taken-at")
+            future = cards.nth(0).locator("form.taken-at")
             await future.locator("input[type=date]").evaluate(
                 "i => { i.removeAttribute('max'); i.value = '2999-01-01'; }"
             )
