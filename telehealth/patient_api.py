@@ -32,9 +32,14 @@ from telehealth.store.invites import create_invite
 from telehealth.store.patients import add_patient, read_patient, update_patient
 
 
-def invite_out(settings: TelehealthSettings, token: str, patient_id: int, expires_at: datetime) -> InviteOut:
+def invite_out(
+    settings: TelehealthSettings, token: str, patient_id: int, expires_at: datetime, request_base: str = ""
+) -> InviteOut:
+    """The link is absolute (a QR code of a bare path opens nothing on a phone): public_base_url, else the address
+    the GP's own browser reached this server at."""
+    base = (settings.public_base_url or request_base).rstrip("/")
     # The token rides in the fragment: browsers never send it to the server, so it stays out of access logs.
-    url = f"{settings.public_base_url.rstrip('/')}/patient#invite={token}"
+    url = f"{base}/patient#invite={token}"
     return InviteOut(invite_url=url, expires_at=expires_at, patient_id=patient_id, qr_svg_data_url=qr_svg_data_url(url))
 
 
@@ -69,10 +74,12 @@ def patient_router(store: CaseStore, auth: Authenticator, settings: TelehealthSe
         return PatientOut.of(update_patient(store, actor, patient_id, identity))
 
     @router.post("/api/patients/{patient_id}/invites", response_model=InviteOut, status_code=201, tags=["telehealth"])
-    def invite_patient(patient_id: RowId, body: PatientInviteCreate, actor: Actor = Depends(staff)) -> InviteOut:
+    def invite_patient(
+        patient_id: RowId, body: PatientInviteCreate, request: Request, actor: Actor = Depends(staff)
+    ) -> InviteOut:
         """A one-time link (and its QR code) that lets this patient sign up or sign in and see their cases."""
         made = create_invite(store, actor, body.email, settings.invite_ttl_s, patient_id)
-        return invite_out(settings, made.token, made.patient_id, made.expires_at)
+        return invite_out(settings, made.token, made.patient_id, made.expires_at, str(request.base_url))
 
     @router.get("/api/cases/{case_id}/events", tags=["telehealth"], response_class=StreamingResponse)
     async def case_events(case_id: RowId, request: Request, actor: Actor = Depends(anyone)) -> StreamingResponse:

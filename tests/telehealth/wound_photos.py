@@ -40,7 +40,7 @@ def true_area_cm2() -> float:
 @pytest.fixture
 def synthetic_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose wound segmenter returns the synthetic scene's known mask (imported as `services`)."""
-    from telehealth_testutil import fast_settings
+    from tests.telehealth.telehealth_testutil import fast_settings
 
     from scopecast.app import build_telehealth
     from telehealth.wound import fixed_mask_segmenter
@@ -58,7 +58,7 @@ def traced_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose segmenter traces the synthetic wound's own red in each photo, so photos of a wound that
     shrinks measure smaller (fixed_mask_segmenter would give every photo the same area)."""
     import numpy as np
-    from telehealth_testutil import fast_settings
+    from tests.telehealth.telehealth_testutil import fast_settings
 
     from scopecast.app import build_telehealth
     from telehealth.wound.segmentation import ModelRef, WoundMask
