@@ -40,10 +40,9 @@ def true_area_cm2() -> float:
 @pytest.fixture
 def synthetic_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose wound segmenter returns the synthetic scene's known mask (imported as `services`)."""
-    from tests.telehealth.telehealth_testutil import fast_settings
-
     from scopecast.app import build_telehealth
     from telehealth.wound import fixed_mask_segmenter
+    from tests.telehealth.telehealth_testutil import fast_settings
 
     made = build_telehealth(
         fast_settings(tmp_path / "telehealth", database_url=telehealth_db_url),
@@ -58,10 +57,10 @@ def traced_wound_services(tmp_path, telehealth_db_url):
     """Telehealth whose segmenter traces the synthetic wound's own red in each photo, so photos of a wound that
     shrinks measure smaller (fixed_mask_segmenter would give every photo the same area)."""
     import numpy as np
-    from tests.telehealth.telehealth_testutil import fast_settings
 
     from scopecast.app import build_telehealth
     from telehealth.wound.segmentation import ModelRef, WoundMask
+    from tests.telehealth.telehealth_testutil import fast_settings
 
     def trace_red(rgb):  # type: ignore[no-untyped-def]
         r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
