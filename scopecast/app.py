@@ -45,6 +45,7 @@ from telehealth.account_api import account_router
 from telehealth.analysis_api import analysis_router
 from telehealth.analysis_worker import AnalysisRunner, SegmenterFactory, onnx_segmenter_factory
 from telehealth.auth import Authenticator
+from telehealth.capture_api import capture_router
 from telehealth.case_api import case_router, intake_limits
 from telehealth.consult_api import LiveConsults, consult_router
 from telehealth.decode_slots import DecodeSlots
@@ -120,6 +121,7 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         account_router(s.store, s.auth, s.settings, s.first_run),
         case_router(s.store, s.auth, s.settings, s.analyses, s.decodes),
         patient_router(s.store, s.auth, s.settings),
+        capture_router(s.store, s.auth, s.settings, s.analyses, s.decodes, intake_limits(s.settings)),
         analysis_router(s.store, s.auth, s.settings, s.evidence),
         report_router(s.store, s.auth, s.settings, s.evidence, vlm),
         page_router(s.settings),

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from telehealth.evidence_files import EvidenceFiles
@@ -25,7 +26,7 @@ from telehealth.wound import (
     analyse_wound_photo,
     default_wound_model_path,
 )
-from telehealth.wound.segmentation import ContentNotRecognised
+from telehealth.wound.segmentation import ContentNotRecognised, WoundMask
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,17 @@ class AnalysisRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _find_wound_blocking(self, rgb: npt.NDArray[np.uint8]) -> WoundMask | None:
+        segment = self._segment()
+        if segment is None:
+            return None
+        return segment(rgb)
+
+    async def find_wound(self, rgb: npt.NDArray[np.uint8]) -> WoundMask | None:
+        """The wound model's mask of a camera frame (the live capture check), on the analysis thread; None without
+        a wound model. Raises ContentNotRecognised for a frame the model does not take for a wound photo."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._find_wound_blocking, rgb)
 
     def resume_pending(self) -> int:
         """Schedule every stored photo that has no analysis yet (the server stopped before it ran).
