@@ -140,7 +140,6 @@ async def test_fhir_bundle(world, with_marker: bool) -> None:
         resources,
     )
 
-
     c, h = world.client, world.headers
     case_id = await case_with_photo(world, with_marker)
     rid = (await new_draft(world, case_id))["id"]
@@ -158,7 +157,14 @@ async def test_fhir_bundle(world, with_marker: bool) -> None:
     check_document(bundle)
     kinds = {e["resource"]["resourceType"] for e in bundle["entry"]}
     assert kinds == {
-        "Composition", "Patient", "Practitioner", "Device", "DiagnosticReport", "Observation", "Media", "Provenance"
+        "Composition",
+        "Patient",
+        "Practitioner",
+        "Device",
+        "DiagnosticReport",
+        "Observation",
+        "Media",
+        "Provenance",
     }
     urls = by_url(bundle)
     (composition,) = resources(bundle, "Composition")
@@ -262,7 +268,6 @@ async def test_an_amendment_is_a_new_signed_pdf_naming_the_version_it_replaces(w
 
     from fhir_profiles import check_document, resources
     from pyhanko.pdf_utils.reader import PdfFileReader
-
 
     c, h = world.client, world.headers
     await identify_patient(world)
