@@ -352,3 +352,49 @@ def test_the_clinic_time_zone_is_checked_at_start_up(tmp_path) -> None:
     assert fast_settings(tmp_path, clinic_timezone="Europe/London").clinic_zone.key == "Europe/London"
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus': use an IANA name"):
         fast_settings(tmp_path, clinic_timezone="Mars/Olympus")
+
+
+def test_patient_identifiers_map_to_their_systems() -> None:
+    from telehealth.errors import Conflict
+    from telehealth.fhir_export import patient_identifier
+    from telehealth.records import IdentifierKind, PatientIdentity
+
+    mrn = PatientIdentity("Bo B", None, IdentifierKind.mrn, "A12345")
+    assert patient_identifier(mrn, "urn:oid:1.2.3.4") == {
+        "use": "usual",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                    "code": "MR",
+                    "display": "Medical record number",
+                }
+            ]
+        },
+        "system": "urn:oid:1.2.3.4",
+        "value": "A12345",
+    }
+    with pytest.raises(Conflict, match="no MRN or NHS number recorded"):
+        patient_identifier(PatientIdentity(None, None, None, None), "urn:scopecast:mrn")
+
+
+async def test_a_version_signed_before_signed_pdfs(world) -> None:
+    """Signed without a seal, as versions signed before migration 0007 were: its PDF is rendered (unsigned), and the
+    FHIR export, which must present a signed PDF, asks for an amendment."""
+    from telehealth.records import Actor, Role
+    from telehealth.store.reports import latest_version_id, sign
+    from telehealth.store.tables import UserRow
+
+    c, h = world.client, world.headers
+    await identify_patient(world)
+    case_id = await case_with_photo(world)
+    rid = (await new_draft(world, case_id))["id"]
+    store = world.services.store
+    with store.db.session() as s:
+        gp = Actor(s.scalar(select(UserRow.id).where(UserRow.email == "gp_a@clinic.test")), Role.gp)
+    sign(store, gp, latest_version_id(store, gp, rid))
+    pdf = await c.get(f"/api/reports/{rid}/pdf", headers=h["pat_a"])
+    assert pdf.status_code == 200 and "x-signed-pdf-sha256" not in pdf.headers
+    assert (await verified(world, pdf.content)).reason == "the PDF carries no signature"
+    fhir = await c.get(f"/api/reports/{rid}/fhir", headers=h["gp_a"])
+    assert fhir.status_code == 409 and "signed before signed PDFs existed" in fhir.json()["detail"]
