@@ -58,9 +58,12 @@ from telehealth.patient_api import patient_router
 from telehealth.photo_files import PhotoFiles
 from telehealth.private_files import private_dir
 from telehealth.report_api import report_router
+from telehealth.report_sealing import ReportSealer
 from telehealth.services import TelehealthServices
 from telehealth.session_tokens import SessionTokens
 from telehealth.settings import TelehealthSettings
+from telehealth.signed_pdf_files import SignedPdfFiles
+from telehealth.signing_key import clinic_signing_key
 from telehealth.store.cases import CaseStore
 from telehealth.store.database import Database
 from telehealth.store.migrate import upgrade_to_head
@@ -101,6 +104,11 @@ def build_telehealth(
     evidence = EvidenceFiles(settings.evidence_dir)
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm)
+    # The signing key is loaded (or, unconfigured, a development key made) before serving: a bad key path stops the
+    # start with its reason rather than failing the first signature.
+    sealer = ReportSealer(
+        clinic_signing_key(settings), SignedPdfFiles(settings.signed_reports_dir), settings.clinic_zone
+    )
     return TelehealthServices(
         settings,
         store,
@@ -110,6 +118,7 @@ def build_telehealth(
         DecodeSlots(settings.max_concurrent_decodes),
         FirstRunSetup(),
         evidence,
+        sealer,
     )
 
 
@@ -123,7 +132,7 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         patient_router(s.store, s.auth, s.settings),
         capture_router(s.store, s.auth, s.settings, s.analyses, s.decodes, intake_limits(s.settings)),
         analysis_router(s.store, s.auth, s.settings, s.evidence),
-        report_router(s.store, s.auth, s.settings, s.evidence, vlm),
+        report_router(s.store, s.auth, s.settings, s.evidence, vlm, s.sealer),
         page_router(s.settings),
     ]
     if rooms is not None:

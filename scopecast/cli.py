@@ -115,6 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="read the password from this environment variable instead of prompting (for scripts)",
     )
 
+    verify = sub.add_parser(
+        "verify-report", help="check a signed report PDF's PAdES signature (exit 0 valid, 1 invalid, with the reason)"
+    )
+    verify.add_argument("file", metavar="FILE.pdf")
+    verify.add_argument(
+        "--cert",
+        action="append",
+        dest="certs",
+        metavar="CERT.pem",
+        help="trust this certificate (repeatable); default: the clinic's signing certificate from the settings",
+    )
+
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
@@ -135,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "user":
         return _user_add(args)
+    if args.command == "verify-report":
+        return _verify_report(args)
     if args.command == "bench" and args.bench_command == "stream":
         from scopecast.bench.stream import run as run_stream_bench
 
@@ -263,6 +277,44 @@ def _user_add(args: argparse.Namespace) -> int:
 
         asyncio.run(services.close())
     print(f"created {args.role} account #{user.id}")
+    return 0
+
+
+def _verify_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from telehealth.report_signing import verify_report_pdf
+    from telehealth.signing_key import SigningKeyError, load_certificate, signing_cert_path
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"scopecast: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.certs:
+        cert_paths = [Path(c) for c in args.certs]
+    else:
+        from scopecast.telehealth_setup import telehealth_settings
+
+        try:
+            cert_paths = [signing_cert_path(telehealth_settings())]
+        except ValidationError as exc:
+            print(f"scopecast: invalid telehealth settings: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return 2
+    try:
+        trusted = [load_certificate(p) for p in cert_paths]
+    except SigningKeyError as exc:
+        print(f"scopecast: {exc} (nothing signed here yet? give the clinic's certificate with --cert)", file=sys.stderr)
+        return 2
+    check = verify_report_pdf(data, trusted)
+    if not check.valid:
+        print(f"{path}: INVALID: {check.reason}")
+        return 1
+    when = check.signed_at.isoformat() if check.signed_at else "an unrecorded time"
+    print(f"{path}: valid: signed by {check.signer_name or 'an unnamed signer'} at {when} with {check.certificate}")
+    if check.development_key:
+        print("warning: signed with a DEVELOPMENT KEY - NOT FOR CLINICAL USE")
     return 0
 
 

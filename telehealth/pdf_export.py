@@ -14,6 +14,7 @@ from fpdf import FPDF
 
 from telehealth.records import ReportStatus
 from telehealth.store.reports import ReportView, clinic_time
+from telehealth.store.signed_pdfs import ReplacedVersion
 
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _LATIN1 = str.maketrans({"—": "-", "–": "-", "’": "'", "“": '"', "”": '"', "•": "-", "…": "..."})
@@ -32,7 +33,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def report_pdf(view: ReportView, evidence_png: bytes | None, signer: str | None, zone: tzinfo = UTC) -> bytes:
+def report_pdf(
+    view: ReportView,
+    evidence_png: bytes | None,
+    signer: str | None,
+    zone: tzinfo = UTC,
+    replaces: ReplacedVersion | None = None,
+) -> bytes:
+    """The version's PDF, unsigned (telehealth/report_signing.py signs it). `replaces` names the signed version an
+    amendment replaces, with its signed PDF's sha256, so the chain of versions can be checked from the paper."""
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
@@ -52,13 +61,20 @@ def report_pdf(view: ReportView, evidence_png: bytes | None, signer: str | None,
 
     v = view.current
     signed = v.status is ReportStatus.signed
+    # Also in the document information, where any PDF tool reads it without rendering the page.
+    pdf.set_title(f"Wound assessment report {view.report_id}, version {v.version}")
+    if replaces is not None:
+        pdf.set_subject(f"Replaces version {replaces.version} (signed PDF sha256 {replaces.pdf_sha256 or 'none'})")
     line(f"Wound assessment report {view.report_id}, version {v.version}", 15, 8)
     if signed:
         when = clinic_time(v.signed_at, zone) if v.signed_at else "an unknown time"
         line(f"Signed by {signer or f'user {v.signed_by}'} on {when}", 10)
     else:
         line("AI DRAFT - NOT SIGNED: requires clinician signature", 12, 7)
-    if v.amends_version_id is not None:
+    if replaces is not None:
+        digest = replaces.pdf_sha256 or "none (signed before report PDFs were signed)"
+        line(f"Amends and replaces version {replaces.version}; that version's signed PDF has sha256 {digest}", 9)
+    elif v.amends_version_id is not None:
         line(f"Amends version id {v.amends_version_id}", 9)
     pdf.ln(3)
     line(str(v.body.get("text") or ""), 10)

@@ -1,4 +1,5 @@
-"""The telehealth services one server shares: store, sign-in, analysis worker, decode slots, first-run token."""
+"""The telehealth services one server shares: store, sign-in, analysis worker, decode slots, first-run token, and the
+report sealer (signing key and signed PDFs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from telehealth.consult_api import JoinAuthorizer, join_authorizer
 from telehealth.decode_slots import DecodeSlots
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import SETUP_PATH, FirstRunSetup
+from telehealth.report_sealing import ReportSealer
 from telehealth.settings import TelehealthSettings
 from telehealth.store.cases import CaseStore
 from telehealth.store.reconcile import ReconcileReport
@@ -29,6 +31,7 @@ class TelehealthServices:
     decodes: DecodeSlots  # shared by the upload and the consult-capture routes
     first_run: FirstRunSetup
     evidence: EvidenceFiles
+    sealer: ReportSealer  # the clinic's signing key and the signed report PDFs
 
     def first_run_link(self, base_url: str | None = None) -> str | None:
         """The one-time setup link `{public_base_url}/setup#token=...` while no account exists, else None.

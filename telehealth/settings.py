@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +92,28 @@ class TelehealthSettings(BaseSettings):
         "UTC", description="IANA zone (e.g. Europe/London) in which reports show times: signing, drafting"
     )
 
+    signing_key_path: Path | None = Field(
+        None,
+        description="PEM private key the clinic signs report PDFs with (PAdES); empty: "
+        "DATA_DIR/signing/development-key.pem, a self-signed DEVELOPMENT key made on first run",
+    )
+    signing_cert_path: Path | None = Field(
+        None, description="PEM certificate of the signing key; set together with SIGNING_KEY_PATH"
+    )
+    signing_key_passphrase: SecretStr | None = Field(None, description="passphrase of an encrypted signing key")
+    mrn_system: str = Field(
+        "urn:scopecast:mrn",
+        min_length=4,
+        description="FHIR Identifier.system of the clinic's MRNs, e.g. the hospital's urn:oid:... or its URL",
+    )
+
+    @model_validator(mode="after")
+    def _signing_paths_together(self) -> TelehealthSettings:
+        # One without the other would sign with a key whose certificate says someone else.
+        if (self.signing_key_path is None) != (self.signing_cert_path is None):
+            raise ValueError("set both SIGNING_KEY_PATH and SIGNING_CERT_PATH, or neither (a development key)")
+        return self
+
     @field_validator("clinic_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -116,6 +138,14 @@ class TelehealthSettings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+    @property
+    def signed_reports_dir(self) -> Path:
+        return self.data_dir / "signed-reports"
+
+    @property
+    def development_signing_dir(self) -> Path:
+        return self.data_dir / "signing"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -6,6 +6,7 @@ the same rule up. Report-level helpers act on a report's latest version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -14,9 +15,10 @@ from sqlalchemy import func, select
 
 from perception.vlm.report import DRAFT_HEADER
 from telehealth.errors import Conflict, Forbidden, NotFound
-from telehealth.records import Actor, ReportStatus, Role, as_utc, utc_now
+from telehealth.records import Actor, ReportStatus, Role, UserRecord, as_utc, utc_now
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore
+from telehealth.store.signed_pdfs import ReplacedVersion, SealedPdf, record_signed_pdf, replaced_version
 from telehealth.store.tables import ReportRow, ReportVersionRow, UserRow
 from telehealth.store.visibility import visible_case
 
@@ -100,8 +102,18 @@ def edit_draft(store: CaseStore, actor: Actor, version_id: int, body: dict[str, 
         return _record(row)
 
 
-def sign(store: CaseStore, actor: Actor, version_id: int, zone: tzinfo = UTC) -> ReportVersionRecord:
-    """Sign a draft: its body gains the note naming the signer and when (in the clinic's time `zone`)."""
+# Renders, PAdES-signs and stores the PDF of a version being signed (given the version it replaces, if any).
+Seal = Callable[[ReportVersionRecord, ReplacedVersion | None], SealedPdf]
+
+
+def sign(
+    store: CaseStore, actor: Actor, version_id: int, zone: tzinfo = UTC, seal: Seal | None = None
+) -> ReportVersionRecord:
+    """Sign a draft: its body gains the note naming the signer and when (in the clinic's time `zone`).
+
+    `seal` runs inside the signing transaction, so a version is signed exactly when its signed PDF is recorded: if
+    sealing fails, the version stays a draft.
+    """
     _require_author(actor)
     if actor.role not in _SIGNERS:
         raise Forbidden("only GPs and admins sign reports")
@@ -113,8 +125,11 @@ def sign(store: CaseStore, actor: Actor, version_id: int, zone: tzinfo = UTC) ->
         now = utc_now()
         row.body = signed_body(row.body, signed_note(signer.email if signer else f"user {actor.user_id}", now, zone))
         row.status, row.signed_by, row.signed_at = ReportStatus.signed.value, actor.user_id, now
+        record = _record(row)
+        if seal is not None:
+            record_signed_pdf(s, row.id, seal(record, replaced_version(s, row)))
         record_audit(s, actor.user_id, AuditAction.sign, "report_version", row.id)
-        return _record(row)
+        return record
 
 
 SIGNED_NOTE_START = "AI-assisted draft, reviewed and signed by"
@@ -185,11 +200,16 @@ def _versions(s, report_id: int, signed_only: bool) -> list[ReportVersionRow]:  
 
 
 def view_report(
-    store: CaseStore, actor: Actor, report_id: int, audit: AuditAction | None = AuditAction.view
+    store: CaseStore,
+    actor: Actor,
+    report_id: int,
+    audit: AuditAction | None = AuditAction.view,
+    version: int | None = None,
 ) -> ReportView:
     """The report as the caller may read it: a patient only their own signed versions (no signed version: 404).
 
-    Audited (view, or export for the export endpoints) on the version handed out.
+    `current` is the latest version, or the given `version` number. Audited (view, or export for the export
+    endpoints) on the version handed out.
     """
     with store.db.session() as s:
         report = s.get(ReportRow, report_id)
@@ -199,9 +219,17 @@ def view_report(
         rows = _versions(s, report_id, signed_only=actor.role is Role.patient)
         if not rows:
             raise NotFound(f"no report {report_id}")
+        chosen = rows[-1] if version is None else next((r for r in rows if r.version == version), None)
+        if chosen is None:
+            raise NotFound(f"report {report_id} has no version {version}")
         if audit is not None:
-            record_audit(s, actor.user_id, audit, "report_version", rows[-1].id)
-        return ReportView(report_id, report.case_id, case.patient_id, _record(rows[-1]), [_record(r) for r in rows])
+            record_audit(s, actor.user_id, audit, "report_version", chosen.id)
+        return ReportView(report_id, report.case_id, case.patient_id, _record(chosen), [_record(r) for r in rows])
+
+
+def latest_signed(view: ReportView) -> ReportVersionRecord | None:
+    """The newest signed version among those the caller may read (an amendment in draft does not count)."""
+    return next((v for v in reversed(view.versions) if v.status is ReportStatus.signed), None)
 
 
 def latest_version_id(store: CaseStore, actor: Actor, report_id: int) -> int:
@@ -221,6 +249,15 @@ def case_reports(store: CaseStore, actor: Actor, case_id: int) -> list[ReportVie
         except NotFound:  # a patient's report with no signed version yet
             continue
     return out
+
+
+def signer_record(store: CaseStore, user_id: int | None) -> UserRecord | None:
+    """Who signed a version, for the exports that name them (the signer may read this; it is not audited)."""
+    if user_id is None:
+        return None
+    with store.db.session() as s:
+        user = s.get(UserRow, user_id)
+        return None if user is None else UserRecord(user.id, user.email, Role(user.role))
 
 
 def signer_email(store: CaseStore, user_id: int | None) -> str | None:

@@ -198,3 +198,16 @@ class CaseExportKeyRow(Base):
     shift_days: Mapped[int] = mapped_column(Integer)
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class SignedReportPdfRow(Base):
+    """The PAdES-signed PDF of a signed report version (its file is named by the sha256). Written in the signing
+    transaction and never changed (database triggers refuse UPDATE and DELETE), like the version it seals."""
+
+    __tablename__ = "signed_report_pdfs"
+    version_id: Mapped[int] = mapped_column(ForeignKey("report_versions.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    byte_size: Mapped[int] = mapped_column(Integer)
+    file_name: Mapped[str] = mapped_column(String(128))
+    certificate_subject: Mapped[str] = mapped_column(String(512))  # which key signed it (a development one says so)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

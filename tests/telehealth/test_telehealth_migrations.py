@@ -75,7 +75,13 @@ def test_audit_log_is_append_only_and_signed_reports_are_immutable(db: Database)
         conn.exec_driver_sql(
             "UPDATE report_versions SET status = 'signed', signed_by = 1, signed_at = '2026-01-02' WHERE id = 1"
         )
+        conn.exec_driver_sql(
+            "INSERT INTO signed_report_pdfs (version_id, sha256, byte_size, file_name, certificate_subject, created_at)"
+            f" VALUES (1, '{'ab' * 32}', 10, 'ab/x.pdf', 'CN=test', '2026-01-02')"
+        )
     for statement in (
+        "UPDATE signed_report_pdfs SET byte_size = 11",
+        "DELETE FROM signed_report_pdfs",
         "UPDATE audit_events SET action = 'edit'",
         "DELETE FROM audit_events",
         "UPDATE report_versions SET body = '{}' WHERE id = 1",
