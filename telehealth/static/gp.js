@@ -10,6 +10,7 @@
   let currentConsult = null;
   let editingPatientId = null;
   let events = null;
+  let routeSeq = 0;  // a newer navigation wins: a slower earlier one must not show its view over it
   const $ = (id) => document.getElementById(id);
   const VIEWS = ["patient-form-view", "patient-view", "case", "welcome"];
   const TYPE_NAMES = {
@@ -145,9 +146,11 @@
     $("pf-name").focus();
   }
 
-  async function openPatient(id) {
+  async function openPatient(id, seq = routeSeq) {
     showError("");
     const p = await api("GET", `/api/patients/${id}`);
+    const summary = (await api("GET", "/api/patients")).find((s) => s.id === id);
+    if (seq !== routeSeq) return;
     currentPatient = p;
     $("patient-name").textContent = nameOf(p);
     $("patient-facts").textContent = identityLine(p);
@@ -156,7 +159,6 @@
     $("invite-result").hidden = true;
     $("cf-onset").max = new Date().toISOString().slice(0, 10);
     if (p.birth_date) $("cf-onset").min = p.birth_date;
-    const summary = (await api("GET", "/api/patients")).find((s) => s.id === id);
     const cases = summary ? summary.cases : [];
     const ul = $("cases");
     ul.replaceChildren();
@@ -331,18 +333,20 @@
     events.onerror = () => { $("live-status").textContent = "Reconnecting for live updates…"; };
   }
 
-  async function openCase(id) {
+  async function openCase(id, seq = routeSeq) {
     showError("");
     const detail = await api("GET", `/api/cases/${id}`);
-    if (!currentPatient || currentPatient.id !== detail.patient_id) {
-      currentPatient = await api("GET", `/api/patients/${detail.patient_id}`);
-    }
+    const patient = currentPatient && currentPatient.id === detail.patient_id
+      ? currentPatient : await api("GET", `/api/patients/${detail.patient_id}`);
+    if (seq !== routeSeq) return;
+    currentPatient = patient;
     $("case-title").textContent = `${nameOf(currentPatient)} — ${caseName(detail)}`;
     $("report").hidden = true;
     $("consult-info").hidden = true;
     show("case");
     await refreshCase(id);
     const reports = await api("GET", `/api/cases/${id}/reports`);
+    if (seq !== routeSeq) return;
     if (reports.length) showReport(reports[reports.length - 1]);
     watchCase(id);
     document.body.dataset.caseLoaded = String(id);
@@ -351,12 +355,13 @@
   // -- routing: #patient=ID, #case=ID, #new-patient ------------------------------------------------------------
 
   async function route() {
+    const seq = ++routeSeq;
     const [key, value] = location.hash.slice(1).split("=");
     const id = Number(value);
-    if (key !== "case" && events) { events.close(); events = null; }
+    if (events) { events.close(); events = null; }
     try {
-      if (key === "patient" && id > 0) await openPatient(id);
-      else if (key === "case" && id > 0) await openCase(id);
+      if (key === "patient" && id > 0) await openPatient(id, seq);
+      else if (key === "case" && id > 0) await openCase(id, seq);
       else if (key === "new-patient") openPatientForm(null);
       else show("welcome");
     } catch (e) {

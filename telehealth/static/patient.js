@@ -1,10 +1,17 @@
-// Patient page: log in (or accept an invite), pick a case, send a photo, show the receipt or the clear reason.
+// Patient page, phone first: log in (or accept an invite), line up the photo with live checks from the server
+// (light, focus, the scale marker, the wound in frame), preview it with Retake / Send, get a plain receipt, and see
+// what was sent and whether the clinic has reviewed it. No ids or fingerprints are shown.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 // sessionStorage, not localStorage: the session ends with the tab on a shared phone.
 const TOKEN_KEY = "scopecast.telehealth.token";
+const CHECK_EVERY_MS = 1200;  // one frame a little over a second: live enough, and light on a 2-core server
+const PREVIEW_SIDE = 1280;  // frames sent for checking are scaled to this long side
 let pendingKey = null; // one Idempotency-Key per chosen photo, so a retry after a dropped connection is not a duplicate
+let pendingPhoto = null; // the Blob about to be sent
+let camera = null;
+let checkTimer = null;
 
 function show(id, visible) { $(id).hidden = !visible; }
 function setError(message) { $("error").textContent = message || ""; show("error", Boolean(message)); }
@@ -12,6 +19,7 @@ function setStatus(message) { $("status").textContent = message || ""; }
 // Invite links carry the token in the URL fragment (#invite=...), which the browser never sends to the server.
 function inviteToken() { return new URLSearchParams(location.hash.slice(1)).get("invite"); }
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
+const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 async function api(path, options = {}, signInOn401 = true) {
   const headers = new Headers(options.headers || {});
@@ -33,12 +41,12 @@ async function api(path, options = {}, signInOn401 = true) {
   return response;
 }
 
-function showLogin() { show("login", true); show("accept", false); show("upload", false); show("consult", false); }
+const SCREENS = ["login", "accept", "upload", "camera", "preview", "receipt"];
+function screen(id) { SCREENS.forEach((s) => show(s, s === id)); }
+function showLogin() { screen("login"); show("consult", false); show("history", false); }
 
 async function showUpload() {
-  show("login", false); show("accept", false); show("upload", true);
-  // Until the case list is in, there is nowhere to send a photo: keep the button off.
-  $("send").disabled = true;
+  screen("upload");
   setStatus("Loading your cases...");
   let cases = await (await api("/api/cases")).json();
   if (cases.length === 0) {
@@ -47,15 +55,14 @@ async function showUpload() {
     });
     cases = [await opened.json()];
   }
-  const select = $("case");
-  select.replaceChildren(...cases.map((c) => {
+  $("case").replaceChildren(...cases.map((c) => {
     const option = document.createElement("option");
     option.value = String(c.id);
-    option.textContent = c.label ? `${c.label} (case ${c.id})` : `Case ${c.id}`;
+    option.textContent = c.label || "My wound";
     return option;
   }));
   setStatus("");
-  $("send").disabled = false;
+  await showHistory();
   await showOpenConsult(cases);
 }
 
@@ -76,11 +83,126 @@ async function showOpenConsult(cases) {
   document.body.dataset.consultsChecked = "1";
 }
 
+async function thumbnailUrl(path) {
+  // Thumbnails need the bearer header, which an <img src> cannot send: fetch and show a blob URL.
+  return URL.createObjectURL(await (await api(path)).blob());
+}
+
+async function showHistory() {
+  const sent = await (await api("/api/my-photos")).json();
+  const list = $("history-list");
+  list.querySelectorAll("img").forEach((img) => URL.revokeObjectURL(img.src));
+  const items = [];
+  for (const p of sent) {
+    const li = document.createElement("li");
+    li.className = `sent ${p.status}`;
+    const img = document.createElement("img");
+    img.alt = "";  // the text beside it says what it is
+    img.src = await thumbnailUrl(p.thumbnail_url);
+    const text = document.createElement("span");
+    const status = p.status === "reviewed" ? `Reviewed by your clinic on ${when(p.reviewed_at)}` : "Received, waiting for your clinic";
+    text.textContent = `${p.case_label || "My wound"} · sent ${when(p.received_at)} · ${status}`;
+    li.append(img, text);
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+  show("history-empty", sent.length === 0);
+  show("history", true);
+  document.body.dataset.historyCount = String(sent.length);
+}
+
 async function startSession(response) {
   const session = await response.json();
   sessionStorage.setItem(TOKEN_KEY, session.token);
   await showUpload();
 }
+
+// -- checks --------------------------------------------------------------------------------------------------
+
+function renderChecks(listId, checks) {
+  const list = $(listId);
+  list.replaceChildren(...checks.map((c) => {
+    const li = document.createElement("li");
+    li.dataset.check = c.name;
+    li.className = c.passed ? "pass" : "fail";
+    li.textContent = `${c.passed ? "✓" : "✗"} ${c.message}`;
+    return li;
+  }));
+}
+
+async function checkImage(blob) {
+  const response = await api("/api/capture-check", { method: "POST", body: blob, headers: { "Content-Type": blob.type || "image/jpeg" } });
+  return response.json();
+}
+
+function frameBlob(video, longSide) {
+  const scale = Math.min(1, longSide / Math.max(video.videoWidth, video.videoHeight));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+}
+
+// -- camera ----------------------------------------------------------------------------------------------------
+
+async function openCamera() {
+  setError("");
+  try {
+    camera = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: "environment", width: { ideal: 1920 }, height: { ideal: 1080 } }, audio: false,
+    });
+  } catch (e) {
+    setError(`The camera could not be opened (${e.name || e.message}). Allow camera access, or choose a photo you already took.`);
+    return;
+  }
+  $("viewfinder").srcObject = camera;
+  screen("camera");
+  document.body.dataset.camera = "open";
+  const tick = async () => {
+    const video = $("viewfinder");
+    if (!camera) return;
+    if (video.videoWidth) {
+      try {
+        const result = await checkImage(await frameBlob(video, PREVIEW_SIDE));
+        renderChecks("checks", result.checks);
+        $("shoot-btn").textContent = result.ready ? "Take the photo now" : "Take the photo";
+        document.body.dataset.liveReady = String(result.ready);
+      } catch (e) { /* a missed check is not an error: the next one comes in a second */ }
+    }
+    if (camera) checkTimer = setTimeout(tick, CHECK_EVERY_MS);
+  };
+  tick();
+}
+
+function closeCamera() {
+  clearTimeout(checkTimer);
+  if (camera) camera.getTracks().forEach((t) => t.stop());
+  camera = null;
+  document.body.dataset.camera = "closed";
+}
+
+async function preview(blob) {
+  pendingPhoto = blob;
+  pendingKey = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const img = $("preview-img");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(blob);
+  $("preview-checks").replaceChildren();
+  screen("preview");
+  setStatus("Checking the photo...");
+  try {
+    const result = await checkImage(blob);
+    renderChecks("preview-checks", result.checks);
+    document.body.dataset.previewReady = String(result.ready);
+    setStatus(result.ready ? "The photo looks good." : "Some checks did not pass: you can retake it, or send it anyway.");
+  } catch (e) {
+    setStatus("");
+    setError(e.message);  // e.g. "too small": the photo would be refused on sending too
+  }
+}
+
+// -- events ----------------------------------------------------------------------------------------------------
 
 $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -107,62 +229,70 @@ $("accept").addEventListener("submit", async (event) => {
   } catch (err) { setError(err.message); }
 });
 
-$("photo").addEventListener("change", () => {
-  pendingKey = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  setError("");
+$("camera-btn").addEventListener("click", openCamera);
+$("camera-cancel-btn").addEventListener("click", () => { closeCamera(); screen("upload"); });
+$("shoot-btn").addEventListener("click", async () => {
+  const video = $("viewfinder");
+  if (!video.videoWidth) return;
+  const blob = await frameBlob(video, 4096);  // full resolution: the photo the clinic measures
+  closeCamera();
+  await preview(blob);
 });
-
-$("upload").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("photo").addEventListener("change", async () => {
+  setError("");
   const file = $("photo").files[0];
-  if (!file) { setError("Choose or take a photo first."); return; }
+  if (file) await preview(file);
+});
+$("retake-btn").addEventListener("click", () => {
+  pendingPhoto = null;
+  $("photo").value = "";
+  setStatus("");
+  setError("");
+  screen("upload");
+});
+$("another-btn").addEventListener("click", () => { screen("upload"); });
+
+$("send").addEventListener("click", async () => {
+  if (!pendingPhoto) { setError("Take or choose a photo first."); return; }
   if (!$("case").value) { setError("Your cases are still loading; try again in a moment."); return; }
-  setError(""); show("receipt", false);
+  setError("");
   $("send").disabled = true;
   setStatus("Sending...");
   const form = new FormData();
-  form.append("photo", file, file.name || "photo.jpg");
+  form.append("photo", pendingPhoto, pendingPhoto.name || "photo.jpg");
   try {
     const response = await api(`/api/cases/${$("case").value}/photos`, {
       method: "POST", body: form, headers: { "Idempotency-Key": pendingKey },
     });
     const receipt = await response.json();
-    await showReceipt(receipt);
+    const img = $("thumb");
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = await thumbnailUrl(receipt.thumbnail_url);
+    $("receipt-text").textContent = `Your photo arrived safely on ${when(receipt.received_at)}. It is kept with your record; location details from the phone are removed.`;
+    pendingPhoto = null;
+    $("photo").value = "";
+    screen("receipt");
     setStatus("");
+    await showHistory();
   } catch (err) {
     setStatus("");
-    setError(err.message);
+    setError(`Not sent: ${err.message}. Nothing was lost: you can retake the photo or try again.`);
   } finally {
     $("send").disabled = false;
   }
 });
-
-async function showReceipt(receipt) {
-  // The thumbnail needs the bearer header, which an <img src> cannot send: fetch it and show a blob URL.
-  const thumb = await (await api(receipt.thumbnail_url)).blob();
-  const img = $("thumb");
-  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-  img.src = URL.createObjectURL(thumb);
-  await img.decode().catch(() => {});
-  $("r-id").textContent = `#${receipt.id}`;
-  $("r-time").textContent = new Date(receipt.received_at).toLocaleString();
-  $("r-size").textContent = `${receipt.width} x ${receipt.height} px`;
-  $("r-sha").textContent = receipt.sha256;
-  show("receipt", true);
-}
 
 $("logout").addEventListener("click", async () => {
   // The server revokes the session, so the token stops working everywhere, not only in this tab.
   const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
   sessionStorage.removeItem(TOKEN_KEY);
   await fetch("/api/logout", { method: "POST", headers }).catch(() => {});
-  show("receipt", false);
   showLogin();
 });
 
 (async function init() {
   if (inviteToken()) {
-    show("accept", true);
+    screen("accept");
   } else if (token()) {
     try { await showUpload(); } catch (err) { setError(err.message); }
   } else {

@@ -58,7 +58,9 @@ async def test_history_says_received_then_reviewed_without_ids(world) -> None:
     c, pat = world.client, world.headers["pat_a"]
     assert (await c.get("/api/my-photos", headers=pat)).json() == []
     r = await c.post(
-        f"/api/cases/{world.case_ids['pat_a']}/photos", files={"photo": ("w.jpg", scene_jpeg(True), "image/jpeg")}, headers=pat
+        f"/api/cases/{world.case_ids['pat_a']}/photos",
+        files={"photo": ("w.jpg", scene_jpeg(True), "image/jpeg")},
+        headers=pat,
     )
     assert r.status_code == 201
     await world.services.analyses.wait_idle()
