@@ -6,12 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable),
-# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing) and coturn.
+# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing), coturn,
+# Orthanc and dicom3tools.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 # coturn: the TURN tests start a throwaway one on loopback (a browser forced to relay through it).
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+# Orthanc with its DICOMweb plugin: the DICOM tests push a case to a throwaway one on loopback and read it back;
+# dicom3tools' dciodvfy checks each instance against its IOD.
+command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (tests) ..."
