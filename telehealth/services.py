@@ -1,4 +1,5 @@
-"""The telehealth services one server shares: store, sign-in, analysis worker, decode slots, first-run token."""
+"""The telehealth services one server shares: store, sign-in, analysis worker, DICOM outbox, decode slots, first-run
+token."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from telehealth.analysis_worker import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.consult_api import JoinAuthorizer, join_authorizer
 from telehealth.decode_slots import DecodeSlots
+from telehealth.dicom.outbox import DicomOutbox
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.settings import TelehealthSettings
@@ -29,6 +31,7 @@ class TelehealthServices:
     decodes: DecodeSlots  # shared by the upload and the consult-capture routes
     first_run: FirstRunSetup
     evidence: EvidenceFiles
+    dicom: DicomOutbox  # delivers to the PACS only when SCOPECAST_DICOMWEB_URL is set
 
     def first_run_link(self, base_url: str | None = None) -> str | None:
         """The one-time setup link `{public_base_url}/setup#token=...` while no account exists, else None.
@@ -48,4 +51,5 @@ class TelehealthServices:
 
     async def close(self) -> None:
         await self.analyses.aclose()
+        await self.dicom.aclose()
         await asyncio.to_thread(self.store.close)

@@ -138,7 +138,7 @@ def read_measurements(sr: Dataset) -> ReportedMeasurements:
                 value = item.MeasuredValueSequence[0]
                 found[wanted[name.CodeValue]] = float(value.NumericValue)
                 units.append(str(value.MeasurementUnitsCodeSequence[0].CodeValue))
-            if item.ValueType == "TEXT" and name is not None and name.CodeValue == "121012":  # Device Observer Name
+            if item.ValueType == "TEXT" and name is not None and name.CodeValue == "121013":  # Device Observer Name
                 device = str(item.TextValue)
             if "ContentSequence" in item:
                 walk(item.ContentSequence)
