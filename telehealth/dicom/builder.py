@@ -87,4 +87,8 @@ class InstanceBuilder:
             out.append(BuiltInstance(photo_id, InstanceKind.measurements, sr))
         if only is not None:
             out = [b for b in out if b.kind is only]
+        for instance in out:
+            # A Part 10 file starts with a 128-byte preamble and "DICM": STOW-RS and media both expect one, and
+            # pydicom writes it only when the dataset has a preamble.
+            instance.dataset.preamble = b"\0" * 128
         return out
