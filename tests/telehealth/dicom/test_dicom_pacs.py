@@ -21,7 +21,7 @@ import pytest
 from dicom_world import JANE, Clinic, clinic, open_case, outbox_to
 from dicomweb_client.api import DICOMwebClient
 from fastapi import FastAPI
-from orthanc_server import free_port, orthanc, require_orthanc
+from orthanc_server import free_port, orthanc
 from pydicom.encaps import generate_frames
 from telehealth_testutil import PASSWORD, include_telehealth
 
@@ -47,6 +47,14 @@ def pacs(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture
 def world(tmp_path, pacs) -> Iterator[Clinic]:
     services = clinic(tmp_path / "telehealth", pacs)
+    yield open_case(services)
+    services.store.close()
+
+
+@pytest.fixture
+def offline(tmp_path) -> Iterator[Clinic]:
+    """A clinic with no PACS configured (these tests bring their own outbox): they need no Orthanc."""
+    services = clinic(tmp_path / "telehealth")
     yield open_case(services)
     services.store.close()
 
@@ -155,17 +163,21 @@ def test_orthanc_answers_a_conflict_and_a_bad_instance_with_reasons(world, pacs)
     assert sender.send(image) is None
 
 
-def test_an_unreachable_pacs_leaves_the_instances_queued_with_the_reason(world) -> None:
-    world.photo()
+def test_an_unreachable_pacs_leaves_the_instances_queued_with_the_reason(offline) -> None:
+    world = offline
+    photo = world.photo()
     closed = outbox_to(world.services, f"http://127.0.0.1:{free_port()}/dicom-web")
+    closed.enqueue_photo(photo.id)
     assert {i.failure for i in closed.drain()} == {FailureKind.unreachable}
     _failed_and_kept(world, FailureKind.unreachable, "connection refused")
 
 
-def test_a_pacs_that_never_answers_times_out_and_the_instances_stay_queued(world, silent_pacs) -> None:
+def test_a_pacs_that_never_answers_times_out_and_the_instances_stay_queued(offline, silent_pacs) -> None:
     url, _sock = silent_pacs
-    world.photo()
+    world = offline
+    photo = world.photo()
     silent = outbox_to(world.services, url, timeout_s=0.5)
+    silent.enqueue_photo(photo.id)
     assert {i.failure for i in silent.drain()} == {FailureKind.timeout}
     _failed_and_kept(world, FailureKind.timeout, "did not answer within 0.5 s")
 
@@ -265,6 +277,24 @@ async def test_without_a_pacs_queueing_is_refused_with_the_setting_to_set(tmp_pa
         services.store.close()
 
 
-def test_orthanc_is_required_for_these_tests() -> None:
-    """Says plainly why the tests above skip on a machine without Orthanc (and passes where it is installed)."""
-    require_orthanc()
+async def test_the_background_sender_delivers_what_is_queued_and_what_was_left_from_before(tmp_path, pacs) -> None:
+    import asyncio
+
+    services = clinic(tmp_path / "telehealth", pacs, poll_s=0.2)
+    try:
+        world = open_case(services)
+        left = world.photo()  # queued before the sender runs: as after a restart
+        assert {i.state for i in case_outbox(services.store, world.case_id)} == {OutboxState.queued}
+        services.dicom.start()
+        # A photo analysed while it runs is queued from the analysis worker's thread and wakes the sender.
+        await services.analyses.analyse(world.photo(analyse=False).id)
+        for _ in range(150):
+            items = await asyncio.to_thread(case_outbox, services.store, world.case_id)
+            if len(items) == 6 and all(i.state is OutboxState.sent for i in items):
+                break
+            await asyncio.sleep(0.1)
+        assert [(i.photo_id, i.state) for i in items] == [(left.id, OutboxState.sent)] * 3 + [
+            (left.id + 1, OutboxState.sent)
+        ] * 3
+    finally:
+        await services.close()
