@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 
 from telehealth.dicom.instances import Equipment, capture_instance, overlay_instance, photo_instance
 from telehealth.dicom.measurement_sr import measurement_report
-from telehealth.dicom.records import InstanceKind, PhotoSource
+from telehealth.dicom.records import InstanceKind, InstanceSource
 from telehealth.dicom.settings import DicomSettings
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.store.cases import CaseStore
@@ -27,7 +27,7 @@ class BuiltInstance:
         return str(self.dataset.SOPInstanceUID)
 
 
-def instance_kinds(source: PhotoSource) -> list[InstanceKind]:
+def instance_kinds(source: InstanceSource) -> list[InstanceKind]:
     """What a photo yields: its image always, the overlay once analysed, the report once something was measured."""
     kinds = [InstanceKind.capture if source.image.source_is_capture else InstanceKind.photo]
     if source.evidence_png is not None and source.measured is not None:
@@ -44,7 +44,7 @@ class InstanceBuilder:
         self.settings = settings
         self.equipment = Equipment(institution=settings.institution)
 
-    def source(self, photo_id: int) -> PhotoSource:
+    def source(self, photo_id: int) -> InstanceSource:
         return photo_source(self.store, self.evidence, photo_id, self.settings.mrn_issuer, self.settings.uid_root)
 
     def photo_instances(self, photo_id: int, only: InstanceKind | None = None) -> list[BuiltInstance]:

@@ -126,7 +126,7 @@ class MeasuredWound:
 
 
 @dataclass(frozen=True)
-class PhotoSource:
+class InstanceSource:
     """Everything one photo's instances are built from, read in one go from the store."""
 
     patient: DicomPatient

@@ -19,17 +19,16 @@ from telehealth.dicom.records import (
     DicomStudy,
     FailureKind,
     InstanceKind,
+    InstanceSource,
     InstanceUids,
     MeasuredWound,
     OutboxItem,
     OutboxState,
     PhotoImage,
-    PhotoSource,
 )
 from telehealth.errors import NotFound
 from telehealth.evidence_files import EvidenceFiles
-from telehealth.records import FileState, IdentifierKind, PatientIdentity, as_utc, utc_now
-from telehealth.records import PhotoSource as Origin
+from telehealth.records import FileState, IdentifierKind, PatientIdentity, PhotoSource, as_utc, utc_now
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore
 from telehealth.store.tables import (
@@ -72,7 +71,7 @@ def _study_row(s: Session, case_id: int, uid_root: str | None) -> DicomStudyRow:
 
 def photo_source(
     store: CaseStore, evidence: EvidenceFiles, photo_id: int, mrn_issuer: str, uid_root: str | None
-) -> PhotoSource:
+) -> InstanceSource:
     """Everything one photo's instances are made of: patient, case, the photo file, its latest analysis and evidence
     image. NotFound when the photo or its file is gone. The case's study UID is made here on first use."""
     with store.db.session() as s:
@@ -97,7 +96,7 @@ def photo_source(
         )
         received = as_utc(photo.received_at)
         taken = received if photo.taken_at is None else as_utc(photo.taken_at)
-        origin = Origin(photo.source or Origin.patient_upload.value)
+        origin = PhotoSource(photo.source or PhotoSource.patient_upload.value)
         label = case.label or "site not recorded"
         study = DicomStudy(
             case.id, study_row.study_uid, as_utc(case.created_at), f"Wound case {case.id}: {label}", case.label
@@ -106,9 +105,9 @@ def photo_source(
         evidence_name = None if analysis is None else analysis.evidence_path
         measured = _measured(analysis)
     # A capture is taken the moment it is received; an upload whose camera gave no date was dated on arrival.
-    known = origin is Origin.consult_capture or taken != received
+    known = origin is PhotoSource.consult_capture or taken != received
     image = PhotoImage(
-        photo_id, origin is Origin.consult_capture, store.files.read(sha256), width, height, taken, received, known
+        photo_id, origin is PhotoSource.consult_capture, store.files.read(sha256), width, height, taken, received, known
     )
     png = None
     if evidence_name is not None:
@@ -116,7 +115,7 @@ def photo_source(
             png = evidence.read(evidence_name)
         except (OSError, ValueError):
             png = None  # the overlay is left out; the photo and its SR still go
-    return PhotoSource(dicom_patient(patient.id, identity, mrn_issuer), study, image, png, measured)
+    return InstanceSource(dicom_patient(patient.id, identity, mrn_issuer), study, image, png, measured)
 
 
 def _measured(row: AnalysisRow | None) -> MeasuredWound | None:
