@@ -26,10 +26,13 @@ JANE = PatientIdentity("Jane Smith", date(1950, 3, 4), IdentifierKind.nhs_number
 NOBODY = PatientIdentity(None, None, None, None)  # a record from before identity was asked for
 
 
-def clinic(data_dir: Path, url: str | None = None, **dicom: object) -> TelehealthServices:
-    """Telehealth over `data_dir` whose segmenter returns the synthetic scene's mask; DICOM pushed to `url`."""
+def clinic(
+    data_dir: Path, url: str | None = None, database_url: str | None = None, **dicom: object
+) -> TelehealthServices:
+    """Telehealth over `data_dir` (and `database_url`, default SQLite there) whose segmenter returns the synthetic
+    scene's mask; DICOM pushed to `url`."""
     return build_telehealth(
-        fast_settings(data_dir),
+        fast_settings(data_dir, database_url=database_url),
         segmenter_factory=lambda: fixed_mask_segmenter(scene(True).mask, "synthetic-mask", "1"),
         dicom_settings=DicomSettings(url=url, **dicom),  # type: ignore[arg-type]
     )
