@@ -103,6 +103,10 @@ class DicomOutbox:
             failure = self.sender.send(built[0].dataset)
         except (NotFound, InvalidImage, NothingMeasured) as exc:
             failure = SendFailure(FailureKind.build_failed, f"could not make the instance: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one bad instance must not stall the queue behind it
+            failure = SendFailure(
+                FailureKind.build_failed, f"could not make or encode the instance: {type(exc).__name__}: {exc}"
+            )
         if failure is None:
             done = record_sent(self.store, item.sop_instance_uid)
             log.info("DICOM instance sent", extra={"photo_id": item.photo_id, "kind": item.kind.value})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from dicom_world import Clinic, clinic, open_case
+from dicom_world import Clinic, clinic, open_case, outbox_to
 from postgres_server import fresh_database
 from pydantic import ValidationError
 
@@ -100,3 +100,16 @@ def test_settings_name_the_environment_variable_and_refuse_nonsense(monkeypatch)
 def test_retry_waits_double_and_stop_at_the_cap() -> None:
     assert [retry_delay_s(n, 5, 60) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
     assert retry_delay_s(10_000, 5, 3600) == 3600
+
+
+def test_a_photo_whose_file_is_gone_stays_queued_saying_why(world) -> None:
+    photo = world.photo()
+    outbox = outbox_to(world.services, PACS, retry_max_s=600)
+    queued = outbox.enqueue_photo(photo.id)
+    world.services.store.files.path_for(photo.sha256).unlink()
+    done = outbox.drain()
+    assert {(i.state, i.failure) for i in done} == {(OutboxState.failed, FailureKind.build_failed)}
+    assert all(f"photo {photo.id}'s file is missing" in (i.last_error or "") for i in done)
+    assert {i.sop_instance_uid for i in done} == {i.sop_instance_uid for i in queued}
+    # Nothing will change soon: the next try waits the longest wait, not the first one.
+    assert all(i.next_attempt_at and i.next_attempt_at > utc_now() + timedelta(seconds=590) for i in done)
