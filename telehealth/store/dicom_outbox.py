@@ -74,6 +74,15 @@ def photo_source(
 ) -> InstanceSource:
     """Everything one photo's instances are made of: patient, case, the photo file, its latest analysis and evidence
     image. NotFound when the photo or its file is gone. The case's study UID is made here on first use."""
+    try:
+        return _photo_source(store, evidence, photo_id, mrn_issuer, uid_root)
+    except IntegrityError:  # another thread made the case's study UID at the same moment: read theirs
+        return _photo_source(store, evidence, photo_id, mrn_issuer, uid_root)
+
+
+def _photo_source(
+    store: CaseStore, evidence: EvidenceFiles, photo_id: int, mrn_issuer: str, uid_root: str | None
+) -> InstanceSource:
     with store.db.session() as s:
         photo = s.get(PhotoSubmissionRow, photo_id)
         if photo is None:
