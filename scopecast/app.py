@@ -49,6 +49,11 @@ from telehealth.capture_api import capture_router
 from telehealth.case_api import case_router, intake_limits
 from telehealth.consult_api import LiveConsults, consult_router
 from telehealth.decode_slots import DecodeSlots
+from telehealth.dicom.builder import InstanceBuilder
+from telehealth.dicom.outbox import DicomOutbox
+from telehealth.dicom.settings import DicomSettings
+from telehealth.dicom.stow import StowSender
+from telehealth.dicom_api import dicom_router
 from telehealth.errors import TelehealthError
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import FirstRunSetup
@@ -84,11 +89,15 @@ def default_registry(settings: Settings) -> ModelRegistry:
 
 
 def build_telehealth(
-    settings: TelehealthSettings, segmenter_factory: SegmenterFactory | None = None
+    settings: TelehealthSettings,
+    segmenter_factory: SegmenterFactory | None = None,
+    dicom_settings: DicomSettings | None = None,
 ) -> TelehealthServices:
     """Migrate the database to head, reconcile photo files with rows, and build the services the routes share.
 
     `segmenter_factory` (called once, on the analysis worker thread) replaces the ONNX wound model, e.g. in tests.
+    `dicom_settings` default to the SCOPECAST_DICOMWEB_* environment: with a URL, every analysed photo's instances
+    are queued for the PACS and the app's lifespan starts the sender.
     Blocking (migrations and a directory walk): call it before the server starts serving, or via asyncio.to_thread.
     """
     private_dir(settings.data_dir)  # photos and evidence live here whichever database is used
@@ -103,7 +112,8 @@ def build_telehealth(
     )
     evidence = EvidenceFiles(settings.evidence_dir)
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
-    analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm)
+    dicom = dicom_outbox(store, evidence, dicom_settings if dicom_settings is not None else DicomSettings())
+    analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm, after_analysis=dicom.after_analysis)
     # The signing key is loaded (or, unconfigured, a development key made) before serving: a bad key path stops the
     # start with its reason rather than failing the first signature.
     sealer = ReportSealer(
@@ -119,7 +129,14 @@ def build_telehealth(
         FirstRunSetup(),
         evidence,
         sealer,
+        dicom,
     )
+
+
+def dicom_outbox(store: CaseStore, evidence: EvidenceFiles, settings: DicomSettings) -> DicomOutbox:
+    """The DICOM outbox over the store; it sends only when the settings name a PACS."""
+    sender = None if settings.url is None else StowSender(settings.url, settings.timeout_s)
+    return DicomOutbox(InstanceBuilder(store, evidence, settings), sender, settings)
 
 
 def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: LiveConsults | None) -> list[APIRouter]:
@@ -132,6 +149,7 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         patient_router(s.store, s.auth, s.settings),
         capture_router(s.store, s.auth, s.settings, s.analyses, s.decodes, intake_limits(s.settings)),
         analysis_router(s.store, s.auth, s.settings, s.evidence),
+        dicom_router(s.store, s.auth, s.settings, s.dicom),
         report_router(s.store, s.auth, s.settings, s.evidence, vlm, s.sealer),
         page_router(s.settings),
     ]
@@ -214,6 +232,7 @@ def create_app(
             await hub.add_source_stream(stream_id, spec)
         if telehealth is not None:
             telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
+            telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
         ready["sources"] = True
         freeze_long_lived()
         warm_up = getattr(vlm, "warm_up", None)

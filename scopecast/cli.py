@@ -126,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="CERT.pem",
         help="trust this certificate (repeatable); default: the clinic's signing certificate from the settings",
     )
+    export_dicom = sub.add_parser(
+        "export-dicom",
+        help="write a case's DICOM instances (photos, captures, overlays, measurements SR) to a folder",
+    )
+    export_dicom.add_argument("--case", required=True, type=int, metavar="ID", help="the case's id")
+    export_dicom.add_argument("--out", required=True, metavar="DIR", help="folder for the .dcm files (made if missing)")
 
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -149,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _user_add(args)
     if args.command == "verify-report":
         return _verify_report(args)
+    if args.command == "export-dicom":
+        return _export_dicom(args)
     if args.command == "bench" and args.bench_command == "stream":
         from scopecast.bench.stream import run as run_stream_bench
 
@@ -315,6 +323,46 @@ def _verify_report(args: argparse.Namespace) -> int:
     print(f"{path}: valid: signed by {check.signer_name or 'an unnamed signer'} at {when} with {check.certificate}")
     if check.development_key:
         print("warning: signed with a DEVELOPMENT KEY - NOT FOR CLINICAL USE")
+    return 0
+
+
+def _export_dicom(args: argparse.Namespace) -> int:
+    """Against the configured telehealth database (SCOPECAST_TELEHEALTH_*), as the operator: audited as an export."""
+    import asyncio
+    from pathlib import Path
+
+    from scopecast.app import build_telehealth
+    from scopecast.telehealth_setup import telehealth_settings
+    from telehealth.dicom.export import NothingToExport, export_case
+    from telehealth.errors import NotFound
+
+    if args.case < 1:
+        print(f"scopecast: --case must be a case id (1 or more), not {args.case}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"scopecast: --out {out} exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        services = build_telehealth(telehealth_settings())
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"scopecast: cannot open the telehealth store: {exc}", file=sys.stderr)
+        return 2
+    try:
+        done = export_case(services.dicom.builder, args.case, out)
+    except (NotFound, NothingToExport) as exc:
+        print(f"scopecast: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"scopecast: cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        asyncio.run(services.close())
+    for skipped in done.skipped:
+        print(f"scopecast: photo {skipped.photo_id} left out: {skipped.reason}", file=sys.stderr)
+    for f in done.files:
+        print(f"{f.path}\t{f.kind.value}\tphoto {f.photo_id}\t{f.sop_instance_uid}")
+    print(f"exported {len(done.files)} instances of case {done.case_id} (study {done.study_uid})", file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable),
-# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing) and coturn.
+# PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing), coturn,
+# Orthanc and dicom3tools.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
@@ -14,6 +15,11 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 # npm: fetches axe-core (below) for the accessibility checks of the browser tests.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Orthanc with its DICOMweb plugin: the DICOM tests push a case to a throwaway one on loopback and read it back;
+# dicom3tools' dciodvfy checks each instance against its IOD.
+command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (tests) ..."

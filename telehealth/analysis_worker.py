@@ -34,6 +34,8 @@ NOT_INSTALLED = "not analysed: wound model not installed"
 
 # Called once, on the worker thread: a segmenter, or None when no wound model is installed.
 SegmenterFactory = Callable[[], Segmenter | None]
+# Called on the worker thread with the photo's id once its analysis is saved (e.g. to queue its DICOM for the PACS).
+AfterAnalysis = Callable[[int], None]
 
 
 def analyse_stored_photo(
@@ -76,9 +78,15 @@ def onnx_segmenter_factory(path: Path | None = None) -> SegmenterFactory:
 
 class AnalysisRunner:
     def __init__(
-        self, store: CaseStore, evidence: EvidenceFiles, segmenter_factory: SegmenterFactory, marker_mm: float = 20.0
+        self,
+        store: CaseStore,
+        evidence: EvidenceFiles,
+        segmenter_factory: SegmenterFactory,
+        marker_mm: float = 20.0,
+        after_analysis: AfterAnalysis | None = None,
     ) -> None:
         self.store = store
+        self._after = after_analysis
         self.evidence = evidence
         self._factory = segmenter_factory
         self._marker_mm = marker_mm
@@ -99,7 +107,13 @@ class AnalysisRunner:
         return self._segmenter
 
     def analyse_blocking(self, photo_id: int) -> AnalysisRecord:
-        return analyse_stored_photo(self.store, self.evidence, photo_id, self._segment(), self._marker_mm)
+        record = analyse_stored_photo(self.store, self.evidence, photo_id, self._segment(), self._marker_mm)
+        if self._after is not None:
+            try:
+                self._after(photo_id)
+            except Exception as exc:  # noqa: BLE001 - the analysis is saved; what follows must not undo that
+                log.error("after-analysis step failed", extra={"photo_id": photo_id, "error": type(exc).__name__})
+        return record
 
     async def analyse(self, photo_id: int) -> AnalysisRecord:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.analyse_blocking, photo_id)

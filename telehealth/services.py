@@ -1,5 +1,5 @@
-"""The telehealth services one server shares: store, sign-in, analysis worker, decode slots, first-run token, and the
-report sealer (signing key and signed PDFs)."""
+"""The telehealth services one server shares: store, sign-in, analysis worker, DICOM outbox, decode slots,
+first-run token, and the report sealer (signing key and signed PDFs)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from telehealth.analysis_worker import AnalysisRunner
 from telehealth.auth import Authenticator
 from telehealth.consult_api import JoinAuthorizer, join_authorizer
 from telehealth.decode_slots import DecodeSlots
+from telehealth.dicom.outbox import DicomOutbox
 from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.report_sealing import ReportSealer
@@ -32,6 +33,7 @@ class TelehealthServices:
     first_run: FirstRunSetup
     evidence: EvidenceFiles
     sealer: ReportSealer  # the clinic's signing key and the signed report PDFs
+    dicom: DicomOutbox  # delivers to the PACS only when SCOPECAST_DICOMWEB_URL is set
 
     def first_run_link(self, base_url: str | None = None) -> str | None:
         """The one-time setup link `{public_base_url}/setup#token=...` while no account exists, else None.
@@ -51,4 +53,5 @@ class TelehealthServices:
 
     async def close(self) -> None:
         await self.analyses.aclose()
+        await self.dicom.aclose()
         await asyncio.to_thread(self.store.close)

@@ -211,3 +211,55 @@ class SignedReportPdfRow(Base):
     file_name: Mapped[str] = mapped_column(String(128))
     certificate_subject: Mapped[str] = mapped_column(String(512))  # which key signed it (a development one says so)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DicomStudyRow(Base):
+    """A case's DICOM study UID, made at its first export and never changed."""
+
+    __tablename__ = "dicom_studies"
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DicomSeriesRow(Base):
+    """One series per case, visit day and instance kind (photos, captures, overlays and SRs are separate series)."""
+
+    __tablename__ = "dicom_series"
+    __table_args__ = (UniqueConstraint("case_id", "visit_date", "kind", name="uq_dicom_series_visit_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), index=True)
+    visit_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))  # a dicom.records.InstanceKind value
+    series_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_number: Mapped[int] = mapped_column(Integer)
+
+
+class DicomInstanceRow(Base):
+    """The SOP instance UID of one of a photo's instances (its image, overlay or SR), kept for re-exports."""
+
+    __tablename__ = "dicom_instances"
+    __table_args__ = (UniqueConstraint("photo_id", "kind", name="uq_dicom_instance_photo_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photo_submissions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    series_id: Mapped[int] = mapped_column(ForeignKey("dicom_series.id"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    instance_number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DicomOutboxRow(Base):
+    """An instance's delivery to the PACS: queued until the PACS has stored it; a failure keeps it queued with the
+    reason and the time of the next attempt, so nothing is lost while the PACS is down or across restarts."""
+
+    __tablename__ = "dicom_outbox"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("dicom_instances.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # a dicom.records.OutboxState value
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failure: Mapped[str | None] = mapped_column(String(16))  # a dicom.records.FailureKind value
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
