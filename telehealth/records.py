@@ -44,6 +44,11 @@ class WoundType(str, enum.Enum):
     burn = "burn"
     other = "other"
 
+    @property
+    def display(self) -> str:
+        """As a clinician writes it: "diabetic foot ulcer"."""
+        return "other wound" if self is WoundType.other else self.value.replace("_", " ")
+
 
 class FileState(str, enum.Enum):
     stored = "stored"

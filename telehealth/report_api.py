@@ -17,6 +17,7 @@ from telehealth.http_route import telehealth_router
 from telehealth.pdf_export import report_pdf
 from telehealth.records import Actor, ReportStatus, Role
 from telehealth.report_drafting import AI_DRAFT_NOTICE, draft_body, draft_for, edited_body
+from telehealth.report_page import report_page
 from telehealth.report_sealing import ReportSealer
 from telehealth.schemas import ReportEdit, ReportOut, ReportVersionOut, RowId
 from telehealth.settings import TelehealthSettings
@@ -137,11 +138,11 @@ def report_router(
         # A sync route: FastAPI runs it on a worker thread, where rendering and PAdES-signing the PDF belong.
         version_id = latest_version_id(store, actor, report_id)
         view = view_report(store, actor, report_id, audit=None)
-        _analysis, png = _source(store, evidence, view)
+        page = report_page(store, actor, evidence, view)
         signer = signer_email(store, actor.user_id) or f"user {actor.user_id}"
 
         def seal(record: ReportVersionRecord, replaces: ReplacedVersion | None) -> SealedPdf:
-            return sealer.seal(view, record, replaces, png, signer)
+            return sealer.seal(view, record, replaces, page, signer)
 
         sign(store, actor, version_id, settings.clinic_zone, seal=seal)
         return report_out(view_report(store, actor, report_id, audit=None))
@@ -214,9 +215,9 @@ def report_router(
         if stored is not None:
             pdf = sealer.read(stored)
         else:  # a draft, or a version signed before PDFs were signed
-            _analysis, png = _source(store, evidence, view)
+            page = report_page(store, actor, evidence, view)
             replaces = replaced_by(store, v.id)
-            pdf = report_pdf(view, png, signer_email(store, v.signed_by), settings.clinic_zone, replaces=replaces)
+            pdf = report_pdf(view, page, signer_email(store, v.signed_by), settings.clinic_zone, replaces=replaces)
         headers = {
             **_PRIVATE,
             "Content-Disposition": f'attachment; filename="report-{report_id}-v{v.version}.pdf"',

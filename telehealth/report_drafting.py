@@ -67,12 +67,12 @@ async def draft_for(backend: VlmBackend, photo_id: int, record: AnalysisRecord) 
 
 def sections_text(sections: dict[str, Any], measurements: dict[str, Any]) -> str:
     """Plain text of (possibly clinician-edited) sections; measurements are always the stored facts."""
-    from perception.vlm.prompts import format_measurement_value
+    from perception.vlm.measurement_text import measurement_line
 
     lines = ["Findings:"] + [f"  - {f}" for f in sections.get("findings") or ["(none)"]]
     if measurements:
         lines.append("Measurements:")
-        lines += [f"  - {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in measurements.items()]
+        lines += [f"  - {measurement_line(k, v)}" for k, v in measurements.items()]
     lines += [
         "",
         "Impression:",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 
 from telehealth.pdf_export import report_pdf
+from telehealth.report_page import ReportPage
 from telehealth.report_signing import sign_report_pdf
 from telehealth.signed_pdf_files import SignedPdfFiles
 from telehealth.signing_key import ClinicSigningKey
@@ -27,13 +28,13 @@ class ReportSealer:
         view: ReportView,
         signed: ReportVersionRecord,
         replaces: ReplacedVersion | None,
-        evidence_png: bytes | None,
+        page: ReportPage,
         signer: str,
     ) -> SealedPdf:
         """The signed PDF of `signed` (the version as it is being signed), stored; what the row records."""
         if signed.signed_at is None:
             raise ValueError("only a version being signed is sealed")
-        pdf = report_pdf(replace(view, current=signed), evidence_png, signer, self.zone, replaces=replaces)
+        pdf = report_pdf(replace(view, current=signed), page, signer, self.zone, replaces=replaces)
         reason = f"Wound assessment report {view.report_id}, version {signed.version}, signed by {signer}"
         if replaces is not None:
             reason += f"; replaces version {replaces.version}"

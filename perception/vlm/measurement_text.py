@@ -24,3 +24,19 @@ def format_measurement_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}".rstrip("0").rstrip(".")
     return str(value)
+
+
+# A measurement's key ends in its unit (wound_area_cm2): the line a clinician reads puts the unit after the value.
+_UNIT_SUFFIXES = (("_cm2", "cm²"), ("_cm", "cm"), ("_mm", "mm"), ("_pct", "%"))
+
+
+def measurement_line(key: str, value: Any) -> str:
+    """ "Wound area: 4.42 cm²" for ("wound_area_cm2", 4.42); keys without a unit keep their words."""
+    name, unit = key, ""
+    for suffix, shown in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            name, unit = key[: -len(suffix)], shown
+            break
+    text = format_measurement_value(value)
+    label = name.replace("_", " ").strip().capitalize()
+    return f"{label}: {text}{(' ' + unit) if unit and isinstance(value, (int, float)) else ''}"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from perception.vlm.info import VlmInfo
-from perception.vlm.measurement_text import format_measurement_value
+from perception.vlm.measurement_text import measurement_line
 
 DRAFT_HEADER = "AI DRAFT — must be reviewed and signed by a clinician"
 
@@ -121,7 +121,7 @@ def render_text(draft: ReportDraft) -> str:
     lines += [f"  - {f}" for f in draft.findings] or ["  (none)"]
     if draft.measurements:
         lines.append("Measurements:")
-        lines += [f"  - {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in draft.measurements.items()]
+        lines += [f"  - {measurement_line(k, v)}" for k, v in draft.measurements.items()]
     lines += ["", "Impression:", f"  {draft.impression}", "", "Suggested follow-up:", f"  {draft.follow_up}"]
     lines += ["", "Uncertainty:", f"  {draft.uncertainty}", ""]
     if draft.evidence_frames:

@@ -85,7 +85,7 @@ async def test_gp_reviews_and_signs(services, app, artifacts_dir) -> None:
             await expect(page.locator("#report-notice")).to_have_text("AI draft — requires clinician signature")
             await expect(page.locator("#report-status")).to_have_text("draft")
             text = await page.input_value("#report-text")
-            assert text.startswith("AI DRAFT") and "wound area cm2" in text
+            assert text.startswith("AI DRAFT") and "Wound area: " in text and "cm²" in text
             await page.fill("#report-text", text + "\nReviewed by GP: continue current dressing.\n")
             await page.click("#save-btn")
             await page.click("#sign-btn")

@@ -169,7 +169,7 @@ async def test_report_draft(backend, wound_findings):
     assert "No diagnosis" in draft.impression and "infection" in draft.follow_up
     text = render_text(draft)
     assert text.startswith("AI DRAFT — must be reviewed and signed by a clinician")
-    assert "wound area cm2: 4.2" in text and "s1/f10" in text
+    assert "Wound area: 4.2" in text and "s1/f10" in text
 
 
 def test_keyword_fallback_intents():

@@ -76,7 +76,7 @@ def test_prompt_facts_and_no_identifiers(wound_findings):
     )
     text = build_messages(req, with_image=False)[-1]["content"][0]["text"]
     assert "wound (confidence 0.91) in the upper left of the frame, covering about 5.9%" in text
-    assert "track #3" in text and "wound area cm2: 4.25" in text and "infection risk flag: no signal found" in text
+    assert "track #3" in text and "Wound area: 4.25 cm²" in text and "Infection risk flag: no signal found" in text
     # Typed fields only: an identifier has nowhere to go.
     with pytest.raises(TypeError, match="patient_name"):
         Measurements(area_cm2=4.25, patient_name="Jane Doe")  # type: ignore[call-arg]
