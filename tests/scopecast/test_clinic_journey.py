@@ -10,6 +10,8 @@ import shutil
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 import pytest
 
 from perception.vlm.grounded import GroundedBackend
@@ -152,7 +154,9 @@ async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa:
                 await expect(patient.locator("#receipt")).to_be_visible()
                 # The GP's open case page shows each photo as it arrives.
                 await expect(gp.locator(".photo")).to_have_count(i + 1, timeout=20_000)
-            await assert_accessible(patient, "patient, receipt")
+            await expect(patient.locator("#history-list li")).to_have_count(3)
+            await expect(patient.locator("#history-list li").first).to_contain_text("Received, waiting for your clinic")
+            await assert_accessible(patient, "patient, receipt and history")
             await patient.screenshot(path=str(shots / "04-patient-receipt.png"), full_page=True)
 
             # -- the GP waits for the analyses, puts the first two photos on their visit dates -----------------
@@ -184,6 +188,17 @@ async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa:
             report_id = await gp.locator("#report-id").inner_text()
             pdf = await gp.request.get(f"http://{host}/api/reports/{report_id}/pdf")
             assert pdf.ok and (await pdf.body()).startswith(b"%PDF")
+            # Page one, rendered: the patient's name and the evidence image are on it.
+            page_one = pdfium.PdfDocument(await pdf.body())[0]
+            page_one.render(scale=1.5).to_pil().save(shots / "07-report-page-one.png")
+            page_text = page_one.get_textpage().get_text_range()
+            assert "Ada Lovelace" in page_text and "NHS number 9434765919" in page_text
+            assert list(page_one.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])), "no evidence image on page one"
+
+            # The patient's history now says the clinic reviewed the photos.
+            await patient.reload()
+            await expect(patient.locator("#history-list li.reviewed")).to_have_count(3)
+            await patient.screenshot(path=str(shots / "08-patient-history-reviewed.png"), full_page=True)
 
             # -- the patients list now shows the latest area and the arrow ---------------------------------------
             await gp.goto(f"http://{host}/gp")
@@ -201,5 +216,57 @@ async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa:
             for n, page in enumerate(browser.contexts[0].pages if browser.contexts else []):
                 await page.screenshot(path=str(shots / f"failed-{n}.png"), full_page=True)
             raise
+        finally:
+            await browser.close()
+
+
+async def test_every_other_page_is_accessible_and_works_by_keyboard(services, tmp_path, artifacts_dir) -> None:  # noqa: F811
+    """axe-core on the pages the journey does not open (sign-in, setup, consult lobby, patient sign-in), and the GP
+    page driven by the keyboard alone: sign in, add a patient."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
+    require_axe()
+    from playwright.async_api import async_playwright, expect
+
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    app = create_app(
+        Settings(serve_sample=False, model="none"), telehealth=services, vlm=GroundedBackend(use_embeddings=False)
+    )
+    async with running_server(app) as host, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            for path, ready in (
+                ("/signin", "#signin"),
+                ("/setup#token=not-a-real-token", "h1"),
+                ("/consult#room=abc&key=def", "#lobby"),
+                ("/patient", "#login"),
+            ):
+                await page.goto(f"http://{host}{path}")
+                await expect(page.locator(ready).first).to_be_visible()
+                await assert_accessible(page, path)
+
+            await page.goto(f"http://{host}/gp")
+            await expect(page.locator("#login")).to_be_visible()
+            await page.locator("#email").focus()
+            await page.keyboard.type("gp@clinic.test")
+            await page.keyboard.press("Tab")
+            await page.keyboard.type(PASSWORD)
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#patients-empty")).to_be_visible()
+            await page.locator("#new-patient-btn").focus()
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#pf-name")).to_be_focused()
+            await page.keyboard.type("Grace Hopper")
+            await page.keyboard.press("Tab")
+            await page.keyboard.type("12091906")  # a date field takes the digits of its parts in order
+            for _ in range(5):  # past the date's own stops and the identifier kind (MRN, the default)
+                await page.keyboard.press("Tab")
+                if await page.evaluate("() => document.activeElement.id") == "pf-value":
+                    break
+            await page.keyboard.type("MRN-77")
+            await page.keyboard.press("Enter")
+            await expect(page.locator("#patient-name")).to_have_text("Grace Hopper")
+            await page.screenshot(path=str(artifacts_dir / "gp-keyboard-only.png"))
         finally:
             await browser.close()
