@@ -58,6 +58,16 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
     pc.close(); ws.close();
     throw e;
   }
+  // Under CPU or bandwidth pressure the browser may halve the picture or the frame rate: for a wound or a scope
+  // the detail is the point, so it keeps the resolution and drops frames instead.
+  for (const sender of pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== "video") continue;
+    try {
+      const params = sender.getParameters();
+      params.degradationPreference = "maintain-resolution";
+      await sender.setParameters(params);
+    } catch (e) { console.warn("could not keep the resolution", e); }
+  }
   return { pc, ws, channel, streamId: reply.stream_id, remote: await remote,
            close() { pc.close(); ws.close(); } };
 }

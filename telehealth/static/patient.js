@@ -159,6 +159,8 @@ async function openCamera() {
   $("viewfinder").srcObject = camera;
   screen("camera");
   document.body.dataset.camera = "open";
+  document.body.dataset.liveReady = "";  // this camera session's checks, not the last one's
+  $("checks").querySelectorAll("li").forEach((li) => { li.className = ""; });
   const tick = async () => {
     const video = $("viewfinder");
     if (!camera) return;
@@ -189,6 +191,7 @@ async function preview(blob) {
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
   $("preview-checks").replaceChildren();
+  document.body.dataset.previewReady = "";
   screen("preview");
   setStatus("Checking the photo...");
   try {

@@ -151,7 +151,7 @@ async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa:
             for i, path in enumerate(photos):
                 await patient.set_input_files("#photo", str(path))
                 await patient.click("#send")
-                await expect(patient.locator("#receipt")).to_be_visible()
+                await expect(patient.locator("#receipt")).to_be_visible(timeout=20_000)
                 # The GP's open case page shows each photo as it arrives.
                 await expect(gp.locator(".photo")).to_have_count(i + 1, timeout=20_000)
             await expect(patient.locator("#history-list li")).to_have_count(3)
