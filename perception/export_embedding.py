@@ -78,9 +78,9 @@ def add_embedding(model: Any, tensor: str) -> Any:
     from onnx import helper
 
     graph = model.graph
-    produced = {o for n in graph.node for o in n.output}
+    produced = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
     if tensor not in produced:
-        raise EmbeddingExportError(f"no node produces {tensor!r}")
+        raise EmbeddingExportError(f"no node produces {tensor!r} and no graph input has that name")
     keep = [n for n in graph.node if not n.name.startswith(_NODE_PREFIX)]
     del graph.node[:]
     graph.node.extend(keep)
@@ -105,7 +105,7 @@ def _channels(model: Any, tensor: str) -> int:
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    for v in inferred.graph.value_info:
+    for v in [*inferred.graph.value_info, *inferred.graph.input]:
         if v.name == tensor:
             dims = v.type.tensor_type.shape.dim
             if len(dims) == 4 and dims[1].HasField("dim_value"):
