@@ -9,7 +9,7 @@ embedded from the same pixels it is analysed from.
 embedding recipe changes it, and an index keyed by it knows its vectors must be recomputed.
 
 onnxruntime runs the whole graph whatever outputs are asked for, so an embedding costs one segmentation run
-(about 30 ms on one CPU thread at 256 x 256). Blocking: call it from a worker thread.
+(p50 27 ms on one CPU thread at 256 x 256, measured on CVC frames). Blocking: call it from a worker thread.
 """
 
 from __future__ import annotations

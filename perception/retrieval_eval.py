@@ -163,9 +163,12 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
-def embed_paths(embedder: ImageEmbedder, paths: Sequence[Path], *, batch: int = 8) -> np.ndarray:
-    """N x D unit vectors of the images, in batches when the embedder offers ``embed_batch``."""
-    many = getattr(embedder, "embed_batch", None)
+def embed_paths(embedder: ImageEmbedder, paths: Sequence[Path], *, batch: int = 1) -> np.ndarray:
+    """N x D unit vectors of the images, in batches when ``batch`` > 1 and the embedder offers ``embed_batch``.
+
+    One at a time by default: on the CPU a batch of 8 cost 44 ms an image against 27 ms singly (2-core VM).
+    """
+    many = getattr(embedder, "embed_batch", None) if batch > 1 else None
     rows: list[np.ndarray] = []
     for i in range(0, len(paths), max(1, batch)):
         ims = [read_rgb(p) for p in paths[i : i + batch]]
