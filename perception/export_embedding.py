@@ -10,12 +10,14 @@ real frames) and the model's ``version`` stays; the embedding has its own versio
 the embedder appends to it.
 
 Why 1/16: the deepest (1/32) map is the one most tuned to "polyp or background" and keeps little of what tells one
-polyp from another; the content gate's vector (1/2-1/8 colour and texture statistics) describes the camera and
-the light more than the lesion. On CVC-ClinicDB's held-out sequences the 1/16 map retrieves best
-(docs/model-cards/polyp.md has the comparison).
+polyp from another (recall@5 0.79 against 0.97 for the 1/16 map on CVC-ClinicDB's held-out sequences). The content
+gate's vector (mean and std of the 1/2-1/8 maps) scores about as well as the 1/16 map there, but it measures colour
+and texture statistics, the camera and the light, which one video shares whatever it shows; the 1/16 features
+describe content (docs/model-cards/polyp.md has the comparison).
 
-The map is found by how the decoder uses it (``find_feature``), unless ``--tensor`` names one. ``perception.export`` calls ``add_embedding`` on every
-new export. Needs the ``onnx`` package (training extra); the embedder itself needs only onnxruntime.
+The map is found by how the decoder uses it (``find_feature``), unless ``--tensor`` names one. ``perception.export``
+calls ``with_embedding`` on every new export. Needs the ``onnx`` package (training extra); the embedder itself
+needs only onnxruntime.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ from typing import Any
 
 import numpy as np
 
+from perception.runtimes.base import EMBEDDED_METADATA_KEY as _METADATA_KEY
+
 EMBEDDING_OUTPUT = "embedding"
 # Bump when the recipe below changes (pooling, tensor, a projection): vectors of different versions do not compare.
 EMBEDDING_VERSION = "emb1"
 _NODE_PREFIX = "/embedding/"
 FEATURE_LEVELS = ("1/16", "1/32")
-# 1/16 and not the deepest 1/32 map: on CVC-ClinicDB the 1/32 map, the most tuned to "polyp or not", finds another
-# frame of the same polyp in the top 5 for 0.79 of the held-out sequences' frames, the 1/16 map for 0.97
-# (docs/model-cards/polyp.md has the table).
+# 1/16 and not the deepest 1/32 map: on CVC-ClinicDB's held-out sequences the 1/32 map finds another frame of the
+# same polyp in the top 5 for 0.79 of the frames, the 1/16 map for 0.97 (docs/model-cards/polyp.md has the table).
 DEFAULT_LEVEL = "1/16"
-_METADATA_KEY = "scopecast"  # perception.runtimes.base.EMBEDDED_METADATA_KEY, where perception.export writes it
 
 
 class EmbeddingExportError(ValueError):
