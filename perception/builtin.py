@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from perception.registry import ModelRegistry
 
 if TYPE_CHECKING:
+    from perception.embedder import OnnxImageEmbedder
     from perception.runtimes.onnxrt import OnnxRuntime
     from perception.segmentation_model import SegmentationModel
 
@@ -64,3 +65,21 @@ def register_builtin_models(
     """Register every shipped ONNX model under its file name (``polyp``, ``wound``)."""
     for name, path in shipped_models(weights_dir).items():
         registry.register(name, _SharedRuntimeFactory(path, threads, device))
+
+
+def shipped_embedder(
+    name: str, *, threads: int = 1, device: str = "auto", weights_dir: Path = WEIGHTS_DIR
+) -> OnnxImageEmbedder:
+    """The image embedder of a shipped model (``wound``, ``polyp``); ``ModelError`` naming the shipped ones otherwise.
+
+    It opens its own onnxruntime session (the weights once more, 12 MB), not the streams' shared one, so that the
+    background worker's thread count and lifetime are its own and closing it leaves the live streams alone.
+    """
+    from perception.embedder import OnnxImageEmbedder
+    from perception.model import ModelError
+
+    models = shipped_models(weights_dir)
+    if name not in models:
+        known = ", ".join(models) or "none"
+        raise ModelError(f"no shipped model named {name!r} (shipped: {known})")
+    return OnnxImageEmbedder(models[name], threads=threads, device=device)

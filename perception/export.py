@@ -4,7 +4,8 @@
 
 Writes ``perception/weights/<name>.onnx`` (opset 17, dynamic batch axis, fixed
 H x W, input ``image`` N x 3 x H x W float32 normalised RGB, output ``logits``
-N x 1 x H x W) and ``perception/weights/<name>.json`` (name, version, labels,
+N x 1 x H x W; beside it the content gate's ``domain_distance`` and the retrieval ``embedding``, see
+``perception.export_embedding``) and ``perception/weights/<name>.json`` (name, version, labels,
 input size, normalisation, threshold, parameters, size, checksum, parity, and
 the validation metrics measured on the exported ONNX by ``perception.evaluate``
 when the data is present). The same metadata is embedded in the ONNX under the
@@ -195,6 +196,7 @@ def export(
     content_gate: bool = True,
     flip_tta: bool = False,
     gate_margin: float = GATE_MARGIN,
+    embedding: bool = True,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` as ``<out_dir>/<name>.onnx`` + ``.json``; returns the metadata written.
 
@@ -253,6 +255,16 @@ def export(
         pass
     if diff > tolerance:
         raise RuntimeError(f"onnxruntime and torch disagree: max |diff| {diff:.2e} > {tolerance:.0e}")
+    emb_meta = None
+    if embedding:  # the retrieval output, appended to the graph; its check proves logits and gate unchanged
+        from perception.export_embedding import EmbeddingExportError, with_embedding
+
+        try:
+            data, emb_meta = with_embedding(onnx_path.read_bytes(), probe)
+        except EmbeddingExportError as e:
+            print(f"no embedding output added: {e}", file=sys.stderr)
+        else:
+            onnx_path.write_bytes(data)
 
     meta: dict[str, Any] = {
         "name": name,
@@ -287,6 +299,7 @@ def export(
         },
         "parity_max_abs_diff": diff,
         **({"content_gate": gate_meta} if gate_meta else {}),
+        **({"embedding": emb_meta} if emb_meta else {}),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     _embed_metadata(onnx_path, meta)
@@ -332,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         default=GATE_MARGIN,
         help="content gate threshold = margin x the 99.5th percentile of held-out training images",
     )
+    p.add_argument("--no-embedding", action="store_true", help="export without the retrieval embedding output")
     p.add_argument(
         "--flip-tta",
         action="store_true",
@@ -365,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             content_gate=not args.no_content_gate,
             flip_tta=args.flip_tta,
             gate_margin=args.gate_margin,
+            embedding=not args.no_embedding,
         )
     except (CheckpointError, EncoderWeightsError) as e:
         print(f"export failed: {e}", file=sys.stderr)

@@ -96,6 +96,39 @@ class SegmentationMeta:
         )
 
 
+def normalisation(meta: SegmentationMeta) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(scale, offset) per channel such that ``x * scale + offset == (x / 255 - mean) / std``."""
+    std = np.asarray(meta.std, np.float32)
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    offset = (-np.asarray(meta.mean, np.float32) / std).astype(np.float32)
+    return scale, offset
+
+
+def preprocess_frame(
+    frame: np.ndarray, input_size: tuple[int, int], scale: np.ndarray, offset: np.ndarray
+) -> npt.NDArray[np.float32]:
+    """An RGB uint8 frame as the network's 3 x H x W float32 input: resized to ``input_size`` (w, h), normalised.
+
+    A function, not only a method, so that everything that feeds these graphs (the embedder too) sees the same
+    pixels as the segmentation does.
+    """
+    w, h = input_size
+    fh, fw = frame.shape[:2]
+    small = frame
+    if (fw, fh) != (w, h):
+        k = int(min(fw / w, fh / h))
+        if k >= 2:  # integer-factor area reduction first: same result as one INTER_AREA, much faster
+            small = cv2.resize(small, (fw // k, fh // k), interpolation=cv2.INTER_AREA)
+        sh, sw = small.shape[:2]
+        interp = cv2.INTER_AREA if sw > w or sh > h else cv2.INTER_LINEAR
+        small = cv2.resize(small, (w, h), interpolation=interp)
+    x = small.astype(np.float32)
+    x *= scale
+    x += offset
+    out: npt.NDArray[np.float32] = x.transpose(2, 0, 1)
+    return out
+
+
 def _simplify(contour: np.ndarray, max_points: int) -> np.ndarray:
     """approxPolyDP with a tolerance grown until the polygon has at most max_points points."""
     eps = max(0.5, 0.003 * cv2.arcLength(contour, True))
@@ -167,9 +200,7 @@ class SegmentationModel:
         if not 0.0 < self.meta.threshold < 1.0:
             raise ModelError(f"{self.path.name}: threshold must be in (0, 1), got {self.meta.threshold}")
         self._use_graph(io)
-        std = np.asarray(self.meta.std, np.float32)
-        self._scale = (1.0 / (255.0 * std)).astype(np.float32)
-        self._offset = (-np.asarray(self.meta.mean, np.float32) / std).astype(np.float32)
+        self._scale, self._offset = normalisation(self.meta)
         self.max_outline_points = max(3, int(max_outline_points))
         self.max_objects = max(1, int(max_objects))
         self.analysis_max_side = max(16, int(analysis_max_side))
@@ -285,20 +316,7 @@ class SegmentationModel:
 
     # -- internals --------------------------------------------------------------------------------
     def _preprocess(self, frame: np.ndarray) -> np.ndarray:
-        w, h = self.input_size
-        fh, fw = frame.shape[:2]
-        small = frame
-        if (fw, fh) != (w, h):
-            k = int(min(fw / w, fh / h))
-            if k >= 2:  # integer-factor area reduction first: same result as one INTER_AREA, much faster
-                small = cv2.resize(small, (fw // k, fh // k), interpolation=cv2.INTER_AREA)
-            sh, sw = small.shape[:2]
-            interp = cv2.INTER_AREA if sw > w or sh > h else cv2.INTER_LINEAR
-            small = cv2.resize(small, (w, h), interpolation=interp)
-        x = small.astype(np.float32)
-        x *= self._scale
-        x += self._offset
-        return x.transpose(2, 0, 1)
+        return preprocess_frame(frame, self.input_size, self._scale, self._offset)
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(logits N x h x w, gate distances N or None) for a normalised batch."""

@@ -29,6 +29,10 @@ _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
         "perception.track_eval",
         "id switches and new ids per object per 10 s on sequences played in order",
     ),
+    ("eval", "retrieval"): (
+        "perception.retrieval_eval",
+        "recall@1, recall@5 and mAP of a model's image embeddings on images grouped by lesion",
+    ),
     ("bench", "vlm"): ("perception.bench.vlm", "time to first token and tokens/s of VLM backends"),
 }
 

@@ -47,6 +47,9 @@ def test_export_cli_writes_triton_repository(tmp_path):
     assert rc == 0
     assert (tmp_path / "repo" / "toy" / "1" / "model.onnx").read_bytes() == (tmp_path / "w" / "toy.onnx").read_bytes()
     assert "max_batch_size: 4" in (tmp_path / "repo" / "toy" / "config.pbtxt").read_text()
+    # every export carries the retrieval embedding (perception.export_embedding): the LiteUNet's 1/16 map, 16 channels
+    meta = json.loads((tmp_path / "w" / "toy.json").read_text())
+    assert meta["embedding"]["output"] == "embedding" and meta["embedding"]["dim"] == TINY_ARCH["enc"][3]
     # default BatchNorm statistics fold into identical biases, which the exporter de-duplicates:
     # net_from_onnx (and so the torch runtime) must still rebuild the net
     from perception.runtimes import select_runtime
