@@ -69,10 +69,15 @@ from telehealth.session_tokens import SessionTokens
 from telehealth.settings import TelehealthSettings
 from telehealth.signed_pdf_files import SignedPdfFiles
 from telehealth.signing_key import clinic_signing_key
+from telehealth.similar.embedding_runner import EmbedderFactory, EmbeddingRunner, onnx_embedder_factory
+from telehealth.similar.open_index import open_index
+from telehealth.similar.retrieval import SimilarCases
+from telehealth.similar_api import similar_router
 from telehealth.store.cases import CaseStore
 from telehealth.store.database import Database
 from telehealth.store.migrate import upgrade_to_head
 from telehealth.store.reconcile import reconcile
+from telehealth.store.vector_extension import pgvector_available
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +97,15 @@ def build_telehealth(
     settings: TelehealthSettings,
     segmenter_factory: SegmenterFactory | None = None,
     dicom_settings: DicomSettings | None = None,
+    embedder_factory: EmbedderFactory | None = None,
 ) -> TelehealthServices:
     """Migrate the database to head, reconcile photo files with rows, and build the services the routes share.
 
     `segmenter_factory` (called once, on the analysis worker thread) replaces the ONNX wound model, e.g. in tests.
     `dicom_settings` default to the SCOPECAST_DICOMWEB_* environment: with a URL, every analysed photo's instances
     are queued for the PACS and the app's lifespan starts the sender.
+    `embedder_factory` (called once, on the embedding worker thread) replaces perception.embedder's ONNX embedder of
+    the wound model; without one, similar cases are off and the log says so.
     Blocking (migrations and a directory walk): call it before the server starts serving, or via asyncio.to_thread.
     """
     private_dir(settings.data_dir)  # photos and evidence live here whichever database is used
@@ -113,7 +121,13 @@ def build_telehealth(
     evidence = EvidenceFiles(settings.evidence_dir)
     factory = segmenter_factory if segmenter_factory is not None else onnx_segmenter_factory(settings.wound_model_path)
     dicom = dicom_outbox(store, evidence, dicom_settings if dicom_settings is not None else DicomSettings())
-    analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm, after_analysis=dicom.after_analysis)
+    similar = similar_cases(settings, store, embedder_factory)
+
+    def after_analysis(photo_id: int) -> None:
+        dicom.after_analysis(photo_id)
+        similar.runner.after_analysis(photo_id)  # only queues: the embedding runs on its own thread
+
+    analyses = AnalysisRunner(store, evidence, factory, settings.marker_mm, after_analysis=after_analysis)
     # The signing key is loaded (or, unconfigured, a development key made) before serving: a bad key path stops the
     # start with its reason rather than failing the first signature.
     sealer = ReportSealer(
@@ -130,7 +144,20 @@ def build_telehealth(
         evidence,
         sealer,
         dicom,
+        similar,
     )
+
+
+def similar_cases(
+    settings: TelehealthSettings, store: CaseStore, embedder_factory: EmbedderFactory | None
+) -> SimilarCases:
+    """The vector index (its backend logged with the reason for it) and the embedding runner over it."""
+    database = "sqlite" if store.db.is_sqlite else "postgresql"
+    opened = open_index(settings.similar_index, settings.similar_index_path, database, pgvector_available(store.db))
+    # A fallback is worth a warning: the operator may want the extension (same answers, persisted index).
+    log.log(logging.INFO if opened.index.backend == "sqlite-vec" else logging.WARNING, opened.message)
+    factory = embedder_factory if embedder_factory is not None else onnx_embedder_factory(settings.wound_model_path)
+    return SimilarCases(store, EmbeddingRunner(store, opened.index, factory), settings.clinic_wide_similar_cases)
 
 
 def dicom_outbox(store: CaseStore, evidence: EvidenceFiles, settings: DicomSettings) -> DicomOutbox:
@@ -152,6 +179,7 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         dicom_router(s.store, s.auth, s.settings, s.dicom),
         report_router(s.store, s.auth, s.settings, s.evidence, vlm, s.sealer),
         page_router(s.settings),
+        similar_router(s.similar, s.auth, s.settings),
     ]
     if rooms is not None:
         routers.append(consult_routes(services, rooms))
@@ -231,6 +259,8 @@ def create_app(
         for stream_id, spec in source_specs(settings):
             await hub.add_source_stream(stream_id, spec)
         if telehealth is not None:
+            # First: the index is rebuilt (a new model version) and missing vectors queued before new analyses'.
+            telehealth.similar.runner.start()
             telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
             telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
         ready["sources"] = True

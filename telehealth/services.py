@@ -1,5 +1,5 @@
 """The telehealth services one server shares: store, sign-in, analysis worker, DICOM outbox, decode slots,
-first-run token, and the report sealer (signing key and signed PDFs)."""
+first-run token, the report sealer (signing key and signed PDFs), and similar-case retrieval."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from telehealth.evidence_files import EvidenceFiles
 from telehealth.first_run import SETUP_PATH, FirstRunSetup
 from telehealth.report_sealing import ReportSealer
 from telehealth.settings import TelehealthSettings
+from telehealth.similar.retrieval import SimilarCases
 from telehealth.store.cases import CaseStore
 from telehealth.store.reconcile import ReconcileReport
 
@@ -34,6 +35,7 @@ class TelehealthServices:
     evidence: EvidenceFiles
     sealer: ReportSealer  # the clinic's signing key and the signed report PDFs
     dicom: DicomOutbox  # delivers to the PACS only when SCOPECAST_DICOMWEB_URL is set
+    similar: SimilarCases  # embeddings, the vector index and retrieval; the lifespan calls similar.runner.start()
 
     def first_run_link(self, base_url: str | None = None) -> str | None:
         """The one-time setup link `{public_base_url}/setup#token=...` while no account exists, else None.
@@ -54,4 +56,5 @@ class TelehealthServices:
     async def close(self) -> None:
         await self.analyses.aclose()
         await self.dicom.aclose()
+        await asyncio.to_thread(self.similar.runner.close)
         await asyncio.to_thread(self.store.close)

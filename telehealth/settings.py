@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -107,6 +108,17 @@ class TelehealthSettings(BaseSettings):
         description="FHIR Identifier.system of the clinic's MRNs, e.g. the hospital's urn:oid:... or its URL",
     )
 
+    clinic_wide_similar_cases: bool = Field(
+        False,
+        description="similar cases from every clinician's patients, those not the caller's shown de-identified "
+        "(no name, date of birth or identifier; dates relative) and every such query audited; off: own patients only",
+    )
+    similar_index: Literal["auto", "sqlite-vec", "in-process"] = Field(
+        "auto",
+        description="the similar-cases vector index: auto is sqlite-vec on SQLite when it loads, else the in-process "
+        "exact index (faiss) built from the stored vectors; sqlite-vec refuses to start without it",
+    )
+
     @model_validator(mode="after")
     def _signing_paths_together(self) -> TelehealthSettings:
         # One without the other would sign with a key whose certificate says someone else.
@@ -142,6 +154,10 @@ class TelehealthSettings(BaseSettings):
     @property
     def signed_reports_dir(self) -> Path:
         return self.data_dir / "signed-reports"
+
+    @property
+    def similar_index_path(self) -> Path:
+        return self.data_dir / "similar-index.sqlite"
 
     @property
     def development_signing_dir(self) -> Path:

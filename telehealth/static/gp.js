@@ -275,7 +275,76 @@
       ev.className = "evidence";
       card.append(ev);
     }
+    card.append(similarPanel(p));
     return card;
+  }
+
+  // "Similar cases": the nearest earlier photos of other cases (the server applies who may see what); a result of
+  // another clinician's patient comes de-identified, with relative dates only.
+  function similarPanel(p) {
+    const wrap = el("div", undefined, "similar");
+    const button = el("button", "Similar cases", "similar-btn");
+    button.type = "button";
+    const panel = el("section", undefined, "similar-panel");
+    panel.id = `similar-${p.id}`;
+    panel.hidden = true;
+    panel.setAttribute("aria-labelledby", `similar-title-${p.id}`);
+    button.setAttribute("aria-expanded", "false");
+    button.setAttribute("aria-controls", panel.id);
+    const title = el("h4", `Similar earlier cases to photo ${p.id}`);
+    title.id = `similar-title-${p.id}`;
+    const status = el("p", "", "similar-status");
+    status.setAttribute("role", "status");
+    const list = el("ol", undefined, "similar-list");
+    panel.append(title, status, list);
+    button.addEventListener("click", async () => {
+      const open = panel.hidden;
+      panel.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      if (!open) return;
+      status.textContent = "Looking for similar cases…";
+      list.replaceChildren();
+      try {
+        const r = await api("GET", `/api/photos/${p.id}/similar?k=5`);
+        panel.dataset.status = r.status;
+        status.textContent = r.message || `${r.results.length} similar case${r.results.length === 1 ? "" : "s"}`
+          + (r.clinic_wide ? " from the whole clinic (other clinicians' patients de-identified)" : " among your patients");
+        list.replaceChildren(...r.results.map(similarItem));
+      } catch (e) {
+        status.textContent = `Similar cases could not be shown: ${e.message}`;
+      }
+    });
+    wrap.append(button, panel);
+    return wrap;
+  }
+
+  function similarItem(x) {
+    const li = el("li", undefined, "similar-case");
+    const img = el("img");
+    img.src = x.thumbnail_url;
+    img.alt = x.identified
+      ? `similar wound, ${x.wound_site || "site not given"}, ${day(x.visit_date)}`
+      : `similar wound of another clinician's patient, ${x.days_before_query} days before this photo`;
+    const text = el("div");
+    const when = x.identified
+      ? `${day(x.visit_date)} (${x.days_before_query} days earlier)`
+      : `${x.days_before_query} days before this photo, day ${x.day_of_case} of its case`;
+    const head = el("p", `${when} · ${x.wound_site || "site withheld"}${x.wound_type ? ", " + TYPE_NAMES[x.wound_type] : ""}`);
+    if (!x.identified) head.prepend(el("span", "de-identified", "badge"), " ");
+    const m = x.measurements;
+    const size = m == null ? "not analysed"
+      : m.area_cm2 != null ? `Area ${m.area_cm2.toFixed(2)} cm² · ${m.length_cm.toFixed(2)} × ${m.width_cm.toFixed(2)} cm`
+      : (m.reason || "not measured");
+    const o = x.outcome;
+    const weekly = o.weekly_area_change_pct == null ? "" : ` · ${o.weekly_area_change_pct.toFixed(1)}% area a week`;
+    text.append(
+      head,
+      el("p", size, "similar-size"),
+      el("p", `Outcome: ${o.summary}${weekly}`, "similar-outcome"),
+      el("p", `Similarity ${x.score.toFixed(2)} (1 is the same image)`, "similar-score"),
+    );
+    li.append(img, text);
+    return li;
   }
 
   async function showPhotos(detail) {

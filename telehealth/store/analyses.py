@@ -162,3 +162,11 @@ def unanalysed_photo_ids(store: CaseStore) -> list[int]:
     with store.db.session() as s:
         analysed = select(AnalysisRow.photo_id)
         return list(s.scalars(select(PhotoSubmissionRow.id).where(PhotoSubmissionRow.id.not_in(analysed))))
+
+
+def latest_analysis_records(s: Session, photo_ids: list[int]) -> dict[int, AnalysisRecord]:
+    """Each photo's latest analysis (photos without one are absent), for callers that already checked access."""
+    if not photo_ids:
+        return {}
+    rows = s.scalars(select(AnalysisRow).where(AnalysisRow.photo_id.in_(photo_ids)).order_by(AnalysisRow.id)).all()
+    return {row.photo_id: _record(row) for row in rows}  # ascending ids: the latest one wins

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -263,3 +264,18 @@ class DicomOutboxRow(Base):
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PhotoEmbeddingRow(Base):
+    """A photo's image embedding from one model version: the source of truth the similar-cases vector index is
+    built from (the index is derived and rebuilt from these rows; a new model version adds rows, it never edits)."""
+
+    __tablename__ = "photo_embeddings"
+    __table_args__ = (UniqueConstraint("photo_id", "model_version", name="uq_photo_embedding_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photo_submissions.id"), index=True)
+    model_name: Mapped[str] = mapped_column(String(120))
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit length
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
