@@ -9,7 +9,6 @@ vector of the current version, logging progress; `status()` says how far it is.
 from __future__ import annotations
 
 import enum
-import importlib
 import io
 import logging
 import threading
@@ -65,21 +64,19 @@ def onnx_embedder_factory(model_path: Path | None) -> EmbedderFactory:
     """perception.embedder.OnnxImageEmbedder over the shipped wound model, or None (and a log line saying so)."""
 
     def load() -> ImageEmbedder | None:
-        try:
-            # Imported by name: the module arrives with the embedding model and may not be present in this build.
-            module = importlib.import_module("perception.embedder")
-        except ImportError:
-            log.warning(f"{NO_MODEL} (perception.embedder is not installed)")
-            return None
+        from perception.embedder import OnnxImageEmbedder
+        from perception.model import ModelError
         from telehealth.wound import default_wound_model_path
 
         path = model_path if model_path is not None else default_wound_model_path()
         if not path.is_file():
             log.warning(f"{NO_MODEL} (no wound model at {path})")
             return None
-        cls = module.OnnxImageEmbedder
-        embedder: ImageEmbedder = cls.from_path(path) if hasattr(cls, "from_path") else cls(path)
-        return embedder
+        try:
+            return OnnxImageEmbedder(path)
+        except ModelError as exc:  # e.g. a wound model exported before it had an embedding output
+            log.warning(f"{NO_MODEL} ({exc})")
+            return None
 
     return load
 

@@ -250,13 +250,23 @@ async def test_a_new_model_version_re_embeds_and_says_so_meanwhile(tmp_path, wor
         new.store.close()
 
 
-def test_the_default_embedder_is_off_without_perception_embedder(caplog) -> None:
-    import importlib.util
-
+def test_the_default_embedder_is_off_without_a_wound_model(caplog, tmp_path) -> None:
     from telehealth.similar.embedding_runner import onnx_embedder_factory
 
-    if importlib.util.find_spec("perception.embedder") is not None:
-        pytest.skip("perception.embedder is installed: the real embedder loads (tested with it)")
     with caplog.at_level("WARNING"):
-        assert onnx_embedder_factory(None)() is None
-    assert "similar cases off: no embedding model" in caplog.text
+        assert onnx_embedder_factory(tmp_path / "absent.onnx")() is None
+    assert "similar cases off: no embedding model" in caplog.text and "absent.onnx" in caplog.text
+
+
+def test_the_default_embedder_is_the_shipped_wound_models() -> None:
+    """Without a test embedder, similar cases run on the wound model's own embedding output (perception.embedder)."""
+    import numpy as np
+
+    from telehealth.similar.embedding_runner import onnx_embedder_factory
+    from tests.telehealth.wound_photos import scene
+
+    embedder = onnx_embedder_factory(None)()
+    assert embedder is not None
+    assert embedder.model_version.startswith("wound-") and "+emb" in embedder.model_version
+    made = embedder.embed(scene(True).rgb)
+    assert made.vector.shape == (embedder.dim,) and abs(float(np.linalg.norm(made.vector)) - 1.0) < 1e-4
