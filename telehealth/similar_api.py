@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict
 
 from telehealth.auth import Authenticator
 from telehealth.http_route import telehealth_router
@@ -14,9 +15,16 @@ from telehealth.records import Actor, Role
 from telehealth.schemas import RowId
 from telehealth.settings import TelehealthSettings
 from telehealth.similar.retrieval import SimilarAnswer, SimilarCases
+from telehealth.store.clinic_options import set_clinic_wide_similar_cases
 
 _PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 MAX_K = 20
+
+
+class ClinicWideSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
 
 
 def similar_router(similar: SimilarCases, auth: Authenticator, settings: TelehealthSettings) -> APIRouter:
@@ -37,6 +45,12 @@ def similar_router(similar: SimilarCases, auth: Authenticator, settings: Telehea
         sha256 = similar.thumbnail_photo_sha256(actor, photo_id, match_id)
         data = similar.store.files.read(sha256)
         return Response(thumbnail_jpeg(data, settings.thumbnail_px), media_type="image/jpeg", headers=_PRIVATE)
+
+    @router.put("/api/similar/clinic-wide", tags=["telehealth"])
+    def set_clinic_wide(body: ClinicWideSwitch, actor: Actor = Depends(auth.require(Role.admin))) -> dict[str, bool]:
+        """Clinic-wide similar cases on or off (admin; audited; kept across restarts). On: results from other
+        clinicians' patients are shown de-identified, and every such query is audited."""
+        return {"clinic_wide": set_clinic_wide_similar_cases(similar.store, actor, body.enabled)}
 
     @router.get("/api/similar/status", tags=["telehealth"])
     def get_similar_status(actor: Actor = Depends(clinicians)) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from telehealth.similar.embedding_runner import NO_MODEL, EmbeddingRunner, Simil
 from telehealth.similar.index import SearchHit
 from telehealth.similar.outcome import CaseOutcome, case_outcome
 from telehealth.store.cases import CaseStore
+from telehealth.store.clinic_options import clinic_wide_similar_cases
 from telehealth.store.embeddings import embedding_of
 from telehealth.store.similar_cases import (
     MatchedPhoto,
@@ -93,13 +94,23 @@ def _similar_case(query: SimilarQuery, match: MatchedPhoto, score: float) -> Sim
 
 
 class SimilarCases:
-    def __init__(self, store: CaseStore, runner: EmbeddingRunner, clinic_wide: bool) -> None:
+    def __init__(self, store: CaseStore, runner: EmbeddingRunner, clinic_wide_default: bool) -> None:
         self.store = store
         self.runner = runner
-        self.clinic_wide = clinic_wide
+        self._clinic_wide_default = clinic_wide_default
+
+    @property
+    def clinic_wide(self) -> bool:
+        """The admin's switch (audited, kept in the database), else the setting. Blocking (one read)."""
+        return clinic_wide_similar_cases(self.store, self._clinic_wide_default)
 
     def _answer(
-        self, photo_id: int, status: AnswerStatus, message: str | None, results: list[SimilarCase] | None = None
+        self,
+        photo_id: int,
+        status: AnswerStatus,
+        message: str | None,
+        results: list[SimilarCase] | None = None,
+        clinic_wide: bool = False,
     ) -> SimilarAnswer:
         return SimilarAnswer(
             photo_id=photo_id,
@@ -107,24 +118,29 @@ class SimilarCases:
             message=message,
             model_version=self.runner.model_version,
             backend=self.runner.index.backend,
-            clinic_wide=self.clinic_wide,
+            clinic_wide=clinic_wide,
             results=results or [],
         )
 
     def find(self, actor: Actor, photo_id: int, k: int) -> SimilarAnswer:
         """NotFound for a photo the caller may not see (checked, and the query audited, before anything else)."""
-        query = similar_query(self.store, actor, photo_id, self.clinic_wide)
+        wide = self.clinic_wide
+        query = similar_query(self.store, actor, photo_id, wide)
         state = self.runner.state()
         if state is SimilarState.off:
-            return self._answer(photo_id, AnswerStatus.off, NO_MODEL)
+            return self._answer(photo_id, AnswerStatus.off, NO_MODEL, clinic_wide=wide)
         version = self.runner.model_version
         if state is not SimilarState.ready or version is None or self.runner.index.model_version != version:
-            return self._answer(photo_id, AnswerStatus.updating, UPDATING)
+            return self._answer(photo_id, AnswerStatus.updating, UPDATING, clinic_wide=wide)
         vector = embedding_of(self.store, photo_id, version)
         if vector is None:
-            return self._answer(photo_id, AnswerStatus.pending, "this photo is not indexed yet; try again shortly")
+            return self._answer(
+                photo_id, AnswerStatus.pending, "this photo is not indexed yet; try again shortly", clinic_wide=wide
+            )
         if not query.candidates:
-            return self._answer(photo_id, AnswerStatus.ok, "no earlier photos of other cases to compare with yet")
+            return self._answer(
+                photo_id, AnswerStatus.ok, "no earlier photos of other cases to compare with yet", clinic_wide=wide
+            )
         hits = self.runner.index.search(vector, k * OVERFETCH, query.candidates.keys())
         best: dict[int, SearchHit] = {}  # case id -> its best photo (hits come best first)
         for hit in hits:
@@ -132,7 +148,8 @@ class SimilarCases:
         shown = list(best.values())[:k]
         matches = matched_photos(self.store, actor, query, [h.photo_id for h in shown])
         results = [_similar_case(query, m, h.score) for m, h in zip(matches, shown, strict=True)]
-        return self._answer(photo_id, AnswerStatus.ok, None if results else "no similar earlier photos found", results)
+        message = None if results else "no similar earlier photos found"
+        return self._answer(photo_id, AnswerStatus.ok, message, results, clinic_wide=wide)
 
     def thumbnail_photo_sha256(self, actor: Actor, query_photo_id: int, photo_id: int) -> str:
         return similar_thumbnail_photo(self.store, actor, query_photo_id, photo_id, self.clinic_wide).sha256

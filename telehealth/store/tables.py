@@ -279,3 +279,13 @@ class PhotoEmbeddingRow(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, unit length
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ClinicOptionsRow(Base):
+    """Clinic-wide switches an admin sets from the app (one row, id 1); absent: the settings' defaults apply."""
+
+    __tablename__ = "clinic_options"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_wide_similar_cases: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

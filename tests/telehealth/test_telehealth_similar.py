@@ -154,7 +154,13 @@ async def test_who_may_not_ask(world) -> None:
 async def test_clinic_wide_results_are_deidentified_and_audited(world) -> None:
     made = await clinic(world)
     client, h = world.client, world.headers
-    world.services.similar.clinic_wide = True
+    # Only an admin turns it on; the switch is audited and kept in the database.
+    for who in ("gp_a", "surgeon", "pat_a"):
+        refused = await client.put("/api/similar/clinic-wide", json={"enabled": True}, headers=h[who])
+        assert refused.status_code == 403, (who, refused.text)
+    on = await client.put("/api/similar/clinic-wide", json={"enabled": True}, headers=h["admin"])
+    assert on.status_code == 200 and on.json() == {"clinic_wide": True}
+    assert audits(world.services, "clinic_wide_similar_cases") == [1]
     q = made["query"].id
     r = await client.get(f"/api/photos/{q}/similar", headers=h["gp_a"])
     assert r.status_code == 200, r.text
@@ -174,7 +180,8 @@ async def test_clinic_wide_results_are_deidentified_and_audited(world) -> None:
     assert audits(world.services, "similar_deidentified") == [made["b_case"]]
     assert audits(world.services, "similar_thumbnail") == [made["b_photo"].id]
     # Switched off again: the same thumbnail is refused like any photo the GP may not see.
-    world.services.similar.clinic_wide = False
+    off = await client.put("/api/similar/clinic-wide", json={"enabled": False}, headers=h["admin"])
+    assert off.status_code == 200 and off.json() == {"clinic_wide": False}
     r = await client.get(other["thumbnail_url"], headers=h["gp_a"])
     assert r.status_code == 404
 
