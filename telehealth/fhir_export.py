@@ -254,40 +254,24 @@ def report_document(doc: ReportDocumentInput) -> Bundle:
     )
 
     body_site = {"text": doc.body_site} if doc.body_site else None
+
+    def image_media(media_type: str, data: bytes, title: str, device: dict[str, str] | None = None) -> Media:
+        return Media(
+            status="completed",
+            type=_concept("http://terminology.hl7.org/CodeSystem/media-type", ("image", "Image")),
+            subject=patient_ref,
+            createdDateTime=effective,
+            bodySite=body_site,
+            device=device,
+            content={"contentType": media_type, "data": _b64(data), "title": title},
+        )
+
     media: list[tuple[str, Media]] = []
     if doc.photo is not None:
-        media.append(
-            (
-                "photo",
-                Media(
-                    status="completed",
-                    type=_concept("http://terminology.hl7.org/CodeSystem/media-type", ("image", "Image")),
-                    subject=patient_ref,
-                    createdDateTime=effective,
-                    bodySite=body_site,
-                    content={"contentType": doc.photo.media_type, "data": _b64(doc.photo.data), "title": "wound photo"},
-                ),
-            )
-        )
+        media.append(("photo", image_media(doc.photo.media_type, doc.photo.data, "wound photo")))
     if doc.evidence_png is not None:
-        media.append(
-            (
-                "evidence",
-                Media(
-                    status="completed",
-                    type=_concept("http://terminology.hl7.org/CodeSystem/media-type", ("image", "Image")),
-                    subject=patient_ref,
-                    createdDateTime=effective,
-                    bodySite=body_site,
-                    device=device_ref,
-                    content={
-                        "contentType": "image/png",
-                        "data": _b64(doc.evidence_png),
-                        "title": "analysis evidence: wound outline, scale marker and measurements",
-                    },
-                ),
-            )
-        )
+        evidence_title = "analysis evidence: wound outline, scale marker and measurements"
+        media.append(("evidence", image_media("image/png", doc.evidence_png, evidence_title, device_ref)))
     media_refs = [{"reference": ids(name)} for name, _m in media]
 
     base: dict[str, Any] = {

@@ -177,52 +177,51 @@ def _jpeg_pixels(ds: Dataset, jpeg: bytes) -> None:
     ds["PixelData"].is_undefined_length = True
 
 
+def _original_image(
+    patient: DicomPatient,
+    study: DicomStudy,
+    uids: InstanceUids,
+    image: PhotoImage,
+    equipment: Equipment,
+    sop_class: str,
+    series_description: str,
+) -> Dataset:
+    ds = common_dataset(patient, study, uids, sop_class, "XC", series_description, equipment, image.received_at)
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    _image_times(ds, image)
+    return ds
+
+
+def _with_jpeg(ds: Dataset, image: PhotoImage, sop_class: str, uids: InstanceUids) -> Dataset:
+    _jpeg_pixels(ds, image.jpeg)
+    ds.file_meta = _file_meta(sop_class, uids.sop_instance_uid, JPEGBaseline8Bit)
+    return ds
+
+
 def photo_instance(
     patient: DicomPatient, study: DicomStudy, uids: InstanceUids, image: PhotoImage, equipment: Equipment
 ) -> Dataset:
     """A patient's photo as a VL Photographic Image, carrying the stored JPEG."""
-    ds = common_dataset(
-        patient,
-        study,
-        uids,
-        VLPhotographicImageStorage,
-        "XC",
-        f"Wound photos {dicom_date(image.taken_at)}",
-        equipment,
-        image.received_at,
-    )
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    _image_times(ds, image)
+    sop_class = VLPhotographicImageStorage
+    description = f"Wound photos {dicom_date(image.taken_at)}"
+    ds = _original_image(patient, study, uids, image, equipment, sop_class, description)
     ds.AcquisitionContextSequence = []  # Type 2: nothing coded is known about the acquisition
-    _jpeg_pixels(ds, image.jpeg)
-    ds.file_meta = _file_meta(VLPhotographicImageStorage, uids.sop_instance_uid, JPEGBaseline8Bit)
-    return ds
+    return _with_jpeg(ds, image, sop_class, uids)
 
 
 def capture_instance(
     patient: DicomPatient, study: DicomStudy, uids: InstanceUids, image: PhotoImage, equipment: Equipment
 ) -> Dataset:
     """A frame captured from a consult's video as a Secondary Capture (digitised video), carrying the stored JPEG."""
-    ds = common_dataset(
-        patient,
-        study,
-        uids,
-        SecondaryCaptureImageStorage,
-        "XC",
-        f"Consult captures {dicom_date(image.taken_at)}",
-        equipment,
-        image.received_at,
-    )
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    _image_times(ds, image)
+    sop_class = SecondaryCaptureImageStorage
+    description = f"Consult captures {dicom_date(image.taken_at)}"
+    ds = _original_image(patient, study, uids, image, equipment, sop_class, description)
     ds.ConversionType = "DV"
     ds.SecondaryCaptureDeviceManufacturer = equipment.manufacturer
     ds.SecondaryCaptureDeviceSoftwareVersions = equipment.software_version
     ds.DateOfSecondaryCapture = dicom_date(image.received_at)
     ds.TimeOfSecondaryCapture = dicom_time(image.received_at)
-    _jpeg_pixels(ds, image.jpeg)
-    ds.file_meta = _file_meta(SecondaryCaptureImageStorage, uids.sop_instance_uid, JPEGBaseline8Bit)
-    return ds
+    return _with_jpeg(ds, image, sop_class, uids)
 
 
 def overlay_instance(

@@ -44,6 +44,18 @@ def telehealth_db_url() -> None:
     return None  # SQLite under the test's folder (the telehealth tests' default)
 
 
+@pytest.fixture
+def clinic_app(services):  # noqa: F811
+    """The whole server (pages, security headers, telehealth) with one GP account, for a browser to use."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
+    require_axe()
+    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
+    return create_app(
+        Settings(serve_sample=False, model="none"), telehealth=services, vlm=GroundedBackend(use_embeddings=False)
+    )
+
+
 def decode_qr(png: bytes) -> str:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
     # OpenCV's ArUco-based QR detector: the classic one misses clean synthetic codes in OpenCV 5.0.
@@ -51,16 +63,10 @@ def decode_qr(png: bytes) -> str:
     return text
 
 
-async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa: F811
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
-    require_axe()
+async def test_a_clinic_day(clinic_app, services, tmp_path, artifacts_dir) -> None:  # noqa: F811
+    app = clinic_app
     from playwright.async_api import async_playwright, expect
 
-    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
-    app = create_app(
-        Settings(serve_sample=False, model="none"), telehealth=services, vlm=GroundedBackend(use_embeddings=False)
-    )
     shots = artifacts_dir / "clinic-journey"
     shots.mkdir(parents=True, exist_ok=True)
     photos = []
@@ -220,18 +226,12 @@ async def test_a_clinic_day(services, tmp_path, artifacts_dir) -> None:  # noqa:
             await browser.close()
 
 
-async def test_every_other_page_is_accessible_and_works_by_keyboard(services, tmp_path, artifacts_dir) -> None:  # noqa: F811
+async def test_every_other_page_is_accessible_and_works_by_keyboard(clinic_app, artifacts_dir) -> None:
+    app = clinic_app
     """axe-core on the pages the journey does not open (sign-in, setup, consult lobby, patient sign-in), and the GP
     page driven by the keyboard alone: sign in, add a patient."""
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
-    require_axe()
     from playwright.async_api import async_playwright, expect
 
-    add_user(services.store, "gp@clinic.test", PASSWORD, Role.gp)
-    app = create_app(
-        Settings(serve_sample=False, model="none"), telehealth=services, vlm=GroundedBackend(use_embeddings=False)
-    )
     async with running_server(app) as host, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
