@@ -13,6 +13,7 @@ from perception.findings import FrameFindings
 from perception.vlm.base import AskRequest, ReportContext
 from perception.vlm.geometry import describe_finding
 from perception.vlm.measurement_text import format_measurement_value as format_measurement_value
+from perception.vlm.measurement_text import measurement_line
 from perception.vlm.measurements import NO_MEASUREMENTS, Measurements
 
 SYSTEM_PROMPT = (
@@ -53,7 +54,7 @@ def measurement_facts(measurements: Measurements) -> list[str]:
     facts = measurements.facts()
     if not facts:
         return []
-    return ["Measurements:"] + [f"- {k.replace('_', ' ')}: {format_measurement_value(v)}" for k, v in facts.items()]
+    return ["Measurements:"] + [f"- {measurement_line(k, v)}" for k, v in facts.items()]
 
 
 def facts_text(findings: FrameFindings | None, measurements: Measurements = NO_MEASUREMENTS) -> str:

@@ -222,7 +222,7 @@ $("camera-btn").onclick = () => {
 };
 let overlayOn = true;
 $("overlay-btn").onclick = () => {
-  if (!session) return;
+  if (!session || session.channel.readyState !== "open") return showError("Not connected yet: try again in a moment.");
   overlayOn = !overlayOn;
   session.channel.send(JSON.stringify({ type: "view", overlay: overlayOn, opacity: 1 }));
 };

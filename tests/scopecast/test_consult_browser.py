@@ -219,8 +219,9 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
                     assert await _inside_viewport(call, selector), (selector, width, height)
                 await call.screenshot(path=str(artifacts_dir / f"consult-gp-{width}x{height}.png"))
             # The GP's own switches: the overlay off and on (the server answers), mute and camera off.
+            await _state(call, "in-call")
             await call.click("#overlay-btn")
-            await expect(call.locator("#overlay-btn")).to_have_text("AI overlay: off")
+            await expect(call.locator("#overlay-btn")).to_have_text("AI overlay: off", timeout=15_000)
             await expect(call.locator("body")).to_have_attribute("data-overlay", "off")
             await call.click("#overlay-btn")
             await expect(call.locator("body")).to_have_attribute("data-overlay", "on")
