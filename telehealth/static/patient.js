@@ -12,6 +12,7 @@ let pendingKey = null; // one Idempotency-Key per chosen photo, so a retry after
 let pendingPhoto = null; // the Blob about to be sent
 let camera = null;
 let checkTimer = null;
+let cameraSession = 0;  // a check still in flight from a closed camera must not speak for the new one
 
 function show(id, visible) { $(id).hidden = !visible; }
 function setError(message) { $("error").textContent = message || ""; show("error", Boolean(message)); }
@@ -156,6 +157,7 @@ async function openCamera() {
     setError(`The camera could not be opened (${e.name || e.message}). Allow camera access, or choose a photo you already took.`);
     return;
   }
+  const session = ++cameraSession;
   $("viewfinder").srcObject = camera;
   screen("camera");
   document.body.dataset.camera = "open";
@@ -163,21 +165,23 @@ async function openCamera() {
   $("checks").querySelectorAll("li").forEach((li) => { li.className = ""; });
   const tick = async () => {
     const video = $("viewfinder");
-    if (!camera) return;
+    if (!camera || session !== cameraSession) return;
     if (video.videoWidth) {
       try {
         const result = await checkImage(await frameBlob(video, PREVIEW_SIDE));
+        if (session !== cameraSession || !camera) return;
         renderChecks("checks", result.checks);
         $("shoot-btn").textContent = result.ready ? "Take the photo now" : "Take the photo";
         document.body.dataset.liveReady = String(result.ready);
       } catch (e) { /* a missed check is not an error: the next one comes in a second */ }
     }
-    if (camera) checkTimer = setTimeout(tick, CHECK_EVERY_MS);
+    if (camera && session === cameraSession) checkTimer = setTimeout(tick, CHECK_EVERY_MS);
   };
   tick();
 }
 
 function closeCamera() {
+  cameraSession += 1;
   clearTimeout(checkTimer);
   if (camera) camera.getTracks().forEach((t) => t.stop());
   camera = null;
@@ -236,7 +240,7 @@ $("camera-btn").addEventListener("click", openCamera);
 $("camera-cancel-btn").addEventListener("click", () => { closeCamera(); screen("upload"); });
 $("shoot-btn").addEventListener("click", async () => {
   const video = $("viewfinder");
-  if (!video.videoWidth) return;
+  if (!video.videoWidth) { setStatus("The camera is still starting: try again in a moment."); return; }
   const blob = await frameBlob(video, 4096);  // full resolution: the photo the clinic measures
   closeCamera();
   await preview(blob);
@@ -248,6 +252,7 @@ $("photo").addEventListener("change", async () => {
 });
 $("retake-btn").addEventListener("click", () => {
   pendingPhoto = null;
+  document.body.dataset.previewReady = "";
   $("photo").value = "";
   setStatus("");
   setError("");

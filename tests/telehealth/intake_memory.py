@@ -57,7 +57,9 @@ async def through_api(data: bytes, copies: int) -> list[int]:
     from telehealth.accounts import add_user
     from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, include_telehealth
 
-    services = build_telehealth(fast_settings(Path(tempfile.mkdtemp()) / "t"), segmenter_factory=lambda: None)
+    services = build_telehealth(
+        fast_settings(Path(tempfile.mkdtemp()) / "t"), segmenter_factory=lambda: None, embedder_factory=lambda: None
+    )
     add_user(services.store, "pat@mail.test", PASSWORD, "patient")
     app = FastAPI()
     include_telehealth(app, services)

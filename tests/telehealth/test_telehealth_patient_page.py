@@ -123,6 +123,9 @@ async def test_guided_camera_checks_then_sends(synthetic_services, tmp_path, art
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             page = await (await browser.new_context(**PHONE)).new_page()
+            page_errors: list[str] = []
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.on("console", lambda m: page_errors.append(m.text) if m.type == "error" else None)
             await page.goto(f"http://{host}/patient")
             await page.fill("#email", "pat@mail.test")
             await page.fill("#password", PASSWORD)
@@ -143,6 +146,10 @@ async def test_guided_camera_checks_then_sends(synthetic_services, tmp_path, art
             await page.click("#camera-btn")
             await expect(page.locator("body")).to_have_attribute("data-live-ready", "true", timeout=20_000)
             await page.click("#shoot-btn")
+            try:
+                await expect(page.locator("#preview")).to_be_visible(timeout=20_000)
+            except AssertionError:
+                raise AssertionError(f"no preview after the second shot; page errors: {page_errors}") from None
             await expect(page.locator("body")).to_have_attribute("data-preview-ready", "true", timeout=20_000)
             await page.click("#send")
             await expect(page.locator("#receipt")).to_be_visible(timeout=15_000)

@@ -19,6 +19,7 @@ from telehealth.accounts import add_user
 from telehealth.case_api import intake_limits
 from telehealth.photo_intake import clean_photo
 from telehealth.records import Actor, Role, utc_now
+from telehealth.store.clinic_options import set_clinic_wide_similar_cases
 from telehealth.store.invites import accept_invite, create_invite
 from telehealth.store.tables import PhotoSubmissionRow
 from tests.helpers.axe import assert_accessible, require_axe
@@ -99,7 +100,8 @@ async def test_gp_opens_similar_cases_panel(services, app, artifacts_dir) -> Non
             await assert_accessible(page, "GP case page with the similar-cases panel")
 
             # Clinic-wide: the other GP's patient appears too, de-identified (no site, relative dates only).
-            services.similar.clinic_wide = True
+            admin = add_user(services.store, "admin@clinic.test", PASSWORD, Role.admin)
+            set_clinic_wide_similar_cases(services.store, Actor(admin.id, Role.admin), True)
             await button.click()  # close
             await button.click()  # and open again: asks the server anew
             await expect(items).to_have_count(2)
