@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     user_add.add_argument("--email", required=True)
     user_add.add_argument("--role", required=True, choices=["admin", "gp", "surgeon", "patient"])
     user_add.add_argument(
+        "--name", help="how signed reports name a clinician, e.g. 'Dr Jane Smith' (default: the email)"
+    )
+    user_add.add_argument(
         "--password-env",
         metavar="VAR",
         help="read the password from this environment variable instead of prompting (for scripts)",
@@ -265,8 +268,9 @@ def _user_add(args: argparse.Namespace) -> int:
 
     from scopecast.app import build_telehealth
     from scopecast.telehealth_setup import telehealth_settings
-    from telehealth.accounts import add_user
+    from telehealth.accounts import add_user, clean_display_name
     from telehealth.errors import AccountError
+    from telehealth.store.accounts import set_display_name
 
     if args.password_env:
         password = os.environ.get(args.password_env, "")
@@ -281,6 +285,8 @@ def _user_add(args: argparse.Namespace) -> int:
     services = build_telehealth(telehealth_settings())
     try:
         user = add_user(services.store, args.email, password, args.role)
+        if args.name:
+            user = set_display_name(services.store, user.id, clean_display_name(args.name))
     except AccountError as exc:
         print(f"scopecast: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from telehealth.accounts import add_user, authenticate
+from telehealth.accounts import add_user, authenticate, clean_display_name
 from telehealth.auth import Authenticator
 from telehealth.errors import InvalidSession, SetupDone
 from telehealth.first_run import FirstRunSetup
@@ -18,12 +18,14 @@ from telehealth.schemas import (
     InviteCreate,
     InviteOut,
     LoginRequest,
+    ProfileEdit,
     SessionOut,
     SetupRequest,
     UserOut,
 )
 from telehealth.session_tokens import SESSION_COOKIE
 from telehealth.settings import TelehealthSettings
+from telehealth.store.accounts import set_display_name
 from telehealth.store.cases import CaseStore
 from telehealth.store.invites import accept_invite, create_invite
 
@@ -98,6 +100,11 @@ def account_router(
     @router.get("/api/me", response_model=UserOut, tags=["telehealth"])
     def me(actor: Actor = Depends(anyone)) -> UserOut:
         return UserOut.of(store.user_record(actor))
+
+    @router.put("/api/me", response_model=UserOut, tags=["telehealth"])
+    def edit_me(body: ProfileEdit, actor: Actor = Depends(anyone)) -> UserOut:
+        """Your name as signed reports and FHIR exports show it (audited)."""
+        return UserOut.of(set_display_name(store, actor.user_id, clean_display_name(body.display_name)))
 
     @router.get(
         "/api/session",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from telehealth.errors import InvalidEmail, UnknownRole
+from telehealth.errors import AccountError, InvalidEmail, InvalidPatient, UnknownRole
+from telehealth.patient_identity import clean_name
 from telehealth.records import Role, UserRecord
 from telehealth.store.accounts import check_login, insert_user
 from telehealth.store.cases import CaseStore
@@ -44,3 +45,17 @@ def authenticate(store: CaseStore, email: str, password: str) -> UserRecord:
     except InvalidEmail:
         address = None
     return check_login(store, address, lambda stored_hash: store.passwords.verify(stored_hash, password))
+
+
+def clean_display_name(name: str | None) -> str | None:
+    """A clinician's name for signed reports: Unicode-normalised, single-spaced, no control characters, at most 120
+    characters; blank clears it (the email stands in). AccountError (422) otherwise."""
+    if name is None or not name.strip():
+        return None
+    try:
+        text = clean_name(name)
+    except InvalidPatient as exc:
+        raise AccountError(exc.reason.replace("the patient's name", "the name")) from None
+    if len(text) > 120:
+        raise AccountError("the name is longer than 120 characters")
+    return text

@@ -232,7 +232,7 @@ def report_document(doc: ReportDocumentInput) -> Bundle:
     effective = (doc.taken_at or v.signed_at).isoformat()
     patient_url, practitioner_url, device_url = ids("patient"), ids("practitioner"), ids("device")
     patient_ref = {"reference": patient_url}
-    practitioner_ref = {"reference": practitioner_url, "display": doc.signer.email}
+    practitioner_ref = {"reference": practitioner_url, "display": doc.signer.shown_name}
     model = f"{doc.model_name or 'unknown model'} {doc.model_version or ''}".strip()
     device_ref = {"reference": device_url, "display": model}
 
@@ -244,7 +244,7 @@ def report_document(doc: ReportDocumentInput) -> Bundle:
     )
     practitioner = Practitioner(
         identifier=[{"system": USER_IDS, "value": str(doc.signer.id)}],
-        name=[{"text": doc.signer.email}],
+        name=[{"text": doc.signer.shown_name}],
         telecom=[{"system": "email", "value": doc.signer.email}],
     )
     device = Device(

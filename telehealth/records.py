@@ -78,6 +78,12 @@ class UserRecord:
     id: int
     email: str
     role: Role
+    display_name: str | None = None
+
+    @property
+    def shown_name(self) -> str:
+        """The name reports sign with: the display name, else the email."""
+        return self.display_name or self.email
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from telehealth.store.reports import (
     latest_signed,
     latest_version_id,
     sign,
-    signer_email,
+    signer_name,
     signer_record,
     start_report,
     view_report,
@@ -139,7 +139,7 @@ def report_router(
         version_id = latest_version_id(store, actor, report_id)
         view = view_report(store, actor, report_id, audit=None)
         page = report_page(store, actor, evidence, view)
-        signer = signer_email(store, actor.user_id) or f"user {actor.user_id}"
+        signer = signer_name(store, actor.user_id) or f"user {actor.user_id}"
 
         def seal(record: ReportVersionRecord, replaces: ReplacedVersion | None) -> SealedPdf:
             return sealer.seal(view, record, replaces, page, signer)
@@ -217,7 +217,7 @@ def report_router(
         else:  # a draft, or a version signed before PDFs were signed
             page = report_page(store, actor, evidence, view)
             replaces = replaced_by(store, v.id)
-            pdf = report_pdf(view, page, signer_email(store, v.signed_by), settings.clinic_zone, replaces=replaces)
+            pdf = report_pdf(view, page, signer_name(store, v.signed_by), settings.clinic_zone, replaces=replaces)
         headers = {
             **_PRIVATE,
             "Content-Disposition": f'attachment; filename="report-{report_id}-v{v.version}.pdf"',

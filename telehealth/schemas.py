@@ -94,10 +94,15 @@ class UserOut(BaseModel):
     id: int
     email: str
     role: str
+    display_name: str | None = None  # how signed reports name this account; None: the email
 
     @classmethod
     def of(cls, user: UserRecord) -> UserOut:
-        return cls(id=user.id, email=user.email, role=user.role.value)
+        return cls(id=user.id, email=user.email, role=user.role.value, display_name=user.display_name)
+
+
+class ProfileEdit(_Body):
+    display_name: str | None = Field(..., max_length=400, description="e.g. 'Dr Jane Smith'; null or blank clears it")
 
 
 class SessionOut(BaseModel):

@@ -76,11 +76,16 @@
 
   // -- session ----------------------------------------------------------------------------------------------
 
+  function showWho(user) {
+    $("who").textContent = `${user.display_name ? user.display_name + " · " : ""}${user.email} (${user.role})`;
+  }
+
   function signedOut(reason) {
     csrf = null;
     if (events) { events.close(); events = null; }
     $("app").hidden = true;
     $("signout-btn").hidden = true;
+    $("profile").hidden = true;
     $("who").textContent = "";
     $("signin-view").hidden = false;
     if (reason) showError(reason);
@@ -88,7 +93,9 @@
 
   async function signedIn(session) {
     csrf = session.csrf_token;
-    $("who").textContent = `${session.user.email} (${session.user.role})`;
+    showWho(session.user);
+    $("display-name").value = session.user.display_name || "";
+    $("profile").hidden = false;
     $("signout-btn").hidden = false;
     $("signin-view").hidden = true;
     $("app").hidden = false;
@@ -462,6 +469,17 @@
     signedOut("");
     showError("You are signed out.");
   }));
+
+  $("profile-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const user = await api("PUT", "/api/me", { display_name: $("display-name").value });
+      showWho(user);
+      $("profile-status").textContent = user.display_name ? "saved: reports will be signed by this name" : "cleared: reports show your email";
+    } catch (e) {
+      $("profile-status").textContent = e.message;
+    }
+  });
 
   $("new-patient-btn").addEventListener("click", () => { location.hash = "new-patient"; });
   $("pf-cancel").addEventListener("click", () => { history.back(); });

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from telehealth.errors import DuplicateEmail, InvalidSession
+from telehealth.errors import DuplicateEmail, InvalidSession, NotFound
 from telehealth.records import Role, UserRecord, utc_now
 from telehealth.store.audit import AuditAction, record_audit
 from telehealth.store.cases import CaseStore
@@ -36,4 +36,15 @@ def check_login(store: CaseStore, email: str | None, password_matches: Callable[
         if not password_matches(stored) or user is None:
             raise InvalidSession("wrong email or password")
         record_audit(s, user.id, AuditAction.login, "user", user.id)
-        return UserRecord(user.id, user.email, Role(user.role))
+        return UserRecord(user.id, user.email, Role(user.role), user.display_name)
+
+
+def set_display_name(store: CaseStore, user_id: int, display_name: str | None) -> UserRecord:
+    """Set (or clear, with None) the name signed reports show for this account; audited as an edit."""
+    with store.db.session() as s:
+        user = s.get(UserRow, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        user.display_name = display_name
+        record_audit(s, user_id, AuditAction.edit, "user_display_name", user_id)
+        return UserRecord(user.id, user.email, Role(user.role), user.display_name)

@@ -91,7 +91,7 @@ class CaseStore:
             user = s.get(UserRow, actor.user_id)
             if user is None:
                 raise NotFound("no such user")
-            return UserRecord(user.id, user.email, Role(user.role))
+            return UserRecord(user.id, user.email, Role(user.role), user.display_name)
 
     # -- cases -----------------------------------------------------------------------------------------------
 

@@ -123,7 +123,8 @@ def sign(
             raise Conflict("this report version is already signed")
         signer = s.get(UserRow, actor.user_id)
         now = utc_now()
-        row.body = signed_body(row.body, signed_note(signer.email if signer else f"user {actor.user_id}", now, zone))
+        name = (signer.display_name or signer.email) if signer else f"user {actor.user_id}"
+        row.body = signed_body(row.body, signed_note(name, now, zone))
         row.status, row.signed_by, row.signed_at = ReportStatus.signed.value, actor.user_id, now
         record = _record(row)
         if seal is not None:
@@ -257,12 +258,10 @@ def signer_record(store: CaseStore, user_id: int | None) -> UserRecord | None:
         return None
     with store.db.session() as s:
         user = s.get(UserRow, user_id)
-        return None if user is None else UserRecord(user.id, user.email, Role(user.role))
+        return None if user is None else UserRecord(user.id, user.email, Role(user.role), user.display_name)
 
 
-def signer_email(store: CaseStore, user_id: int | None) -> str | None:
-    if user_id is None:
-        return None
-    with store.db.session() as s:
-        user = s.get(UserRow, user_id)
-        return None if user is None else user.email
+def signer_name(store: CaseStore, user_id: int | None) -> str | None:
+    """How reports name the signer: their display name, else their email."""
+    record = signer_record(store, user_id)
+    return None if record is None else record.shown_name

@@ -37,6 +37,8 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # How signed reports name a clinician ("Dr Jane Smith"); null: the email stands in.
+    display_name: Mapped[str | None] = mapped_column(String(120))
 
 
 class PatientRow(Base):

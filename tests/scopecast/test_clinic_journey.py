@@ -181,7 +181,14 @@ async def test_a_clinic_day(clinic_app, services, tmp_path, artifacts_dir) -> No
             await assert_accessible(gp, "GP, case with three visits")
             await gp.screenshot(path=str(shots / "05-gp-case-trend.png"), full_page=True)
 
-            # -- drafts, edits and signs ------------------------------------------------------------------------
+            # -- gives the name reports are signed with, then drafts, edits and signs ------------------------------
+            await gp.click("#profile summary")
+            await gp.fill("#display-name", "Dr Mary Seacole")
+            await gp.click("#profile-form button[type=submit]")
+            await expect(gp.locator("#profile-status")).to_contain_text("saved")
+            await expect(gp.locator("#who")).to_contain_text("Dr Mary Seacole")
+            await assert_accessible(gp, "GP, name on reports")
+            await gp.click("#profile summary")
             await gp.click("#draft-btn")
             await expect(gp.locator("#report-status")).to_have_text("draft")
             text = await gp.input_value("#report-text")
@@ -189,7 +196,7 @@ async def test_a_clinic_day(clinic_app, services, tmp_path, artifacts_dir) -> No
             await gp.click("#save-btn")
             await gp.click("#sign-btn")
             await expect(gp.locator("#report-status")).to_have_text("signed")
-            await expect(gp.locator("#signed-info")).to_contain_text("reviewed and signed by gp@clinic.test")
+            await expect(gp.locator("#signed-info")).to_contain_text("reviewed and signed by Dr Mary Seacole")
             await gp.screenshot(path=str(shots / "06-gp-signed.png"), full_page=True)
             report_id = await gp.locator("#report-id").inner_text()
             pdf = await gp.request.get(f"http://{host}/api/reports/{report_id}/pdf")
@@ -199,6 +206,7 @@ async def test_a_clinic_day(clinic_app, services, tmp_path, artifacts_dir) -> No
             page_one.render(scale=1.5).to_pil().save(shots / "07-report-page-one.png")
             page_text = page_one.get_textpage().get_text_range()
             assert "Ada Lovelace" in page_text and "NHS number 9434765919" in page_text
+            assert "reviewed and signed by Dr Mary Seacole on" in page_text
             assert list(page_one.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])), "no evidence image on page one"
 
             # The patient's history now says the clinic reviewed the photos.

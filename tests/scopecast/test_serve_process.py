@@ -22,7 +22,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path):
+def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path, monkeypatch):
     env = {**os.environ, "SCOPECAST_TELEHEALTH_DATA_DIR": str(tmp_path), "NEW_PASSWORD": "correct horse battery staple"}
     cmd = [
         sys.executable,
@@ -43,6 +43,20 @@ def test_user_add_creates_an_account_and_refuses_a_duplicate(tmp_path):
     assert again.returncode == 2 and "gp@example.org" not in again.stdout
     assert "already" in again.stderr.lower() or "exists" in again.stderr.lower(), again.stderr
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0, "the generated secret must be owner-only"
+    # --name gives the name signed reports show.
+    named = [*cmd[:6], "surgeon@example.org", "--role", "surgeon", "--name", "Dr  Jane Smith", *cmd[-2:]]
+    made = subprocess.run(named, env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    from scopecast.app import build_telehealth
+    from scopecast.telehealth_setup import telehealth_settings
+    from telehealth.store.reports import signer_name
+
+    monkeypatch.setenv("SCOPECAST_TELEHEALTH_DATA_DIR", str(tmp_path))
+    services = build_telehealth(telehealth_settings())
+    try:
+        assert signer_name(services.store, 2) == "Dr Jane Smith"
+    finally:
+        services.store.close()
 
 
 def _read_lines(stream, into: queue.Queue[str]) -> None:

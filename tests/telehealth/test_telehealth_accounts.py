@@ -58,7 +58,7 @@ async def test_login_and_me(services, client) -> None:
     assert body["token_type"] == "bearer" and body["user"]["role"] == "gp"
     assert "scopecast_session" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
-    assert me.json() == {"id": body["user"]["id"], "email": "gp@clinic.test", "role": "gp"}
+    assert me.json() == {"id": body["user"]["id"], "email": "gp@clinic.test", "role": "gp", "display_name": None}
     for email, password in (("gp@clinic.test", "wrong password!"), ("nobody@clinic.test", PASSWORD)):
         r = await client.post("/api/login", json={"email": email, "password": password})
         assert (r.status_code, r.json()["detail"]) == (401, "wrong email or password")
@@ -214,3 +214,23 @@ async def test_the_scale_marker_page_is_public_and_says_how_to_print_and_place_i
     assert css.status_code == 200 and css.text.replace("\n", "") == PRINT_CSS
     patient = await client.get("/patient")
     assert 'href="/marker"' in patient.text and "Print the scale" in patient.text
+
+
+async def test_a_clinician_names_themself_for_signed_reports(world) -> None:
+    c, gp = world.client, world.headers["gp_a"]
+    assert (await c.get("/api/me", headers=gp)).json()["display_name"] is None
+    r = await c.put("/api/me", json={"display_name": "  Dr   Jane  Smith "}, headers=gp)
+    assert r.status_code == 200 and r.json()["display_name"] == "Dr Jane Smith"
+    for bad, reason in (("Dr\x07Jane", "control characters"), ("x" * 130, "longer than 120")):
+        refused = await c.put("/api/me", json={"display_name": bad}, headers=gp)
+        assert refused.status_code == 422 and reason in refused.json()["detail"]
+    assert (await c.get("/api/me", headers=gp)).json()["display_name"] == "Dr Jane Smith"
+    with world.services.store.db.session() as s:
+        from sqlalchemy import select
+
+        from telehealth.store.tables import AuditEventRow
+
+        edits = s.scalars(select(AuditEventRow).where(AuditEventRow.object_type == "user_display_name")).all()
+        assert len(edits) == 1
+    # Blank clears it: reports fall back to the email.
+    assert (await c.put("/api/me", json={"display_name": " "}, headers=gp)).json()["display_name"] is None

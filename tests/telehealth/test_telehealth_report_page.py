@@ -21,6 +21,7 @@ ADA = {
 
 async def signed_report_pdf(world) -> bytes:
     c, gp = world.client, world.headers["gp_a"]
+    assert (await c.put("/api/me", json={"display_name": "Dr Jane Smith"}, headers=gp)).status_code == 200
     patient = (await c.post("/api/patients", json=ADA, headers=gp)).json()
     case = (
         await c.post(
@@ -66,7 +67,7 @@ async def test_page_one_is_what_a_gp_signs(world, artifacts_dir) -> None:
         "3 November 2026",
         "Evidence image",
         "Tissue mix",
-        "AI-assisted draft, reviewed and signed by gp_a@clinic.test on",
+        "AI-assisted draft, reviewed and signed by Dr Jane Smith on",
     ):
         assert expected in text, (expected, text[:1500])
     # The area fell to about half: the change column says so.
