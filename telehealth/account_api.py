@@ -124,9 +124,11 @@ def account_router(
         )
 
     @router.post("/api/invites", response_model=InviteOut, status_code=201, tags=["telehealth"])
-    def invite(body: InviteCreate, actor: Actor = Depends(auth.require(Role.gp, Role.admin))) -> InviteOut:
+    def invite(
+        body: InviteCreate, request: Request, actor: Actor = Depends(auth.require(Role.gp, Role.admin))
+    ) -> InviteOut:
         made = create_invite(store, actor, body.email, settings.invite_ttl_s)
-        return invite_out(settings, made.token, made.patient_id, made.expires_at)
+        return invite_out(settings, made.token, made.patient_id, made.expires_at, str(request.base_url))
 
     @router.post(
         "/api/invites/{token}/accept",

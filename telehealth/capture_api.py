@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from PIL import Image
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,14 +80,15 @@ def capture_router(
         if not body:
             raise PhotoRejected(422, "no frame: send the camera frame as the request body (image/jpeg)")
 
-        def decoded() -> np.ndarray:
+        def decoded() -> Image.Image:
             with decode(body, limits) as image:
-                return np.asarray(to_clean_rgb(image))
+                return to_clean_rgb(image)
 
-        rgb = await decodes.run(decoded)
+        frame = await decodes.run(decoded)
         checks = await run_in_threadpool(
-            image_checks, rgb, settings.min_brightness, settings.min_sharpness, settings.marker_mm
+            image_checks, frame, settings.min_brightness, settings.min_sharpness, settings.marker_mm
         )
+        rgb = np.asarray(frame)
         try:
             mask = await analyses.find_wound(rgb)
             model_available = mask is not None

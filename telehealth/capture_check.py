@@ -5,17 +5,17 @@ here is one the clinic can measure. Blocking (image work): call from a worker th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
+from telehealth.photo_intake import Quality, measure_quality
 from telehealth.wound.marker import MarkerPolicy, detect_scale
 from telehealth.wound.segmentation import WoundMask
 
 CheckName = Literal["light", "focus", "marker", "wound"]
-_CHECK_SIDE = 512  # the upload's quality thresholds are tuned at this long side
 _OVEREXPOSED_MEAN = 235.0
 # A wound mask smaller than this share of the frame is a speck, larger is a close-up with no room for the marker.
 _WOUND_MIN_SHARE, _WOUND_MAX_SHARE = 0.003, 0.6
@@ -28,25 +28,16 @@ class Check:
     message: str  # what the patient reads: the problem and what to do, or that it is fine
 
 
-def _small_gray(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    scale = _CHECK_SIDE / max(gray.shape)
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return gray
-
-
-def light_check(rgb: npt.NDArray[np.uint8], min_brightness: float) -> Check:
-    mean = float(_small_gray(rgb).mean())
-    if mean < min_brightness:
+def light_check(quality: Quality, min_brightness: float) -> Check:
+    if quality.brightness < min_brightness:
         return Check("light", False, "Too dark: move to a brighter place or turn on a light.")
-    if mean > _OVEREXPOSED_MEAN:
+    if quality.brightness > _OVEREXPOSED_MEAN:
         return Check("light", False, "Too bright: move out of direct sunlight or away from the lamp.")
     return Check("light", True, "Light is good.")
 
 
-def focus_check(rgb: npt.NDArray[np.uint8], min_sharpness: float) -> Check:
-    if float(cv2.Laplacian(_small_gray(rgb), cv2.CV_64F).var()) < min_sharpness:
+def focus_check(quality: Quality, min_sharpness: float) -> Check:
+    if quality.sharpness < min_sharpness:
         return Check("focus", False, "Blurred: hold the phone still, about 20-30 cm away, and tap the wound to focus.")
     return Check("focus", True, "In focus.")
 
@@ -81,7 +72,11 @@ def wound_check(mask: WoundMask | None, model_available: bool) -> Check:
     return Check("wound", True, "Wound in frame.")
 
 
-def image_checks(
-    rgb: npt.NDArray[np.uint8], min_brightness: float, min_sharpness: float, marker_mm: float
-) -> list[Check]:
-    return [light_check(rgb, min_brightness), focus_check(rgb, min_sharpness), marker_check(rgb, marker_mm)]
+def image_checks(image: Image.Image, min_brightness: float, min_sharpness: float, marker_mm: float) -> list[Check]:
+    """Light and focus by the upload's own measure, then the marker; `image` is the decoded RGB frame."""
+    quality = measure_quality(image)
+    return [
+        light_check(quality, min_brightness),
+        focus_check(quality, min_sharpness),
+        marker_check(np.asarray(image), marker_mm),
+    ]

@@ -15,6 +15,7 @@ from telehealth.records import PhotoRecord
 from telehealth.store.analyses import AnalysisRecord
 from telehealth.wound import TissueFractions, TrendPlots, Visit, healing_trend, plot_healing_trend
 from telehealth.wound.models import WoundAssessment
+from telehealth.wound.trend import HealingTrend
 
 Analysed = tuple[PhotoRecord, WoundAssessment]
 
@@ -54,6 +55,12 @@ def visit_days(analysed: list[Analysed]) -> list[tuple[date, list[Analysed], Ana
     return days
 
 
+def case_healing_trend(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> HealingTrend:
+    """The trend over the case's visit days (the photo standing for each day), as the page, plot and list read it."""
+    days = visit_days(_analysed(items))
+    return healing_trend([_visit(day, chosen[1]) for day, _photos, chosen in days])
+
+
 def trend_json(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> dict[str, Any]:
     """Visits (one per day), weekly % change between measured visits, the tissue mix per visit, and a plain note
     when there are too few measured visits for a trend."""
@@ -90,5 +97,4 @@ def trend_json(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> dict[s
 
 
 def trend_plots(items: list[tuple[PhotoRecord, AnalysisRecord | None]]) -> TrendPlots:
-    days = visit_days(_analysed(items))
-    return plot_healing_trend(healing_trend([_visit(day, chosen[1]) for day, _photos, chosen in days]))
+    return plot_healing_trend(case_healing_trend(items))

@@ -3,7 +3,7 @@ going (the last two measured visits of that photo's case). Blocking (database): 
 
 from __future__ import annotations
 
-from telehealth.case_trend import visit_days
+from telehealth.case_trend import case_healing_trend
 from telehealth.records import Actor, CaseRecord, PatientRecord, PhotoRecord
 from telehealth.schemas import CaseOut, PatientOut, PatientSummaryOut, TrendArrow
 from telehealth.store.analyses import AnalysisRecord, case_analyses
@@ -18,20 +18,16 @@ CaseItems = list[tuple[PhotoRecord, AnalysisRecord | None]]
 
 
 def trend_arrow(items: CaseItems) -> tuple[TrendArrow | None, str | None]:
-    """(arrow, None), or (None, why there is none) when the case has fewer than two measured visits."""
-    analysed = [(p, a.assessment) for p, a in items if a is not None and a.assessment is not None]
-    measured = [
-        (day, chosen[1].measurement.area_cm2)
-        for day, _photos, chosen in visit_days(analysed)
-        if chosen[1].measurement.area_cm2 is not None
-    ]
-    if len(measured) < 2:
-        return None, f"{len(measured)} measured visit{'' if len(measured) == 1 else 's'}: no trend yet"
-    (before_day, before), (_day, latest) = measured[-2], measured[-1]
-    assert before is not None and latest is not None
-    change = (latest - before) / before if before > 0 else 0.0
+    """(arrow, None) from the case's last trend interval (its last two measured visits), or (None, why there is
+    none) when the case has fewer than two measured visits."""
+    trend = case_healing_trend(items)
+    if not trend.intervals:
+        n = trend.measured_visits
+        return None, f"{n} measured visit{'' if n == 1 else 's'}: no trend yet"
+    last = trend.intervals[-1]
+    change = (last.area_end_cm2 - last.area_start_cm2) / last.area_start_cm2 if last.area_start_cm2 > 0 else 0.0
     direction = "stable" if abs(change) < STABLE_FRACTION else "smaller" if change < 0 else "larger"
-    return TrendArrow(direction=direction, change_pct=round(100 * change, 1), since=before_day), None
+    return TrendArrow(direction=direction, change_pct=round(100 * change, 1), since=last.start), None
 
 
 def _summary(patient: PatientRecord, cases: list[CaseRecord], items_by_case: dict[int, CaseItems]) -> PatientSummaryOut:

@@ -239,13 +239,26 @@ def _quality_size(size: tuple[int, int], side: int) -> tuple[int, int] | None:
     return x, y
 
 
-def quality_problem(rgb: Image.Image, min_brightness: float, min_sharpness: float) -> str | None:
+@dataclass(frozen=True)
+class Quality:
+    brightness: float  # mean luminance, 0-255
+    sharpness: float  # variance of the Laplacian
+
+
+def measure_quality(rgb: Image.Image) -> Quality:
+    """Brightness and sharpness at most 512 px on the long side, where the thresholds were tuned: the one
+    measure for uploads and for the patient page's live checks, so a frame that passes one passes the other."""
     size = _quality_size(rgb.size, _QUALITY_SIDE)
     small = rgb if size is None else rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     gray = np.asarray(small.convert("L"))  # at most 512x512: the numpy and float64 arrays below stay ~2 MB
-    if float(gray.mean()) < min_brightness:
+    return Quality(float(gray.mean()), float(cv2.Laplacian(gray, cv2.CV_64F).var()))
+
+
+def quality_problem(rgb: Image.Image, min_brightness: float, min_sharpness: float) -> str | None:
+    quality = measure_quality(rgb)
+    if quality.brightness < min_brightness:
         return "too dark, please retake"
-    if float(cv2.Laplacian(gray, cv2.CV_64F).var()) < min_sharpness:
+    if quality.sharpness < min_sharpness:
         return "too blurred, please retake"
     return None
 

@@ -86,7 +86,7 @@ async def test_invite_flow_replay_and_expiry(services, client) -> None:
     r = await client.post("/api/invites", json={"email": "pat@mail.test"}, headers=gp)
     assert r.status_code == 201
     url = r.json()["invite_url"]
-    assert url.startswith("/patient#invite=")
+    assert url.startswith("http://test/patient#invite=")  # absolute: a phone opens it, or its QR code
     token = url.split("invite=")[1]
     r = await client.post(f"/api/invites/{token}/accept", json={"password": "short"})
     assert (r.status_code, r.json()["detail"]) == (422, "password too short: at least 12 characters")

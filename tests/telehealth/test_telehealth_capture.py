@@ -44,7 +44,7 @@ async def test_bad_frames_get_a_reason_and_nothing_is_stored(world) -> None:
     before = world.services.store.row_counts()
     for body, status, reason in (
         (b"", 422, "no frame"),
-        (b"not an image at all", 415, ""),
+        (b"not an image at all", 415, "not an image"),
         (b"\xff\xd8" + b"\x00" * 2_100_000, 413, "too large"),
     ):
         r = await check(world, body)
