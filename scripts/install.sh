@@ -7,12 +7,17 @@ cd "$(dirname "$0")/.."
 
 # System packages used only by tests: Chromium (browser tests; fonts make the screenshots readable),
 # PostgreSQL (the telehealth store's tests on PostgreSQL start a throwaway server; SQLite needs nothing), coturn,
-# Orthanc and dicom3tools.
+# Janus, Orthanc and dicom3tools.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 # coturn: the TURN tests start a throwaway one on loopback (a browser forced to relay through it).
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+# Janus (the SFU for many viewers and for recording), janus-pp-rec (recordings to playable files) and janus.js:
+# the Janus tests start a throwaway one on loopback with a generated config.
+command -v janus >/dev/null 2>&1 || [ -x /usr/bin/janus ] || missing+=(janus)
+command -v janus-pp-rec >/dev/null 2>&1 || missing+=(janus-tools)
+[ -e /usr/share/javascript/janus-gateway/janus.js ] || missing+=(libjs-janus-gateway)
 # npm: fetches axe-core (below) for the accessibility checks of the browser tests.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Orthanc with its DICOMweb plugin: the DICOM tests push a case to a throwaway one on loopback and read it back;
