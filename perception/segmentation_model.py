@@ -19,9 +19,11 @@
    points each, external boundary only) and area in frame pixels;
 5. an ``IouTracker`` gives each finding a track id kept across consecutive frames.
 
-One model instance serves ONE stream: the tracker state lives in the instance,
-so frames of different streams must go to different instances (or call
-``reset()`` between unrelated frames). ``predict`` is blocking; call it from one
+One model instance serves ONE stream through ``predict``/``predict_batch``: the
+tracker state lives in the instance, so frames of different streams must go to
+different instances (or call ``reset()`` between unrelated frames).
+``predict_streams`` is the exception: it keeps one tracker per stream key, so a
+shared model worker batches many streams' frames through one instance. ``predict`` is blocking; call it from one
 worker thread at a time.
 
 Metadata (name, version, labels, input size, normalisation, threshold) comes
@@ -42,6 +44,7 @@ the content check is unavailable on that runtime.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -54,7 +57,7 @@ import numpy.typing as npt
 
 from perception.content_gate import GATE_OUTPUT
 from perception.findings import ContentCheck, Finding, FrameFindings, ModelInfo
-from perception.model import ModelError, check_frame
+from perception.model import ModelError, StreamFrame, check_frame
 from perception.runtimes.base import DescribesGraph, ExtraOutputs, GraphIO, RunsFrames, Runtime, inspect_onnx
 from perception.runtimes.onnxrt import OnnxRuntime
 from perception.tracking import IouTracker, MotionTracker
@@ -205,6 +208,9 @@ class SegmentationModel:
         self.max_objects = max(1, int(max_objects))
         self.analysis_max_side = max(16, int(analysis_max_side))
         self.tracker = tracker if tracker is not None else MotionTracker()
+        # predict_streams gives each stream a copy of the tracker as it was configured, before any frame.
+        self._tracker_template = copy.deepcopy(self.tracker)
+        self._stream_trackers: dict[str, IouTracker | MotionTracker] = {}
         self._info = ModelInfo(
             name=self.meta.name, version=self.meta.version, task="segmentation", labels=self.meta.labels
         )
@@ -283,6 +289,7 @@ class SegmentationModel:
     def reset(self) -> None:
         """Forget tracks: call between unrelated frames or when a stream restarts."""
         self.tracker.reset()
+        self._stream_trackers.clear()
 
     def predict(self, frame_rgb: np.ndarray) -> FrameFindings:
         return self.predict_batch([frame_rgb])[0]
@@ -294,6 +301,21 @@ class SegmentationModel:
         its share of the batched network run.
         """
         return [f for f, _ in self._predict(frames, want_masks=False)]
+
+    def predict_streams(self, frames: Sequence[StreamFrame]) -> list[FrameFindings]:
+        """Findings for frames of different streams from one network run (``perception.model.StreamBatchModel``);
+        each stream key has its own tracker, so streams never trade track ids."""
+        trackers = []
+        for item in frames:
+            tracker = self._stream_trackers.get(item.stream)
+            if tracker is None:
+                tracker = self._stream_trackers[item.stream] = copy.deepcopy(self._tracker_template)
+            trackers.append(tracker)
+        found = self._predict([f.frame_rgb for f in frames], want_masks=False, trackers=trackers)
+        return [f for f, _ in found]
+
+    def forget_stream(self, stream: str) -> None:
+        self._stream_trackers.pop(stream, None)
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
         """Findings plus the thresholded mask (bool, frame size) from one network run."""
@@ -337,8 +359,13 @@ class SegmentationModel:
         return prob
 
     def _predict(
-        self, frames: Sequence[np.ndarray], *, want_masks: bool
+        self,
+        frames: Sequence[np.ndarray],
+        *,
+        want_masks: bool,
+        trackers: Sequence[IouTracker | MotionTracker] | None = None,
     ) -> list[tuple[FrameFindings, np.ndarray | None]]:
+        """`trackers`: one per frame (frames of different streams); None: this instance's own for all."""
         if len(frames) == 0:
             return []
         t_pre = []
@@ -361,7 +388,8 @@ class SegmentationModel:
             t0 = time.perf_counter()
             content = self._content(None if distances is None else float(distances[k]))
             withhold = content.in_domain is False and self.withhold_out_of_domain
-            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], want_masks, withhold)
+            tracker = self.tracker if trackers is None else trackers[k]
+            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], tracker, want_masks, withhold)
             ms = (tp + t_run + time.perf_counter() - t0) * 1000.0
             ff = FrameFindings(
                 model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects, inference_ms=ms, content=content
@@ -391,11 +419,17 @@ class SegmentationModel:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
     def _postprocess(
-        self, prob_small: np.ndarray, width: int, height: int, want_mask: bool = False, withhold: bool = False
+        self,
+        prob_small: np.ndarray,
+        width: int,
+        height: int,
+        tracker: IouTracker | MotionTracker,
+        want_mask: bool = False,
+        withhold: bool = False,
     ) -> tuple[tuple[Finding, ...], np.ndarray | None]:
         if withhold:
             # Nothing is said about a frame the model does not know; tracks age as if nothing were seen.
-            self.tracker.update([], [], [])
+            tracker.update([], [], [])
             mask = (
                 cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
                 if want_mask
@@ -438,7 +472,7 @@ class SegmentationModel:
                 min(height, int(np.ceil((y + h) * sy))),
             )
             found.append((label, score, box, tuple(outline), int(round(area * sx * sy))))
-        ids = self.tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found])
+        ids = tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found])
         objects = tuple(
             Finding(label=lab, score=score, box=box, outline=outline, track_id=tid, area_px=area)
             for (lab, score, box, outline, area), tid in zip(found, ids)
