@@ -147,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scopecast.bench.stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
+    from scopecast.bench.streams import add_arguments as add_streams_bench_arguments
+
+    add_streams_bench_arguments(
+        bench_sub.add_parser(
+            "streams", help="findings/s per stream and model frames/s, with and without cross-stream batching"
+        )
+    )
     from scopecast.bench.overlay import add_arguments as add_overlay_bench_arguments
 
     add_overlay_bench_arguments(
@@ -168,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scopecast.bench.stream import run as run_stream_bench
 
         return run_stream_bench(args)
+    if args.command == "bench" and args.bench_command == "streams":
+        from scopecast.bench.streams import run as run_streams_bench
+
+        return run_streams_bench(args)
     if args.command == "bench" and args.bench_command == "overlay":
         from scopecast.bench.overlay import run as run_overlay_bench
 

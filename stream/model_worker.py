@@ -102,6 +102,7 @@ class ModelWorker:
         self._frame_cost_s: float | None = None  # EMA of a batch's wall time divided by its frames
         self._batch_s: float | None = None  # EMA of a batch's wall time
         self._closed = False
+        self._metric_label = model_name  # the loaded model's own name once known, as the pipelines' metrics use
         self.batches = 0
         self.frames_run = 0
 
@@ -140,6 +141,7 @@ class ModelWorker:
             self._loaded = asyncio.ensure_future(loop.run_in_executor(self._executor, self._factory))
         # shield: a stream that closes while the model loads must not cancel the load the others wait on.
         model = await asyncio.shield(self._loaded)
+        self._metric_label = model.info.name
         if isinstance(model, StreamBatchModel):
             self._batching = model
             return model
@@ -251,8 +253,8 @@ class ModelWorker:
         per_frame = elapsed_s / size
         self._frame_cost_s = per_frame if self._frame_cost_s is None else 0.8 * self._frame_cost_s + 0.2 * per_frame
         self._batch_s = elapsed_s if self._batch_s is None else 0.8 * self._batch_s + 0.2 * elapsed_s
-        self._metrics.model_batch_size.labels(self.model_name).observe(size)
-        self._metrics.model_batch_seconds.labels(self.model_name).observe(elapsed_s)
+        self._metrics.model_batch_size.labels(self._metric_label).observe(size)
+        self._metrics.model_batch_seconds.labels(self._metric_label).observe(elapsed_s)
 
     def close(self) -> None:
         """Stop serving: waiting streams hear SlotClosed; a hung call's thread is released when it returns."""

@@ -210,8 +210,8 @@ async def test_models_without_cross_stream_batching_get_an_instance_per_stream_o
     finally:
         await streams.close()
     assert factory.loads == 3  # tracker state is per instance, so each stream needs its own
-    sizes = streams.metrics.registry.get_sample_value("scopecast_model_batch_size_sum", {"model": "batchbox"})
-    count = streams.metrics.registry.get_sample_value("scopecast_model_batch_size_count", {"model": "batchbox"})
+    sizes = streams.metrics.registry.get_sample_value("scopecast_model_batch_size_sum", {"model": "box"})
+    count = streams.metrics.registry.get_sample_value("scopecast_model_batch_size_count", {"model": "box"})
     assert sizes is not None and count is not None and sizes / count > 1.2, "frames of waiting streams were not grouped"
 
 
