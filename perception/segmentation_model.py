@@ -46,10 +46,11 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -61,6 +62,8 @@ from perception.model import ModelError, StreamFrame, check_frame
 from perception.runtimes.base import DescribesGraph, ExtraOutputs, GraphIO, RunsFrames, Runtime, inspect_onnx
 from perception.runtimes.onnxrt import OnnxRuntime
 from perception.tracking import IouTracker, MotionTracker
+
+_T = TypeVar("_T")
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -164,13 +167,18 @@ class SegmentationModel:
         runtime_options: dict[str, dict[str, Any]] | None = None,
         runtime_shared: bool = False,
         withhold_out_of_domain: bool = True,
+        batch_workers: int = 1,
     ) -> None:
         """`runtime`: None for onnxruntime on `device` with `threads` threads; a kind for `select_runtime`; or a
         Runtime object. `runtime_shared`: that object also serves other models (perception.builtin gives every
         stream of a shipped model the same onnxruntime session), so `close()` leaves it open.
 
         `withhold_out_of_domain`: findings of a frame the content gate judges foreign are not given (the
-        default); evaluation turns it off to score every image while still reporting the gate's verdict."""
+        default); evaluation turns it off to score every image while still reporting the gate's verdict.
+
+        `batch_workers`: threads that pre- and post-process the frames of a `predict_streams` batch side by side
+        (1: one after another on the calling thread), so a batch keeps as many cores busy outside the network run as
+        separate streams' threads would."""
         self.withhold_out_of_domain = withhold_out_of_domain
         self.path = Path(path)
         if not self.path.is_file():
@@ -211,6 +219,8 @@ class SegmentationModel:
         # predict_streams gives each stream a copy of the tracker as it was configured, before any frame.
         self._tracker_template = copy.deepcopy(self.tracker)
         self._stream_trackers: dict[str, IouTracker | MotionTracker] = {}
+        self.batch_workers = max(1, int(batch_workers))
+        self._pool: ThreadPoolExecutor | None = None
         self._info = ModelInfo(
             name=self.meta.name, version=self.meta.version, task="segmentation", labels=self.meta.labels
         )
@@ -283,6 +293,9 @@ class SegmentationModel:
 
     def close(self) -> None:
         """Release the runtime (GPU engine, remote connection) unless it is shared; the model is unusable afterwards."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         if self._owns_runtime:
             self._runtime.close()
 
@@ -368,34 +381,49 @@ class SegmentationModel:
         """`trackers`: one per frame (frames of different streams); None: this instance's own for all."""
         if len(frames) == 0:
             return []
-        t_pre = []
-        batch = []
-        for f in frames:
+        # Frames of different streams have their own trackers, so their pre- and post-processing may overlap.
+        parallel = trackers is not None and len(frames) > 1 and self.batch_workers > 1
+
+        def prepare(f: np.ndarray) -> tuple[np.ndarray | None, float]:
             t0 = time.perf_counter()
             check_frame(f)
-            if self._on_device is None:
-                batch.append(self._preprocess(f))
-            t_pre.append(time.perf_counter() - t0)
+            tensor = self._preprocess(f) if self._on_device is None else None
+            return tensor, time.perf_counter() - t0
+
+        prepared = self._map(prepare, frames, parallel)
+        t_pre = [t for _, t in prepared]
         t0 = time.perf_counter()
         distances: np.ndarray | None = None
         if self._on_device is not None:  # the runtime resizes and normalises on its own device (GPU)
             logits = self._on_device.run_frames(frames, self.meta.mean, self.meta.std)
         else:
-            logits, distances = self._run(np.stack(batch))
+            logits, distances = self._run(np.stack([t for t, _ in prepared if t is not None]))
         t_run = (time.perf_counter() - t0) / len(frames)
-        results = []
-        for k, (f, lg, tp) in enumerate(zip(frames, logits, t_pre)):
+
+        def finish(k: int) -> tuple[FrameFindings, np.ndarray | None]:
             t0 = time.perf_counter()
+            f = frames[k]
             content = self._content(None if distances is None else float(distances[k]))
             withhold = content.in_domain is False and self.withhold_out_of_domain
             tracker = self.tracker if trackers is None else trackers[k]
-            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], tracker, want_masks, withhold)
-            ms = (tp + t_run + time.perf_counter() - t0) * 1000.0
+            objects, mask = self._postprocess(
+                self._sigmoid(logits[k]), f.shape[1], f.shape[0], tracker, want_masks, withhold
+            )
+            ms = (t_pre[k] + t_run + time.perf_counter() - t0) * 1000.0
             ff = FrameFindings(
                 model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects, inference_ms=ms, content=content
             )
-            results.append((ff, mask))
-        return results
+            return ff, mask
+
+        return self._map(finish, range(len(frames)), parallel)
+
+    def _map(self, fn: Callable[[Any], _T], items: Iterable[Any], parallel: bool) -> list[_T]:
+        """`fn` over `items` in order; on the model's own small pool when `parallel` (cv2 and numpy release the GIL)."""
+        if not parallel:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.batch_workers, thread_name_prefix=f"{self.meta.name}-prep")
+        return list(self._pool.map(fn, items))
 
     def _make_runtime(
         self, runtime: str | Runtime | None, threads: int, device: str, options: dict[str, dict[str, Any]] | None

@@ -23,9 +23,11 @@ def _summary(findings):
     return [(o.box, o.track_id) for o in findings.objects]
 
 
-def test_batched_streams_give_what_separate_instances_give(tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_batched_streams_give_what_separate_instances_give(tmp_path, workers):
+    """With `batch_workers` > 1 the frames are pre- and post-processed side by side: the findings do not change."""
     path = make_onnx(tmp_path / "toy.onnx", meta=TOY_META)
-    shared = SegmentationModel(path)
+    shared = SegmentationModel(path, batch_workers=workers)
     alone_a, alone_b = SegmentationModel(path), SegmentationModel(path)
     assert isinstance(shared, StreamBatchModel)
     for i in range(6):
@@ -34,6 +36,7 @@ def test_batched_streams_give_what_separate_instances_give(tmp_path):
         assert _summary(batch[0]) == _summary(alone_a.predict(_stream_a(i)))
         assert _summary(batch[1]) == _summary(alone_b.predict(_stream_b(i)))
         assert batch[0].inference_ms > 0 and batch[1].inference_ms > 0
+    shared.close()
 
 
 def test_a_stream_left_out_of_batches_keeps_its_tracks_and_forgetting_starts_it_afresh(tmp_path):
