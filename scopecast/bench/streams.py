@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     counts = [int(c) for c in args.streams.split(",") if c.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    print(
+        f"{args.model} on onnxruntime CPU: one session, {args.threads} intra-op thread(s), in both modes "
+        f"(batched: {args.threads} pre/post thread(s) per batch; per-stream: one calling thread per stream)"
+    )
     results = asyncio.run(_run_all(args, counts, modes))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {

@@ -249,3 +249,30 @@ def test_bad_batch_policy_is_refused_with_its_reason():
         BatchPolicy(max_batch=0)
     with pytest.raises(ValueError, match="latency_budget_s must be positive"):
         BatchPolicy(latency_budget_s=0)
+
+
+async def test_a_stream_waiting_behind_a_batch_expects_that_batch_to_finish_first():
+    """Registration waits for a frame's own findings only when they are due in time: a frame that waits in line
+    behind another stream's batch is due after that batch, not after one model run."""
+    model = BatchBoxModel(base_s=0.15, per_frame_s=0.0)
+    streams = Streams(CountingFactory(lambda: model))
+    try:
+        streams.add("busy")
+        paced = streams.add("paced", max_inference_fps=4)  # comes back between the busy stream's batches
+        worker = streams.workers.get("batchbox")
+        assert worker is not None
+        await _until(lambda: streams.findings("paced") >= 2)
+        seen = []
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            now = time.monotonic()
+            if worker.blocked_since("paced") is not None and now - worker.blocked_since("paced") < 0.1:
+                expected = paced.expected_wait_s(paced.frames.seq, now)
+                assert expected is not None
+                seen.append(expected)
+            await asyncio.sleep(0.005)
+    finally:
+        await streams.close()
+    assert seen, "the paced stream never waited behind the busy one"
+    # One run takes 0.15 s; the batch ahead has at least 0.05 s to go (it started under 0.1 s ago).
+    assert min(seen) >= 0.15 + 0.04, f"expected waits {seen}: the batch ahead was not counted"
