@@ -149,8 +149,8 @@ class ModelWorker:
             return self._own_models[stream_id]
         if not self._first_claimed:
             self._first_claimed = True
-        else:
-            model = await loop.run_in_executor(self._executor, self._factory)
+        else:  # not on the model's thread: a stream joining while a call hangs still loads and then says it waits
+            model = await loop.run_in_executor(None, self._factory)
         if stream_id in self._attached:
             self._own_models[stream_id] = model
         return model

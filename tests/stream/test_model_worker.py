@@ -17,7 +17,7 @@ import pytest
 from stream.metrics import StreamMetrics
 from stream.model_worker import BatchPolicy, ModelWorkers
 from stream.pipeline import PipelineConfig, StreamPipeline
-from tests.helpers.fakes import BatchBoxModel, BoxModel, CountingFactory
+from tests.helpers.fakes import BatchBoxModel, BoxModel, CountingFactory, HangingModel
 
 
 def _frame() -> av.VideoFrame:
@@ -276,3 +276,18 @@ async def test_a_stream_waiting_behind_a_batch_expects_that_batch_to_finish_firs
     assert seen, "the paced stream never waited behind the busy one"
     # One run takes 0.15 s; the batch ahead has at least 0.05 s to go (it started under 0.1 s ago).
     assert min(seen) >= 0.15 + 0.04, f"expected waits {seen}: the batch ahead was not counted"
+
+
+async def test_a_hung_call_of_a_model_without_batching_is_reported_on_every_stream_behind_it():
+    model = HangingModel(hang_on_call=6)
+    streams = Streams(CountingFactory(lambda: model), hang_timeout_s=0.3, stale_after_s=5.0, fade_after_s=1.0)
+    try:
+        pipelines = [streams.add(f"s{i}") for i in range(2)]
+        await _until(lambda: all(p.status.reason.startswith("model not responding") for p in pipelines))
+        late = streams.add("late")  # its own instance loads off the hung thread, then it waits in line and says so
+        await _until(lambda: late.status.reason.startswith("model not responding"))
+        model.release.set()
+        await _until(lambda: all(p.status.kind == "live" for p in [*pipelines, late]))
+    finally:
+        model.release.set()
+        await streams.close()
