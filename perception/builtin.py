@@ -56,7 +56,8 @@ class _SharedRuntimeFactory:
         with self._lock:
             if self._runtime is None:
                 self._runtime = OnnxRuntime(self._path, threads=self._threads, device=self._device)
-        return SegmentationModel(self._path, runtime=self._runtime, runtime_shared=True)
+        # A batch of several streams' frames is pre- and post-processed on as many threads as the network runs on.
+        return SegmentationModel(self._path, runtime=self._runtime, runtime_shared=True, batch_workers=self._threads)
 
 
 def register_builtin_models(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -27,6 +29,28 @@ class FrameModel(Protocol):
     def info(self) -> ModelInfo: ...
 
     def predict(self, frame_rgb: np.ndarray) -> FrameFindings: ...
+
+
+@dataclass(frozen=True)
+class StreamFrame:
+    """One stream's frame in a batch that mixes streams: `stream` keys the state (tracks) the model keeps for it."""
+
+    stream: str
+    frame_rgb: np.ndarray
+
+
+@runtime_checkable
+class StreamBatchModel(FrameModel, Protocol):
+    """A FrameModel that runs frames of several streams as one batch (one network run), keeping each stream's
+    state apart, so one instance serves every stream of a model. Same threading rule as `predict`."""
+
+    def predict_streams(self, frames: Sequence[StreamFrame]) -> list[FrameFindings]:
+        """Findings for each frame, in order; a frame's `inference_ms` includes its share of the batched run."""
+        ...
+
+    def forget_stream(self, stream: str) -> None:
+        """Drop the state kept for a stream that has ended."""
+        ...
 
 
 def check_frame(frame_rgb: np.ndarray) -> None:

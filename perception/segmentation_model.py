@@ -19,9 +19,11 @@
    points each, external boundary only) and area in frame pixels;
 5. an ``IouTracker`` gives each finding a track id kept across consecutive frames.
 
-One model instance serves ONE stream: the tracker state lives in the instance,
-so frames of different streams must go to different instances (or call
-``reset()`` between unrelated frames). ``predict`` is blocking; call it from one
+One model instance serves ONE stream through ``predict``/``predict_batch``: the
+tracker state lives in the instance, so frames of different streams must go to
+different instances (or call ``reset()`` between unrelated frames).
+``predict_streams`` is the exception: it keeps one tracker per stream key, so a
+shared model worker batches many streams' frames through one instance. ``predict`` is blocking; call it from one
 worker thread at a time.
 
 Metadata (name, version, labels, input size, normalisation, threshold) comes
@@ -42,11 +44,13 @@ the content check is unavailable on that runtime.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -54,10 +58,12 @@ import numpy.typing as npt
 
 from perception.content_gate import GATE_OUTPUT
 from perception.findings import ContentCheck, Finding, FrameFindings, ModelInfo
-from perception.model import ModelError, check_frame
+from perception.model import ModelError, StreamFrame, check_frame
 from perception.runtimes.base import DescribesGraph, ExtraOutputs, GraphIO, RunsFrames, Runtime, inspect_onnx
 from perception.runtimes.onnxrt import OnnxRuntime
 from perception.tracking import IouTracker, MotionTracker
+
+_T = TypeVar("_T")
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -161,13 +167,18 @@ class SegmentationModel:
         runtime_options: dict[str, dict[str, Any]] | None = None,
         runtime_shared: bool = False,
         withhold_out_of_domain: bool = True,
+        batch_workers: int = 1,
     ) -> None:
         """`runtime`: None for onnxruntime on `device` with `threads` threads; a kind for `select_runtime`; or a
         Runtime object. `runtime_shared`: that object also serves other models (perception.builtin gives every
         stream of a shipped model the same onnxruntime session), so `close()` leaves it open.
 
         `withhold_out_of_domain`: findings of a frame the content gate judges foreign are not given (the
-        default); evaluation turns it off to score every image while still reporting the gate's verdict."""
+        default); evaluation turns it off to score every image while still reporting the gate's verdict.
+
+        `batch_workers`: threads that pre- and post-process the frames of a `predict_streams` batch side by side
+        (1: one after another on the calling thread), so a batch keeps as many cores busy outside the network run as
+        separate streams' threads would."""
         self.withhold_out_of_domain = withhold_out_of_domain
         self.path = Path(path)
         if not self.path.is_file():
@@ -205,6 +216,11 @@ class SegmentationModel:
         self.max_objects = max(1, int(max_objects))
         self.analysis_max_side = max(16, int(analysis_max_side))
         self.tracker = tracker if tracker is not None else MotionTracker()
+        # predict_streams gives each stream a copy of the tracker as it was configured, before any frame.
+        self._tracker_template = copy.deepcopy(self.tracker)
+        self._stream_trackers: dict[str, IouTracker | MotionTracker] = {}
+        self.batch_workers = max(1, int(batch_workers))
+        self._pool: ThreadPoolExecutor | None = None
         self._info = ModelInfo(
             name=self.meta.name, version=self.meta.version, task="segmentation", labels=self.meta.labels
         )
@@ -277,12 +293,16 @@ class SegmentationModel:
 
     def close(self) -> None:
         """Release the runtime (GPU engine, remote connection) unless it is shared; the model is unusable afterwards."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         if self._owns_runtime:
             self._runtime.close()
 
     def reset(self) -> None:
         """Forget tracks: call between unrelated frames or when a stream restarts."""
         self.tracker.reset()
+        self._stream_trackers.clear()
 
     def predict(self, frame_rgb: np.ndarray) -> FrameFindings:
         return self.predict_batch([frame_rgb])[0]
@@ -294,6 +314,21 @@ class SegmentationModel:
         its share of the batched network run.
         """
         return [f for f, _ in self._predict(frames, want_masks=False)]
+
+    def predict_streams(self, frames: Sequence[StreamFrame]) -> list[FrameFindings]:
+        """Findings for frames of different streams from one network run (``perception.model.StreamBatchModel``);
+        each stream key has its own tracker, so streams never trade track ids."""
+        trackers = []
+        for item in frames:
+            tracker = self._stream_trackers.get(item.stream)
+            if tracker is None:
+                tracker = self._stream_trackers[item.stream] = copy.deepcopy(self._tracker_template)
+            trackers.append(tracker)
+        found = self._predict([f.frame_rgb for f in frames], want_masks=False, trackers=trackers)
+        return [f for f, _ in found]
+
+    def forget_stream(self, stream: str) -> None:
+        self._stream_trackers.pop(stream, None)
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
         """Findings plus the thresholded mask (bool, frame size) from one network run."""
@@ -337,37 +372,58 @@ class SegmentationModel:
         return prob
 
     def _predict(
-        self, frames: Sequence[np.ndarray], *, want_masks: bool
+        self,
+        frames: Sequence[np.ndarray],
+        *,
+        want_masks: bool,
+        trackers: Sequence[IouTracker | MotionTracker] | None = None,
     ) -> list[tuple[FrameFindings, np.ndarray | None]]:
+        """`trackers`: one per frame (frames of different streams); None: this instance's own for all."""
         if len(frames) == 0:
             return []
-        t_pre = []
-        batch = []
-        for f in frames:
+        # Frames of different streams have their own trackers, so their pre- and post-processing may overlap.
+        parallel = trackers is not None and len(frames) > 1 and self.batch_workers > 1
+
+        def prepare(f: np.ndarray) -> tuple[np.ndarray | None, float]:
             t0 = time.perf_counter()
             check_frame(f)
-            if self._on_device is None:
-                batch.append(self._preprocess(f))
-            t_pre.append(time.perf_counter() - t0)
+            tensor = self._preprocess(f) if self._on_device is None else None
+            return tensor, time.perf_counter() - t0
+
+        prepared = self._map(prepare, frames, parallel)
+        t_pre = [t for _, t in prepared]
         t0 = time.perf_counter()
         distances: np.ndarray | None = None
         if self._on_device is not None:  # the runtime resizes and normalises on its own device (GPU)
             logits = self._on_device.run_frames(frames, self.meta.mean, self.meta.std)
         else:
-            logits, distances = self._run(np.stack(batch))
+            logits, distances = self._run(np.stack([t for t, _ in prepared if t is not None]))
         t_run = (time.perf_counter() - t0) / len(frames)
-        results = []
-        for k, (f, lg, tp) in enumerate(zip(frames, logits, t_pre)):
+
+        def finish(k: int) -> tuple[FrameFindings, np.ndarray | None]:
             t0 = time.perf_counter()
+            f = frames[k]
             content = self._content(None if distances is None else float(distances[k]))
             withhold = content.in_domain is False and self.withhold_out_of_domain
-            objects, mask = self._postprocess(self._sigmoid(lg), f.shape[1], f.shape[0], want_masks, withhold)
-            ms = (tp + t_run + time.perf_counter() - t0) * 1000.0
+            tracker = self.tracker if trackers is None else trackers[k]
+            objects, mask = self._postprocess(
+                self._sigmoid(logits[k]), f.shape[1], f.shape[0], tracker, want_masks, withhold
+            )
+            ms = (t_pre[k] + t_run + time.perf_counter() - t0) * 1000.0
             ff = FrameFindings(
                 model=self._info, frame_size=(f.shape[1], f.shape[0]), objects=objects, inference_ms=ms, content=content
             )
-            results.append((ff, mask))
-        return results
+            return ff, mask
+
+        return self._map(finish, range(len(frames)), parallel)
+
+    def _map(self, fn: Callable[[Any], _T], items: Iterable[Any], parallel: bool) -> list[_T]:
+        """`fn` over `items` in order; on the model's own small pool when `parallel` (cv2 and numpy release the GIL)."""
+        if not parallel:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.batch_workers, thread_name_prefix=f"{self.meta.name}-prep")
+        return list(self._pool.map(fn, items))
 
     def _make_runtime(
         self, runtime: str | Runtime | None, threads: int, device: str, options: dict[str, dict[str, Any]] | None
@@ -391,11 +447,17 @@ class SegmentationModel:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
     def _postprocess(
-        self, prob_small: np.ndarray, width: int, height: int, want_mask: bool = False, withhold: bool = False
+        self,
+        prob_small: np.ndarray,
+        width: int,
+        height: int,
+        tracker: IouTracker | MotionTracker,
+        want_mask: bool = False,
+        withhold: bool = False,
     ) -> tuple[tuple[Finding, ...], np.ndarray | None]:
         if withhold:
             # Nothing is said about a frame the model does not know; tracks age as if nothing were seen.
-            self.tracker.update([], [], [])
+            tracker.update([], [], [])
             mask = (
                 cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
                 if want_mask
@@ -438,7 +500,7 @@ class SegmentationModel:
                 min(height, int(np.ceil((y + h) * sy))),
             )
             found.append((label, score, box, tuple(outline), int(round(area * sx * sy))))
-        ids = self.tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found])
+        ids = tracker.update([b for _, _, b, _, _ in found], [lab for lab, *_ in found], [s for _, s, *_ in found])
         objects = tuple(
             Finding(label=lab, score=score, box=box, outline=outline, track_id=tid, area_px=area)
             for (lab, score, box, outline, area), tid in zip(found, ids)

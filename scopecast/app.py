@@ -37,6 +37,7 @@ from stream.access import StreamAccess
 from stream.api import STATIC_DIR, SocketLimits, streaming_router
 from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
+from stream.model_worker import BatchPolicy
 from stream.pipeline import PipelineConfig
 from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
@@ -91,6 +92,13 @@ def default_registry(settings: Settings) -> ModelRegistry:
     registry = ModelRegistry()
     register_builtin_models(registry, threads=settings.model_threads)
     return registry
+
+
+def model_batching(settings: Settings) -> BatchPolicy | None:
+    """Cross-stream batching as the settings ask (None: a model thread per stream)."""
+    if not settings.model_batching:
+        return None
+    return BatchPolicy(max_batch=settings.model_batch_max, latency_budget_s=settings.model_batch_budget_ms / 1000)
 
 
 def build_telehealth(
@@ -247,6 +255,7 @@ def create_app(
         max_sessions=settings.max_sessions,
         max_sessions_per_address=settings.max_sessions_per_address,
         reclaim=collect_session_garbage,
+        batching=model_batching(settings),
     )
     consult_model = None if settings.consult_model == PASS_THROUGH else settings.consult_model
     if room_authorizer is None and telehealth is not None:

@@ -78,6 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--video-codec", choices=["auto", "VP8", "H264"])
     serve.add_argument("--max-inference-fps", type=float, help="run the model at most N times a second per stream")
+    serve.add_argument(
+        "--model-batching",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one worker per model batches every stream's freshest frame (default on); "
+        "--no-model-batching: a model thread per stream",
+    )
+    serve.add_argument("--model-batch-max", type=int, help="frames (one per stream) in one batched model run at most")
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--log-format", choices=["json", "text"])
     serve.add_argument(
@@ -147,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scopecast.bench.stream import add_arguments as add_stream_bench_arguments
 
     add_stream_bench_arguments(bench_sub.add_parser("stream", help="glass-to-glass latency of the WebRTC pipeline"))
+    from scopecast.bench.streams import add_arguments as add_streams_bench_arguments
+
+    add_streams_bench_arguments(
+        bench_sub.add_parser(
+            "streams", help="findings/s per stream and model frames/s, with and without cross-stream batching"
+        )
+    )
     from scopecast.bench.overlay import add_arguments as add_overlay_bench_arguments
 
     add_overlay_bench_arguments(
@@ -168,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scopecast.bench.stream import run as run_stream_bench
 
         return run_stream_bench(args)
+    if args.command == "bench" and args.bench_command == "streams":
+        from scopecast.bench.streams import run as run_streams_bench
+
+        return run_streams_bench(args)
     if args.command == "bench" and args.bench_command == "overlay":
         from scopecast.bench.overlay import run as run_overlay_bench
 
@@ -193,6 +212,8 @@ def _serve(args: argparse.Namespace) -> int:
             "sync_wait_ms": args.sync_wait_ms,
             "video_codec": args.video_codec,
             "max_inference_fps": args.max_inference_fps,
+            "model_batching": args.model_batching,
+            "model_batch_max": args.model_batch_max,
             "max_sessions": args.max_sessions,
             "log_format": args.log_format,
             "ice_servers": args.ice_servers,

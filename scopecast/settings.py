@@ -30,6 +30,19 @@ class Settings(BaseSettings):
         "wound", description="model run on the patient's video in consult rooms; 'none': plain video"
     )
     model_threads: int = Field(1, ge=1, le=64, description="CPU threads per model session")
+    model_batching: bool = Field(
+        True,
+        description="one worker per model serves every stream of it, running the freshest frame of each waiting "
+        "stream as one batch; false: each stream runs its model on a thread of its own",
+    )
+    model_batch_max: int = Field(8, ge=1, le=64, description="frames (one per stream) in one batched model run at most")
+    model_batch_budget_ms: float = Field(
+        250.0,
+        gt=0,
+        le=10_000,
+        description="a batch is cut to what the model's measured cost per frame lets finish within this; the streams "
+        "left over go first in the next batch",
+    )
     max_inference_fps: float = Field(
         0.0,
         ge=0,

@@ -17,6 +17,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from perception.model import FrameModel
 from stream.metrics import StreamMetrics
+from stream.model_runner import ModelRunner
+from stream.model_worker import BatchPolicy, ModelWorkers
 from stream.pipeline import PipelineConfig, StreamPipeline
 from stream.sources import SourceError, SourceSpec, VideoSource, probe_source
 from stream.tracks import AnnotatedTrack, pump_track
@@ -73,9 +75,13 @@ class StreamHub:
         draw_threads: int = 2,
         max_sessions_per_address: int | None = None,
         reclaim: Callable[[], None] | None = None,
+        batching: BatchPolicy | None = None,
     ) -> None:
         """`reclaim` runs after a stream is removed: the composition root collects the garbage a WebRTC session leaves
-        in reference cycles (aiortc's own objects among them), which would otherwise wait for a rare full collection."""
+        in reference cycles (aiortc's own objects among them), which would otherwise wait for a rare full collection.
+
+        `batching`: every stream of a model shares one model worker that batches their freshest frames; None: each
+        stream runs its model on a thread of its own."""
         self._models = models
         self._default_model = default_model
         self._config = config
@@ -90,6 +96,7 @@ class StreamHub:
         self._streams: dict[str, StreamEntry] = {}
         self._camera_ids = itertools.count(1)
         self._reclaim = reclaim
+        self._workers = ModelWorkers(batching, metrics) if batching is not None else None
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -146,7 +153,10 @@ class StreamHub:
         if kind != "source":  # a camera or a room is watched by the one who sent it: never paused
             config = dataclasses.replace(config, pause_without_viewers=False)
         factory = self._models(name) if config.annotate else None
-        pipeline = StreamPipeline(stream_id, factory, config, self._metrics)
+        runner: ModelRunner | None = None
+        if factory is not None and self._workers is not None:
+            runner = self._workers.runner(stream_id, name, factory)
+        pipeline = StreamPipeline(stream_id, factory, config, self._metrics, runner)
         output = AnnotatedTrack(pipeline, self._metrics, self._draw_executor)
         entry = StreamEntry(stream_id, kind, label, name if config.annotate else "none", pipeline, output)
         self._streams[stream_id] = entry
@@ -227,10 +237,17 @@ class StreamHub:
         return self._sessions
 
     @property
+    def model_workers(self) -> ModelWorkers | None:
+        """The shared model workers (None when each stream runs its model on its own thread)."""
+        return self._workers
+
+    @property
     def draw_executor(self) -> ThreadPoolExecutor:
         return self._draw_executor
 
     async def close(self) -> None:
         for stream_id in list(self._streams):
             await self.remove_stream(stream_id)
+        if self._workers is not None:
+            self._workers.close()
         self._draw_executor.shutdown(wait=False, cancel_futures=True)

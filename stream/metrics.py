@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from stream.registration import REGISTRATION_KINDS
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 class StreamMetrics:
@@ -37,6 +38,32 @@ class StreamMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.findings = Counter(
+            "scopecast_findings_total",
+            "Model results delivered to a stream (rate() gives its findings per second)",
+            ["stream"],
+            registry=r,
+        )
+        self.model_frames = Counter(
+            "scopecast_model_frames_total",
+            "Frames a model produced findings for, all streams together (rate() gives model frames per second)",
+            ["model"],
+            registry=r,
+        )
+        self.model_batch_size = Histogram(
+            "scopecast_model_batch_size",
+            "Frames (one per stream) in each run of a shared model worker",
+            ["model"],
+            buckets=_BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.model_batch_seconds = Histogram(
+            "scopecast_model_batch_seconds",
+            "Wall time of each run of a shared model worker, the whole batch",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.model_errors = Counter("scopecast_model_errors_total", "Model calls that raised", ["stream"], registry=r)
         self.ai_available = Gauge(
             "scopecast_ai_available", "1 while AI findings are live on a stream", ["stream"], registry=r
@@ -64,7 +91,14 @@ class StreamMetrics:
 
     def forget_stream(self, stream_id: str) -> None:
         """Drop a closed stream's series so /metrics does not grow with every camera ever seen."""
-        for metric in (self.frames_in, self.frames_out, self.ai_available, self.model_errors, self.pipeline_seconds):
+        for metric in (
+            self.frames_in,
+            self.frames_out,
+            self.ai_available,
+            self.model_errors,
+            self.pipeline_seconds,
+            self.findings,
+        ):
             try:
                 metric.remove(stream_id)
             except KeyError:

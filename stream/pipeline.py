@@ -1,10 +1,14 @@
-"""One stream's frame path: source → freshest-frame slot → model worker → findings → overlay → viewers.
+"""One stream's frame path: source → freshest-frame slot → model runner → findings → overlay → viewers.
 
 The video never waits for the model. Incoming frames land in a FreshestFrame
 slot; the model worker takes the newest one whenever it is free; the output
 track sends every incoming frame (at the source's rate) drawn with whatever
 findings are newest, faded by their age. A model that fails, hangs or falls
 behind turns the overlay into "AI unavailable" while frames keep flowing.
+
+The model runs on a thread of the stream's own (stream.model_runner) or on a
+worker shared by every stream of that model (stream.model_worker); either way
+this pipeline keeps its own status, watchdog, content gate and registration.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,10 +27,10 @@ import av
 from perception.findings import FrameFindings
 from perception.model import FrameModel
 from stream.events import StatusEvent, findings_event
-from stream.frames import frame_to_array
-from stream.freshest import FreshestFrame, SlotClosed
+from stream.freshest import FreshestFrame, SlotClosed, Taken
 from stream.metrics import StreamMetrics
 from stream.model_results import ModelResult, SourceFrame
+from stream.model_runner import ModelRunner, OwnThreadRunner
 from stream.registration import FrameRegistrar
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,7 @@ class AiStatus:
 
 
 class StreamPipeline:
-    """Owns one stream's slot, model worker and status watchdog."""
+    """Owns one stream's slot, model runner and status watchdog."""
 
     def __init__(
         self,
@@ -81,15 +84,17 @@ class StreamPipeline:
         model_factory: Callable[[], FrameModel] | None,
         config: PipelineConfig,
         metrics: StreamMetrics,
+        runner: ModelRunner | None = None,
     ) -> None:
+        """`runner`: how the model runs (e.g. a shared worker's); None: on a thread of this stream's own, built from
+        `model_factory` (None for both: no model)."""
         self.stream_id = stream_id
         self.config = config
         self.frames: FreshestFrame[SourceFrame] = FreshestFrame()
-        self._model_factory = model_factory
         self._metrics = metrics
-        # One worker thread per stream: one model call in flight at a time, so a
-        # hung model cannot pile up threads.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model:{stream_id}")
+        if runner is None and model_factory is not None:
+            runner = OwnThreadRunner(stream_id, model_factory)
+        self._runner = runner
         self._model: FrameModel | None = None
         self._model_error: str | None = None
         self._call_error: str | None = None
@@ -127,8 +132,8 @@ class StreamPipeline:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        # A hung model call cannot be interrupted; its thread is released when it returns.
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._runner is not None:
+            self._runner.close()
         self._listeners.clear()
         self._recent.clear()
         # Sessions, tracks and this pipeline point at each other; dropping the heavy parts here frees them by reference
@@ -224,7 +229,8 @@ class StreamPipeline:
             return max(0.0, ema - (now - self._inflight_since))
         if self._inflight_since is not None:  # busy with an older frame; ours is the newest and comes next
             return max(0.0, ema - (now - self._inflight_since)) + ema
-        return max(0.0, self._next_run_at - now) + ema
+        queued = self._runner.queue_wait_s(now) if self._runner is not None else 0.0
+        return max(self._next_run_at - now, queued, 0.0) + ema
 
     async def wait_for_own_result(self, seq: int) -> None:
         """Give frame `seq` its own findings when they are expected within `register_wait_ms`; return at once when
@@ -242,8 +248,11 @@ class StreamPipeline:
             return AiStatus(False, f"model failed to load: {self._model_error}")
         if self._model is None:
             return AiStatus(False, "model loading")
-        if self._inflight_since is not None and now - self._inflight_since > self.config.hang_timeout_s:
-            return AiStatus(False, f"model not responding for {now - self._inflight_since:.1f} s")
+        busy_since = self._inflight_since
+        if busy_since is None and self._runner is not None:  # waiting behind another stream's call on a shared model
+            busy_since = self._runner.blocked_since(now)
+        if busy_since is not None and now - busy_since > self.config.hang_timeout_s:
+            return AiStatus(False, f"model not responding for {now - busy_since:.1f} s")
         if self._call_error is not None:
             return AiStatus(False, f"model error: {self._call_error}")
         if self.paused:
@@ -290,36 +299,30 @@ class StreamPipeline:
     # -- workers -------------------------------------------------------------------------------
 
     async def _model_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._model_factory is None:
+        runner = self._runner
+        if runner is None:
             self._model_error = "no model configured"
             return
         try:
-            self._model = await loop.run_in_executor(self._executor, self._model_factory)
+            self._model = await runner.load()
         except Exception as exc:
             self._model_error = f"{type(exc).__name__}: {exc}"
             log.error("model load failed", extra={"stream": self.stream_id, "error": self._model_error})
             return
-        model = self._model
-        model_name = model.info.name
+        model_name = self._model.info.name
         seen = 0
         while True:
             if self.paused:
                 await self._wait_for_viewers()
                 continue
+            started = time.monotonic()
             try:
-                taken = await self.frames.next_after(seen)
+                taken, findings = await runner.run_freshest(self.frames, seen, self._on_taken)
             except SlotClosed:
                 return
-            seen = taken.seq
-            if taken.skipped:
-                self._metrics.frames_dropped.labels(self.stream_id, "model").inc(taken.skipped)
-            started = time.monotonic()
-            self._inflight_since = started
-            self._inflight_seq = taken.seq
-            try:
-                findings = await loop.run_in_executor(self._executor, _run_model, model, taken.item.frame)
             except Exception as exc:
+                if self._inflight_seq is not None:
+                    seen = self._inflight_seq
                 self._inflight_since = None
                 self._inflight_seq = None
                 self._call_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -327,12 +330,16 @@ class StreamPipeline:
                 log.warning("model call failed", extra={"stream": self.stream_id, "error": self._call_error})
                 await asyncio.sleep(self.config.error_backoff_s)
                 continue
+            seen = taken.seq
+            started = self._inflight_since if self._inflight_since is not None else started
             self._inflight_since = None
             self._inflight_seq = None
             elapsed = time.monotonic() - started
             self._latency_ema_s = elapsed if self._latency_ema_s is None else 0.8 * self._latency_ema_s + 0.2 * elapsed
             self._call_error = None
             self._metrics.inference_seconds.labels(self.stream_id, model_name).observe(findings.inference_ms / 1000)
+            self._metrics.findings.labels(self.stream_id).inc()
+            self._metrics.model_frames.labels(model_name).inc()
             findings = self._judge_content(findings)
             self._result = ModelResult(taken.seq, taken.item, findings)
             self._recent.append(self._result)
@@ -345,6 +352,13 @@ class StreamPipeline:
                 # Pace the model; the newest frame is taken when it is next free, so pacing never adds lag.
                 self._next_run_at = started + 1.0 / self.config.max_inference_fps
                 await asyncio.sleep(max(0.0, self._next_run_at - time.monotonic()))
+
+    def _on_taken(self, taken: Taken[SourceFrame]) -> None:
+        """A frame went into a model run: from now on its findings are in flight (and a hang is timed from here)."""
+        self._inflight_since = time.monotonic()
+        self._inflight_seq = taken.seq
+        if taken.skipped:
+            self._metrics.frames_dropped.labels(self.stream_id, "model").inc(taken.skipped)
 
     async def _wait_for_viewers(self) -> None:
         log.info("model paused: no viewers", extra={"stream": self.stream_id})
@@ -386,15 +400,6 @@ class StreamPipeline:
             except Exception:  # one broken viewer must not stop the others
                 log.exception("event listener failed", extra={"stream": self.stream_id})
                 self._listeners.discard(listener)
-
-
-def _run_model(model: FrameModel, frame: av.VideoFrame) -> FrameFindings:
-    """Runs in the model worker thread: colour conversion and inference, timed together."""
-    started = time.perf_counter()
-    rgb = frame_to_array(frame, "rgb24")
-    findings = model.predict(rgb)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    return dataclasses.replace(findings, inference_ms=elapsed_ms)
 
 
 def _same_kind(a: str, b: str) -> bool:

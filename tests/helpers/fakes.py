@@ -68,6 +68,46 @@ class HangingModel(BoxModel):
         return super().predict(frame_rgb)
 
 
+class BatchBoxModel(BoxModel):
+    """BoxModel that also batches across streams (perception.model.StreamBatchModel), recording which streams went
+    into each batch. A batch sleeps `base_s + per_frame_s * size` (a network run: a fixed part and a part per frame).
+    `fail` makes every batch raise; with `hang` set, a batch blocks until `release` is set."""
+
+    def __init__(self, base_s: float = 0.02, per_frame_s: float = 0.01) -> None:
+        super().__init__(name="batchbox")
+        self.base_s = base_s
+        self.per_frame_s = per_frame_s
+        self.batches: list[tuple[str, ...]] = []
+        self.forgotten: list[str] = []
+        self.fail = False
+        self.hang = threading.Event()  # set: the next batch blocks until `release` is set
+        self.release = threading.Event()
+
+    def predict_streams(self, frames):
+        self.batches.append(tuple(f.stream for f in frames))
+        if self.hang.is_set() and not self.release.is_set():
+            self.release.wait(60)
+        time.sleep(self.base_s + self.per_frame_s * len(frames))
+        if self.fail:
+            raise RuntimeError("simulated batch crash")
+        return [BoxModel.predict(self, f.frame_rgb) for f in frames]
+
+    def forget_stream(self, stream: str) -> None:
+        self.forgotten.append(stream)
+
+
+class CountingFactory:
+    """A model factory that counts how often the model was loaded."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+        self.loads = 0
+
+    def __call__(self):
+        self.loads += 1
+        return self.make()
+
+
 class ScriptedVlm:
     """A VLM double: answers 'I see N object(s): labels' word by word, `delay_s` between words."""
 
