@@ -3,10 +3,14 @@
 // Theatre mode (T) lets the video fill the screen with a status badge readable from across the room; O turns the
 // overlay off and on (the server switches this viewer to the plain or annotated video: no renegotiation), F is
 // fullscreen, P the findings panel.
+// With Janus configured the video comes from Janus (one encode for every viewer); when Janus is down, or watching
+// through it fails, the page watches directly from scopecast and says so.
 import { connect, FindingsPanel, AskPanel, StatusBadge, wireSignOut } from "/static/scopecast.js";
+import { watchThroughJanus } from "/static/janus_watch.js";
 wireSignOut(document.getElementById("signout"));
 const select = document.getElementById("streams");
 const errorBox = document.getElementById("error");
+const notice = document.getElementById("notice");
 const video = document.getElementById("video");
 const overlayButton = document.getElementById("overlay");
 const opacity = document.getElementById("opacity");
@@ -30,12 +34,40 @@ async function loadStreams() {
 
 async function watch() {
   errorBox.textContent = "";
+  notice.textContent = "";
   if (session) session.close();
+  session = null;
   const panel = new FindingsPanel(document.getElementById("panel"));
+  const onEvent = (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); };
+  const streamId = select.value;
+  const janus = await fetch(`/api/streams/${encodeURIComponent(streamId)}/janus`).then((r) => r.json())
+    .catch(() => ({ configured: false }));
+  if (janus.configured) {
+    let reason = janus.reason;
+    if (janus.available) {
+      try {
+        const ice = await fetch("/api/ice-config").then((r) => r.json()).catch(() => ({ iceServers: [] }));
+        session = await watchThroughJanus({ info: janus, ice, onEvent,
+          onEnd: (why) => { if (session && session.via === "janus") watchDirectly(streamId, onEvent, why); } });
+        video.srcObject = session.remote;
+        window.scopecastSession = session;
+        document.body.dataset.path = "janus";
+        notice.textContent = "Watching through Janus: questions and the overlay switch need the direct view";
+        return;
+      } catch (e) { reason = e.message; }
+    }
+    return watchDirectly(streamId, onEvent, reason);
+  }
+  return watchDirectly(streamId, onEvent, null);
+}
+
+async function watchDirectly(streamId, onEvent, janusProblem) {
+  if (session) session.close();
+  session = null;
+  document.body.dataset.path = "direct";
+  if (janusProblem) notice.textContent = `Janus unavailable: watching directly from scopecast (${janusProblem})`;
   try {
-    session = await connect({ mode: "watch", streamId: select.value,
-      onEvent: (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); },
-      onError: (m) => { errorBox.textContent = m; } });
+    session = await connect({ mode: "watch", streamId, onEvent, onError: (m) => { errorBox.textContent = m; } });
     video.srcObject = session.remote;
     window.scopecastSession = session;
     if (!overlayOn || opacity.value !== "100") sendView();
