@@ -155,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
 
+    from scopecast.bench.viewers import add_arguments as add_viewers_bench_arguments
+
+    add_viewers_bench_arguments(
+        bench_sub.add_parser("viewers", help="cost of each viewer of one stream: direct from scopecast and via Janus")
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -168,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scopecast.bench.stream import run as run_stream_bench
 
         return run_stream_bench(args)
+    if args.command == "bench" and args.bench_command == "viewers":
+        from scopecast.bench.viewers import run as run_viewers_bench
+
+        return run_viewers_bench(args)
     if args.command == "bench" and args.bench_command == "overlay":
         from scopecast.bench.overlay import run as run_overlay_bench
 

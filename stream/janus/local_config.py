@@ -9,6 +9,7 @@ outside the machine that runs scopecast.
 
 from __future__ import annotations
 
+import resource
 import secrets
 import shutil
 import socket
@@ -193,7 +194,13 @@ def start_janus(binary: str, config: LocalJanusConfig) -> subprocess.Popen[bytes
         + ["-L", str(config.log_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
+        # Janus 1.1.2 sometimes crashes while stopping with sessions still open: no 100 MB core file in the cwd.
+        preexec_fn=_no_core_dumps,
     )
+
+
+def _no_core_dumps() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def wait_until_listening(proc: subprocess.Popen[bytes], config: LocalJanusConfig, timeout_s: float) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import time
+from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from scopecast.app import create_app
@@ -68,15 +69,23 @@ def test_the_generated_configuration_keeps_janus_on_loopback_with_tokens(tmp_pat
     assert "token_auth = true" in core and 'ice_enforce_list = "lo"' in core
     assert 'ws_ip = "127.0.0.1"' in transport and 'admin_ws_ip = "127.0.0.1"' in transport
     with janus_server(tmp_path) as janus:
-        assert janus.proc is not None
-        listening = {
-            c.laddr
-            for c in psutil.Process(janus.proc.pid).net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN
-        }
-    ports = {janus.config.ws_port, janus.config.admin_port}
-    assert {addr.port for addr in listening} == ports
-    assert {addr.ip for addr in listening} == {"127.0.0.1"}
+        listening = _listening_addresses({janus.config.ws_port, janus.config.admin_port})
+    assert listening == {("127.0.0.1", janus.config.ws_port), ("127.0.0.1", janus.config.admin_port)}
+
+
+def _listening_addresses(ports: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of the listening TCP sockets on `ports`, from the kernel's tables (IPv4 and IPv6)."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            columns = line.split()
+            address, port = columns[1].split(":")
+            if columns[3] == "0A" and int(port, 16) in ports:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add((socket.inet_ntop(family, words), int(port, 16)))
+    return found
 
 
 async def test_janus_at_an_address_where_nothing_listens_is_named():
