@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--janus-url", default=None, help="a running Janus (ws://...); default: start one on loopback")
     parser.add_argument("--janus-admin-url", default=None, help="its admin API (with --janus-url)")
     parser.add_argument("--janus-admin-secret", default=None, help="its admin secret (with --janus-url)")
+    parser.add_argument("--janus-room-admin-key", default=None, help="its VideoRoom admin_key, if it has one")
     parser.add_argument("--resolution", default="1280x720")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--model", default="none", help="model the server runs on the stream ('none': plain relay)")
@@ -119,12 +120,13 @@ def _janus_env(args: argparse.Namespace, config: LocalJanusConfig | None) -> dic
             "SCOPECAST_JANUS_URL": args.janus_url,
             "SCOPECAST_JANUS_ADMIN_URL": args.janus_admin_url,
             "SCOPECAST_JANUS_ADMIN_SECRET": args.janus_admin_secret,
-        }
+        } | ({"SCOPECAST_JANUS_ROOM_ADMIN_KEY": args.janus_room_admin_key} if args.janus_room_admin_key else {})
     assert config is not None
     return {
         "SCOPECAST_JANUS_URL": config.ws_url,
         "SCOPECAST_JANUS_ADMIN_URL": config.admin_url,
         "SCOPECAST_JANUS_ADMIN_SECRET": config.admin_secret,
+        "SCOPECAST_JANUS_ROOM_ADMIN_KEY": config.room_admin_key,
     }
 
 

@@ -93,8 +93,13 @@ class JanusFanout:
         published = self._published.get(stream_id)
         return published.publisher if published is not None else None
 
-    async def issue_token(self, user_id: int) -> JanusToken:
-        """A viewer's token; raises JanusError when Janus cannot store it."""
+    async def issue_token(self, user_id: int, renew: str | None = None) -> JanusToken:
+        """A viewer's token: `renew`, a lifetime further, when it is still theirs and live; else a new one. Raises
+        JanusError when Janus cannot store a new one."""
+        if renew is not None:
+            renewed = await self.tokens.renew(renew, user_id)
+            if renewed is not None:
+                return renewed
         return await self.tokens.issue(user_id)
 
     async def _follow_hub(self) -> None:

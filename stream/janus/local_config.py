@@ -9,7 +9,6 @@ outside the machine that runs scopecast.
 
 from __future__ import annotations
 
-import resource
 import secrets
 import shutil
 import socket
@@ -38,6 +37,7 @@ class LocalJanusConfig:
     ws_port: int
     admin_port: int
     admin_secret: str
+    room_admin_key: str  # the VideoRoom's admin_key: only who holds it creates rooms (scopecast), not every viewer
     listen_ip: str = "127.0.0.1"
     rtp_ports: tuple[int, int] = (40000, 40999)
 
@@ -84,6 +84,7 @@ def write_config(
         ws_port=ws_port or free_tcp_port(listen_ip),
         admin_port=admin_port or free_tcp_port(listen_ip),
         admin_secret=admin_secret or secrets.token_urlsafe(24),
+        room_admin_key=secrets.token_urlsafe(24),
         listen_ip=listen_ip,
         rtp_ports=rtp_ports,
     )
@@ -121,7 +122,7 @@ events: {{
 }}
 """
     # No rooms in the file: scopecast creates one per stream, with its own secret.
-    videoroom = "general: {\n}\n"
+    videoroom = f'general: {{\n\tadmin_key = "{config.room_admin_key}"\n}}\n'
     websockets = f"""general: {{
 \tjson = "compact"
 \tws = true
@@ -188,19 +189,16 @@ def local_janus(config: LocalJanusConfig, start_timeout_s: float = 15.0) -> Iter
 
 
 def start_janus(binary: str, config: LocalJanusConfig) -> subprocess.Popen[bytes]:
-    # -o: no colour codes in the log; -N: the log file only.
+    # -o: no colour codes in the log; -N: the log file only. Janus 1.1.2 sometimes crashes while stopping with
+    # sessions still open: the shell's `ulimit -c 0` keeps a 100 MB core file out of the cwd (a preexec_fn would do
+    # the same but can deadlock a process that runs threads, as servers and tests do).
+    args = ["-F", str(config.config_dir), "-C", str(config.config_dir / "janus.jcfg"), "-o", "-N"]
+    args += ["-L", str(config.log_file)]
     return subprocess.Popen(
-        [binary, "-F", str(config.config_dir), "-C", str(config.config_dir / "janus.jcfg"), "-o", "-N"]
-        + ["-L", str(config.log_file)],
+        ["sh", "-c", 'ulimit -c 0 && exec "$0" "$@"', binary, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-        # Janus 1.1.2 sometimes crashes while stopping with sessions still open: no 100 MB core file in the cwd.
-        preexec_fn=_no_core_dumps,
     )
-
-
-def _no_core_dumps() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def wait_until_listening(proc: subprocess.Popen[bytes], config: LocalJanusConfig, timeout_s: float) -> None:

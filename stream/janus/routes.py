@@ -44,8 +44,12 @@ def janus_router(
     router = APIRouter()
 
     @router.get("/api/streams/{stream_id}/janus")
-    async def janus_watch(stream_id: str, principal: Principal = Depends(caller)) -> JanusWatchReply:
-        """How to watch `stream_id` through Janus, with a new token for the caller when it can be watched there."""
+    async def janus_watch(
+        stream_id: str, renew: str | None = None, principal: Principal = Depends(caller)
+    ) -> JanusWatchReply:
+        """How to watch `stream_id` through Janus, with a token for the caller when it can be watched there: `renew`
+        (the caller's current token) is kept and extended while live, so watching goes on uninterrupted; else a new
+        one. A page renews well within the lifetime; an expired token means subscribing again."""
         if fanout is None:
             return JanusWatchReply(configured=False, available=False, reason="Janus is not configured on this server")
         try:
@@ -55,7 +59,7 @@ def janus_router(
         if not watch.available:
             return JanusWatchReply(configured=True, available=False, reason=watch.reason)
         try:
-            token = await fanout.issue_token(principal.user_id)
+            token = await fanout.issue_token(principal.user_id, renew)
         except JanusError as exc:
             return JanusWatchReply(configured=True, available=False, reason=str(exc))
         return JanusWatchReply(

@@ -1,5 +1,6 @@
-"""Per-user, time-limited Janus tokens: added through the admin API when a signed-in viewer asks, removed at expiry
-or when the user signs out, so a token copied out of a page stops working."""
+"""Per-user, time-limited Janus tokens: added through the admin API when a signed-in viewer asks, renewed while their
+page keeps asking with a valid sign-in, removed at expiry (or with `revoke_user`), so a token copied out of a page, or
+the token of a user who signed out, stops working within a lifetime."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ class JanusTokens:
         await self._admin.add_token(grant.token)
         self._live[grant.token] = grant
         return grant
+
+    async def renew(self, token: str, user_id: int) -> JanusToken | None:
+        """Push a live token of `user_id` a lifetime further (Janus checks the token on every request, keepalives
+        included: a token removed while its viewer watches ends that viewer's session). None when it is not theirs
+        or already expired: they need a new one."""
+        await self.expire()
+        grant = self._live.get(token)
+        if grant is None or grant.user_id != user_id:
+            return None
+        renewed = JanusToken(token, user_id, self._clock() + self._ttl_s)
+        self._live[token] = renewed
+        return renewed
 
     async def revoke_user(self, user_id: int) -> None:
         """Sign-out: every token of this user stops working now."""

@@ -16,6 +16,7 @@ const overlayButton = document.getElementById("overlay");
 const opacity = document.getElementById("opacity");
 const badge = new StatusBadge(document.getElementById("status-badge"));
 let session = null;
+let renewal = null;  // timer that keeps this page's Janus token alive while it watches through Janus
 let overlayOn = true;
 const askPanel = new AskPanel(document.getElementById("ask"), () => session);
 
@@ -35,6 +36,7 @@ async function loadStreams() {
 async function watch() {
   errorBox.textContent = "";
   notice.textContent = "";
+  clearInterval(renewal);
   if (session) session.close();
   session = null;
   const panel = new FindingsPanel(document.getElementById("panel"));
@@ -53,6 +55,7 @@ async function watch() {
         window.scopecastSession = session;
         document.body.dataset.path = "janus";
         notice.textContent = "Watching through Janus: questions and the overlay switch need the direct view";
+        keepTokenAlive(streamId, janus);
         return;
       } catch (e) { reason = e.message; }
     }
@@ -61,7 +64,25 @@ async function watch() {
   return watchDirectly(streamId, onEvent, null);
 }
 
+// Janus checks the token on every request, keepalives included: renew it well within its lifetime. A token that
+// could not be renewed (expired, or Janus restarted and forgot it) means subscribing again with the new one.
+function keepTokenAlive(streamId, info) {
+  let token = info.token;
+  const every = Math.max(10, (info.expires_at - Date.now() / 1000) / 3) * 1000;
+  renewal = setInterval(async () => {
+    const response = await fetch(`/api/streams/${encodeURIComponent(streamId)}/janus?renew=${encodeURIComponent(token)}`)
+      .catch(() => null);
+    if (!response) return;
+    if (response.status === 401) { clearInterval(renewal); errorBox.textContent = "signed out: sign in again to keep watching"; return; }
+    const next = await response.json().catch(() => ({}));
+    if (!next.available || next.token === token) return;
+    token = next.token;
+    watch();
+  }, every);
+}
+
 async function watchDirectly(streamId, onEvent, janusProblem) {
+  clearInterval(renewal);
   if (session) session.close();
   session = null;
   document.body.dataset.path = "direct";

@@ -17,7 +17,7 @@ from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.janus.client import open_session
-from stream.janus.errors import JanusTokenRefused, JanusUnreachable
+from stream.janus.errors import JanusRequestFailed, JanusTokenRefused, JanusUnreachable
 from stream.janus.fanout import JanusFanout
 from stream.janus.local_config import free_tcp_port, write_config
 from stream.janus.publisher import VIDEOROOM
@@ -38,6 +38,7 @@ def _settings(janus_config, **more) -> Settings:
         janus_url=janus_config.ws_url,
         janus_admin_url=janus_config.admin_url,
         janus_admin_secret=janus_config.admin_secret,
+        janus_room_admin_key=janus_config.room_admin_key,
         **more,
     )
 
@@ -110,6 +111,15 @@ async def test_only_signed_in_watchers_get_a_token_and_janus_refuses_unknown_or_
                 status = await viewer.next_event("status", 10)
             finally:
                 await viewer.close()
+            # A viewer's token lets it subscribe, not make rooms: that takes the VideoRoom's admin_key.
+            session = await open_session(granted["url"], granted["token"])
+            try:
+                handle = await session.attach(VIDEOROOM)
+                with pytest.raises(JanusRequestFailed, match="creating a room"):
+                    await handle.message("creating a room", {"request": "create", "room": 77})
+            finally:
+                await session.destroy()
+                await session.connection.close()
             # A made-up token is refused by Janus itself, in words.
             with pytest.raises(JanusTokenRefused, match="token expired or unknown"):
                 await open_session(janus.config.ws_url, "made-up-token")
@@ -121,8 +131,14 @@ async def test_only_signed_in_watchers_get_a_token_and_janus_refuses_unknown_or_
             live = await open_session(janus.config.ws_url, short.token)  # accepted while valid
             await live.destroy()
             await live.connection.close()
-            now[0] += 61
+            now[0] += 30
+            renewed = await tokens.renew(short.token, user_id=1)
+            stolen = await tokens.renew(short.token, user_id=2)
+            now[0] += 45  # past the first lifetime, within the renewed one
+            assert tokens.is_live(short.token)
+            now[0] += 30
             await tokens.expire()
+            assert await tokens.renew(short.token, user_id=1) is None
             with pytest.raises(JanusTokenRefused):
                 await open_session(janus.config.ws_url, short.token)
             assert short.token not in await fanout.admin.list_tokens()
@@ -130,6 +146,7 @@ async def test_only_signed_in_watchers_get_a_token_and_janus_refuses_unknown_or_
     assert patient.status_code == 403 and "patient" in patient.json()["detail"]
     assert unknown_stream.status_code == 404 and "unknown stream 'nope'" in unknown_stream.json()["detail"]
     assert frame.width > 0 and status["type"] == "status"
+    assert renewed is not None and renewed.expires_at > short.expires_at and stolen is None
 
 
 async def test_janus_restart_and_a_vanished_room_are_republished(tmp_path):
