@@ -227,6 +227,18 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
                     path = await page.evaluate("document.body.dataset.path")
                     notice = await page.text_content("#notice")
                     await page.screenshot(path=str(artifacts_dir / "monitor-through-janus.png"))
+                    # A page holding a token Janus does not know (expired, or Janus restarted) is told so, in words.
+                    refused = await page.evaluate(
+                        """async (info) => {
+                            const { watchThroughJanus } = await import('/static/janus_watch.js');
+                            try {
+                                await watchThroughJanus({ info: { ...info, token: 'expired-token' },
+                                                          ice: { iceServers: [] }, onEvent: () => null });
+                                return 'watched';
+                            } catch (e) { return e.message; }
+                        }""",
+                        granted,
+                    )
                     frames = [await asyncio.wait_for(viewer.track.recv(), 15) for _ in range(10)]
                     findings = await viewer.next_event("findings", 15)
                 finally:
@@ -235,6 +247,7 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
             # One encode for both: scopecast subscribed its relay once, for the Janus publisher.
             viewers = app.state.hub.get("sample").pipeline.viewers
     assert path == "janus" and "through Janus" in (notice or "")
+    assert refused == "Janus token expired or unknown: press Watch for a new one"
     assert all(f.width > 0 for f in frames) and findings["objects"]
     assert viewers == 1
 
