@@ -17,7 +17,7 @@ from scopecast.app import create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.janus.client import open_session
-from stream.janus.errors import JanusRequestFailed, JanusTokenRefused, JanusUnreachable
+from stream.janus.errors import JanusRequestFailed, JanusTokenRefused, JanusUnreachable, RoomGone
 from stream.janus.fanout import JanusFanout
 from stream.janus.local_config import free_tcp_port, write_config
 from stream.janus.publisher import VIDEOROOM
@@ -89,6 +89,29 @@ def _listening_addresses(ports: set[int]) -> set[tuple[str, int]]:
     return found
 
 
+async def test_without_janus_configured_the_monitor_is_told_to_watch_directly():
+    app = create_app(
+        Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
+        registry_with(box=BoxModel()),
+        vlm=keyword_vlm(),
+        stream_access=fixed_token_access(),
+    )
+    async with running_server(app) as addr, httpx.AsyncClient(base_url=f"http://{addr}") as http:
+        reply = (await http.get("/api/streams/sample/janus", headers=CLINICIAN_HEADERS)).json()
+        monitor = await http.get("/monitor", headers=CLINICIAN_HEADERS)
+    assert reply == {
+        "configured": False,
+        "available": False,
+        "reason": "Janus is not configured on this server",
+        "url": None,
+        "room": None,
+        "feed": None,
+        "token": None,
+        "expires_at": None,
+    }
+    assert "connect-src 'self';" in monitor.headers["content-security-policy"]
+
+
 async def test_janus_at_an_address_where_nothing_listens_is_named():
     url = f"ws://127.0.0.1:{free_tcp_port()}"
     with pytest.raises(JanusUnreachable, match=f"Janus at {url} unreachable"):
@@ -120,6 +143,9 @@ async def test_only_signed_in_watchers_get_a_token_and_janus_refuses_unknown_or_
             finally:
                 await session.destroy()
                 await session.connection.close()
+            # A room that is gone is named.
+            with pytest.raises(RoomGone, match="Janus room 12345 no longer exists"):
+                await watch_room(granted["url"], granted["token"], 12345, granted["feed"])
             # A made-up token is refused by Janus itself, in words.
             with pytest.raises(JanusTokenRefused, match="token expired or unknown"):
                 await open_session(janus.config.ws_url, "made-up-token")
