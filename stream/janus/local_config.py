@@ -9,6 +9,7 @@ outside the machine that runs scopecast.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -74,6 +75,11 @@ def write_config(
 ) -> LocalJanusConfig:
     """Write janus.jcfg, the VideoRoom and the WebSocket transport configuration into `config_dir`. Without
     `rtp_ports`, a random range of 400 ports: Janus instances of parallel tests do not share one."""
+    if listen_ip in ("0.0.0.0", "::", ""):
+        raise ValueError(
+            f"Janus must listen on loopback or one interface's address, not on every interface ({listen_ip!r}): "
+            "its admin API adds tokens for anyone who reaches it"
+        )
     config_dir.mkdir(parents=True, exist_ok=True)
     if rtp_ports is None:
         base = 20000 + 400 * secrets.randbelow(100)
@@ -137,10 +143,29 @@ admin: {{
 \tadmin_wss = false
 }}
 """
-    (config_dir / "janus.jcfg").write_text(core)
-    (config_dir / "janus.plugin.videoroom.jcfg").write_text(videoroom)
-    (config_dir / "janus.transport.websockets.jcfg").write_text(websockets)
+    for name, text in (
+        ("janus.jcfg", core),
+        ("janus.plugin.videoroom.jcfg", videoroom),
+        ("janus.transport.websockets.jcfg", websockets),
+    ):
+        _write_private(config_dir / name, text)  # the admin secret and the room admin key are in them
     return config
+
+
+def _write_private(path: Path, text: str) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write(text)
+    path.chmod(0o600)
+
+
+def scopecast_env(config: LocalJanusConfig) -> str:
+    """The SCOPECAST_JANUS_* lines that point scopecast at this Janus (an environment file's content)."""
+    return (
+        f"SCOPECAST_JANUS_URL={config.ws_url}\n"
+        f"SCOPECAST_JANUS_ADMIN_URL={config.admin_url}\n"
+        f"SCOPECAST_JANUS_ADMIN_SECRET={config.admin_secret}\n"
+        f"SCOPECAST_JANUS_ROOM_ADMIN_KEY={config.room_admin_key}\n"
+    )
 
 
 def janus_binary() -> str | None:

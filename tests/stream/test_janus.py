@@ -89,6 +89,26 @@ def _listening_addresses(ports: set[int]) -> set[tuple[str, int]]:
     return found
 
 
+def test_janus_config_command_writes_a_loopback_configuration_and_scopecasts_settings(tmp_path, capsys):
+    from scopecast.cli import main
+
+    assert main(["janus-config", "--out", str(tmp_path / "janus")]) == 0
+    env = dict(line.split("=", 1) for line in (tmp_path / "janus" / "scopecast.env").read_text().splitlines())
+    settings = Settings(
+        janus_url=env["SCOPECAST_JANUS_URL"],
+        janus_admin_url=env["SCOPECAST_JANUS_ADMIN_URL"],
+        janus_admin_secret=env["SCOPECAST_JANUS_ADMIN_SECRET"],
+        janus_room_admin_key=env["SCOPECAST_JANUS_ROOM_ADMIN_KEY"],
+    )
+    core = (tmp_path / "janus" / "janus.jcfg").read_text()
+    assert settings.janus_url == "ws://127.0.0.1:8188" and settings.janus_admin_url == "ws://127.0.0.1:7188"
+    assert (
+        env["SCOPECAST_JANUS_ADMIN_SECRET"] in core and (tmp_path / "janus" / "janus.jcfg").stat().st_mode & 0o077 == 0
+    )
+    assert main(["janus-config", "--out", str(tmp_path / "open"), "--listen-ip", "0.0.0.0"]) == 2
+    assert "not on every interface" in capsys.readouterr().err and not (tmp_path / "open").exists()
+
+
 async def test_without_janus_configured_the_monitor_is_told_to_watch_directly():
     app = create_app(
         Settings(sources=[f"sample={SAMPLE_CLIP}"], model="box"),
