@@ -104,16 +104,22 @@ class JanusFanout:
 
     async def _follow_hub(self) -> None:
         while True:
-            wanted = {entry.stream_id for entry in self._hub.streams()}
-            for stream_id in wanted - self._published.keys():
-                self._publish(stream_id)
-            for stream_id in self._published.keys() - wanted:
-                await self._unpublish(stream_id)
-            # Janus does not tell a publisher who subscribed: repeat the status so a new viewer has it soon.
-            for stream_id, published in self._published.items():
-                with contextlib.suppress(UnknownStream):
-                    published.publisher.send_event(self._hub.get(stream_id).pipeline.status_json)
+            try:
+                await self._sync_once()
+            except Exception:  # a bug here must not end fan-out for every stream; the log has it
+                log.exception("janus fan-out sync failed")
             await asyncio.sleep(self.config.sync_every_s)
+
+    async def _sync_once(self) -> None:
+        wanted = {entry.stream_id for entry in self._hub.streams()}
+        for stream_id in wanted - self._published.keys():
+            self._publish(stream_id)
+        for stream_id in self._published.keys() - wanted:
+            await self._unpublish(stream_id)
+        # Janus does not tell a publisher who subscribed: repeat the status so a new viewer has it soon.
+        for stream_id, published in self._published.items():
+            with contextlib.suppress(UnknownStream):
+                published.publisher.send_event(self._hub.get(stream_id).pipeline.status_json)
 
     def _publish(self, stream_id: str) -> None:
         try:
