@@ -388,7 +388,7 @@ async def _handle(
         if isinstance(request, PublishRequest):
             reply = await session.publish(request.sdp, request.label)
         else:
-            reply = await session.watch(request.stream_id, request.sdp)
+            reply = await session.watch(request.stream_id, request.sdp, video=request.video)
     state.answered = True
     return reply.model_dump_json()
 

@@ -54,14 +54,29 @@ async function watch() {
         video.srcObject = session.remote;
         window.scopecastSession = session;
         document.body.dataset.path = "janus";
-        notice.textContent = "Watching through Janus: questions and the overlay switch need the direct view";
         keepTokenAlive(streamId, janus);
+        await openQuestions(session, streamId);
         return;
       } catch (e) { reason = e.message; }
     }
     return watchDirectly(streamId, onEvent, reason);
   }
   return watchDirectly(streamId, onEvent, null);
+}
+
+// Questions and their answers are this viewer's own: a data-channel-only connection to scopecast (no video, so no
+// encode) beside the Janus video.
+async function openQuestions(janusSession, streamId) {
+  try {
+    const questions = await connect({ mode: "questions", streamId, onEvent: (e) => askPanel.handle(e),
+      onError: (m) => { errorBox.textContent = m; } });
+    const closeJanus = janusSession.close;
+    janusSession.channel = questions.channel;
+    janusSession.close = () => { closeJanus(); questions.close(); };
+    notice.textContent = "Watching through Janus (the overlay switch needs the direct view)";
+  } catch (e) {
+    notice.textContent = "Watching through Janus: questions and the overlay switch need the direct view";
+  }
 }
 
 // Janus checks the token on every request, keepalives included: renew it well within its lifetime. A token that

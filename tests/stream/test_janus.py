@@ -271,6 +271,14 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
                     )
                     await page.wait_for_selector("#panel li.object", timeout=15_000)
                     path = await page.evaluate("document.body.dataset.path")
+                    # Questions go on the viewer's own data-channel-only connection; the answer comes back there.
+                    await page.fill("#ask input", "what do you see?")
+                    await page.click("#ask button[type=submit]")
+                    await page.wait_for_selector("#ask .a.done", timeout=15_000)
+                    answer = await page.inner_text("#ask .a.done")
+                    # One encode for all: the only relay subscriber is scopecast's Janus publisher (the page's
+                    # questions connection carries no video).
+                    viewers = app.state.hub.get("sample").pipeline.viewers
                     notice = await page.text_content("#notice")
                     await page.screenshot(path=str(artifacts_dir / "monitor-through-janus.png"))
                     # A page holding a token Janus does not know (expired, or Janus restarted) is told so, in words.
@@ -290,9 +298,8 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
                 finally:
                     await browser.close()
                     await viewer.close()
-            # One encode for both: scopecast subscribed its relay once, for the Janus publisher.
-            viewers = app.state.hub.get("sample").pipeline.viewers
-    assert path == "janus" and "through Janus" in (notice or "")
+    assert path == "janus" and notice == "Watching through Janus (the overlay switch needs the direct view)"
+    assert "thing 1" in answer  # the grounded answer names the detection the box model made
     assert refused == "Janus token expired or unknown: press Watch for a new one"
     assert all(f.width > 0 for f in frames) and findings["objects"]
     assert viewers == 1
