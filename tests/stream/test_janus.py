@@ -29,6 +29,9 @@ from tests.helpers.servers import running_server
 from tests.helpers.stream_access import CLINICIAN_HEADERS, PATIENT_TOKEN, clinician_page, fixed_token_access
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The media permission flag also makes Chromium offer plain host candidates instead of mDNS names, which aioice
+# would resolve with a process-wide lock bound to the first test's event loop (see test_theatre_monitor.py).
+_CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"]
 
 
 def _settings(janus_config, **more) -> Settings:
@@ -259,9 +262,7 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
             assert granted["available"], granted["reason"]
             viewer = await watch_room(granted["url"], granted["token"], granted["room"], granted["feed"])
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-                )
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_ARGS)
                 try:
                     page = await clinician_page(browser, addr)
                     await page.goto(f"http://{addr}/monitor?stream=sample")
@@ -321,7 +322,7 @@ async def test_janus_down_the_monitor_watches_directly_with_a_notice(tmp_path, a
     )
     app = _app(settings)
     async with running_server(app) as addr, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_ARGS)
         try:
             page = await clinician_page(browser, addr)
             await page.goto(f"http://{addr}/monitor?stream=sample")
