@@ -113,7 +113,8 @@ class RoomPublisher:
             self.attempts += 1
             try:
                 ended = await self._publish_once()
-                pause = self._retry_s[0]  # it was live: a fresh failure starts the backoff again
+                if self.state.live:  # it was live: a fresh failure starts the backoff again
+                    pause = self._retry_s[0]
                 self._set(PublisherState(False, f"{ended}; republishing"))
             except JanusError as exc:
                 self._set(PublisherState(False, str(exc)))
