@@ -34,8 +34,10 @@ from scopecast.assets import SAMPLE_CLIP
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
 from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.access import StreamAccess
-from stream.api import STATIC_DIR, SocketLimits, streaming_router
+from stream.api import STATIC_DIR, SocketLimits, signed_in_viewer, streaming_router
 from stream.hub import StreamHub
+from stream.janus.fanout import JanusConfig, JanusFanout
+from stream.janus.routes import janus_router
 from stream.metrics import StreamMetrics
 from stream.model_worker import BatchPolicy
 from stream.pipeline import PipelineConfig
@@ -262,6 +264,12 @@ def create_app(
         room_authorizer = consult_grants(telehealth)
     rooms = ConsultRooms(hub, metrics, consult_model, room_authorizer)
     ready = {"sources": False}
+    turn = (
+        TurnRelay(tuple(settings.turn_urls), settings.turn_secret.get_secret_value(), settings.turn_ttl_s)
+        if settings.turn_urls and settings.turn_secret is not None
+        else None
+    )
+    janus = janus_fanout(settings, hub, turn)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -272,6 +280,8 @@ def create_app(
             telehealth.similar.runner.start()
             telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
             telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
+        if janus is not None:
+            janus.start()  # in the background: an unreachable Janus leaves viewers on the direct path
         ready["sources"] = True
         freeze_long_lived()
         warm_up = getattr(vlm, "warm_up", None)
@@ -284,6 +294,8 @@ def create_app(
         try:
             yield
         finally:
+            if janus is not None:
+                await janus.close()
             await rooms.close()
             await hub.close()
             await vlm.aclose()
@@ -294,7 +306,7 @@ def create_app(
     app.add_middleware(
         RequestBodyDeadline, deadline=BodyDeadline(settings.body_idle_timeout_s, settings.body_min_bytes_per_s)
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, connect_src=(janus.config.public_url,) if janus is not None else ())
     app.state.hub = hub
     app.state.metrics = metrics
     app.state.settings = settings
@@ -309,12 +321,12 @@ def create_app(
             vlm=vlm,
             ice_servers=[parse_ice_server(url) for url in settings.ice_servers],
             rooms=rooms,
-            turn=TurnRelay(tuple(settings.turn_urls), settings.turn_secret.get_secret_value(), settings.turn_ttl_s)
-            if settings.turn_urls and settings.turn_secret is not None
-            else None,
+            turn=turn,
             ice_transport_policy=settings.ice_transport_policy,
         )
     )
+    app.include_router(janus_router(janus, signed_in_viewer(stream_access, metrics)))
+    app.state.janus = janus
 
     if telehealth is not None:
         for router in telehealth_routers(telehealth, vlm, rooms):
@@ -342,6 +354,27 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def janus_fanout(settings: Settings, hub: StreamHub, turn: TurnRelay | None) -> JanusFanout | None:
+    """With SCOPECAST_JANUS_URL: every stream published once into Janus (settings checked both URLs and the secret)."""
+    if settings.janus_url is None or settings.janus_admin_url is None or settings.janus_admin_secret is None:
+        return None
+    ice = [parse_ice_server(url) for url in settings.ice_servers] + (
+        [turn.credentials("scopecast-janus")] if turn is not None else []
+    )
+    return JanusFanout(
+        hub,
+        JanusConfig(
+            url=settings.janus_url,
+            admin_url=settings.janus_admin_url,
+            admin_secret=settings.janus_admin_secret.get_secret_value(),
+            public_url=settings.janus_public_url or settings.janus_url,
+            token_ttl_s=settings.janus_token_ttl_s,
+            room_admin_key=settings.janus_room_admin_key.get_secret_value() if settings.janus_room_admin_key else None,
+            ice_servers=ice,
+        ),
+    )
 
 
 def freeze_long_lived() -> None:

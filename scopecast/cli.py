@@ -148,6 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_dicom.add_argument("--case", required=True, type=int, metavar="ID", help="the case's id")
     export_dicom.add_argument("--out", required=True, metavar="DIR", help="folder for the .dcm files (made if missing)")
 
+    janus = sub.add_parser(
+        "janus-config", help="write a Janus configuration for scopecast: token auth, VideoRoom, APIs on one address"
+    )
+    janus.add_argument("--out", required=True, metavar="DIR", help="folder for the .jcfg files and scopecast.env")
+    janus.add_argument("--listen-ip", default="127.0.0.1", help="address of the Janus API and admin API (loopback)")
+    janus.add_argument("--ice-interface", default="lo", help="interface Janus gathers media candidates on")
+    janus.add_argument("--ws-port", type=int, default=8188)
+    janus.add_argument("--admin-port", type=int, default=7188)
+
     bench = sub.add_parser("bench", help="benchmarks that print measured numbers")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_sub.add_parser("perception", help=_FORWARDED[("bench", "perception")][1], add_help=False)
@@ -170,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
 
+    from scopecast.bench.viewers import add_arguments as add_viewers_bench_arguments
+
+    add_viewers_bench_arguments(
+        bench_sub.add_parser("viewers", help="cost of each viewer of one stream: direct from scopecast and via Janus")
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -179,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _verify_report(args)
     if args.command == "export-dicom":
         return _export_dicom(args)
+    if args.command == "janus-config":
+        return _janus_config(args)
     if args.command == "bench" and args.bench_command == "stream":
         from scopecast.bench.stream import run as run_stream_bench
 
@@ -187,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scopecast.bench.streams import run as run_streams_bench
 
         return run_streams_bench(args)
+    if args.command == "bench" and args.bench_command == "viewers":
+        from scopecast.bench.viewers import run as run_viewers_bench
+
+        return run_viewers_bench(args)
     if args.command == "bench" and args.bench_command == "overlay":
         from scopecast.bench.overlay import run as run_overlay_bench
 
@@ -354,6 +375,36 @@ def _verify_report(args: argparse.Namespace) -> int:
     print(f"{path}: valid: signed by {check.signer_name or 'an unnamed signer'} at {when} with {check.certificate}")
     if check.development_key:
         print("warning: signed with a DEVELOPMENT KEY - NOT FOR CLINICAL USE")
+    return 0
+
+
+def _janus_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stream.janus.local_config import scopecast_env, write_config
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"scopecast: --out {out} exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        config = write_config(
+            out,
+            listen_ip=args.listen_ip,
+            ice_interface=args.ice_interface,
+            ws_port=args.ws_port,
+            admin_port=args.admin_port,
+            rtp_ports=(20000, 40000),
+        )
+    except (ValueError, OSError) as exc:
+        print(f"scopecast: {exc}", file=sys.stderr)
+        return 2
+    env = out / "scopecast.env"
+    env.touch(mode=0o600)
+    env.write_text(scopecast_env(config))
+    print(f"wrote {out}/janus*.jcfg; run: janus -F {out} -C {out / 'janus.jcfg'}")
+    print(f"scopecast's settings (secrets included, mode 0600): {env}")
+    print("the admin API adds tokens for anyone who reaches it: never expose it beyond this machine or network")
     return 0
 
 

@@ -17,6 +17,15 @@ PAGE_POLICY = (
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def page_policy(connect_src: tuple[str, ...] = ()) -> str:
+    """The page policy, letting pages also connect to `connect_src` (the Janus API's WebSocket, when configured)."""
+    if not connect_src:
+        return PAGE_POLICY
+    return PAGE_POLICY.replace("connect-src 'self'", "connect-src 'self' " + " ".join(connect_src))
+
+
 # FastAPI's interactive docs load Swagger UI / ReDoc from their CDN with an inline bootstrap script.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -39,14 +48,15 @@ class BodyDeadline:
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, connect_src: tuple[str, ...] = ()) -> None:
         self.app = app
+        self._page_policy = page_policy(connect_src)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope.get("path", "").startswith(_DOCS_PATHS) else PAGE_POLICY
+        policy = DOCS_POLICY if scope.get("path", "").startswith(_DOCS_PATHS) else self._page_policy
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -113,6 +113,22 @@ class Settings(BaseSettings):
     ice_transport_policy: Literal["all", "relay"] = Field(
         "all", description="'relay': pages send media through TURN only (strict networks, and the TURN test)"
     )
+    janus_url: str | None = Field(
+        None,
+        description="Janus API WebSocket (ws://127.0.0.1:8188): each stream is published once into a Janus VideoRoom "
+        "and /monitor viewers watch through Janus; unset, viewers watch directly from scopecast",
+    )
+    janus_admin_url: str | None = Field(
+        None, description="Janus admin API WebSocket (ws://127.0.0.1:7188); loopback or a private interface only"
+    )
+    janus_admin_secret: SecretStr | None = Field(None, description="Janus's admin_secret (adds per-viewer tokens)")
+    janus_room_admin_key: SecretStr | None = Field(
+        None, description="the VideoRoom plugin's admin_key, when its configuration restricts who creates rooms"
+    )
+    janus_public_url: str | None = Field(
+        None, description="the Janus API as browsers reach it (wss://janus.example.org); default: janus_url"
+    )
+    janus_token_ttl_s: int = Field(600, ge=30, le=86_400, description="lifetime of a viewer's Janus token")
     vlm: VlmConfig = Field(
         default_factory=VlmConfig,
         description="who answers questions: grounded (findings only, default), transformers (local path) or openai (server); "
@@ -154,6 +170,22 @@ class Settings(BaseSettings):
         for url in value:
             parse_ice_server(url)  # raises ValueError naming the bad entry
         return value
+
+    @field_validator("janus_url", "janus_admin_url", "janus_public_url")
+    @classmethod
+    def _janus_urls(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"Janus URL {value!r} must be a WebSocket URL: ws://host:port or wss://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _janus_needs_its_admin_api(self) -> "Settings":
+        if self.janus_url and (self.janus_admin_url is None or self.janus_admin_secret is None):
+            raise ValueError(
+                "janus_url is set but janus_admin_url or janus_admin_secret is not: scopecast adds each viewer's "
+                "token through the admin API (Janus runs with token_auth)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _turn_needs_its_secret(self) -> "Settings":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,23 +63,9 @@ class AskBody(BaseModel):
     history: list[TurnBody] = Field(default_factory=list, max_length=6)
 
 
-def streaming_router(
-    hub: StreamHub,
-    metrics: StreamMetrics,
-    access: StreamAccess,
-    *,
-    limits: SocketLimits = SocketLimits(),
-    video_codec: str = "auto",
-    vlm: VlmBackend | None = None,
-    ice_servers: list[IceServer] | None = None,
-    rooms: ConsultRooms | None = None,
-    turn: TurnRelay | None = None,
-    ice_transport_policy: str = "all",
-) -> APIRouter:
-    """Every stream route needs a principal from `access` that may watch (publish, for `publish`); consult-room `join`
-    carries its own credential. `ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends
-    of each call; `rooms` enables `join` (consult rooms)."""
-    router = APIRouter()
+def signed_in_viewer(access: StreamAccess, metrics: StreamMetrics) -> Callable[[Request], Awaitable[Principal]]:
+    """A route dependency: the caller's principal, who must be signed in (bearer token; the session cookie on reads
+    only) and allowed to watch streams; else 401 or 403 naming the problem."""
 
     async def caller(request: Request) -> Principal:
         try:
@@ -97,6 +84,29 @@ def streaming_router(
                 status, exc.message, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None
             ) from None
         return principal
+
+    return caller
+
+
+def streaming_router(
+    hub: StreamHub,
+    metrics: StreamMetrics,
+    access: StreamAccess,
+    *,
+    limits: SocketLimits = SocketLimits(),
+    video_codec: str = "auto",
+    vlm: VlmBackend | None = None,
+    ice_servers: list[IceServer] | None = None,
+    rooms: ConsultRooms | None = None,
+    turn: TurnRelay | None = None,
+    ice_transport_policy: str = "all",
+) -> APIRouter:
+    """Every stream route needs a principal from `access` that may watch (publish, for `publish`); consult-room `join`
+    carries its own credential. `ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends
+    of each call; `rooms` enables `join` (consult rooms)."""
+    router = APIRouter()
+
+    caller = signed_in_viewer(access, metrics)
 
     async def page(request: Request, file_name: str) -> Response:
         """A clinician's page, or the way to one: sign-in when signed out, a plain refusal for other roles."""
@@ -378,7 +388,7 @@ async def _handle(
         if isinstance(request, PublishRequest):
             reply = await session.publish(request.sdp, request.label)
         else:
-            reply = await session.watch(request.stream_id, request.sdp)
+            reply = await session.watch(request.stream_id, request.sdp, video=request.video)
     state.answered = True
     return reply.model_dump_json()
 

@@ -199,6 +199,11 @@ class StreamPipeline:
     def status(self) -> AiStatus:
         return self._status
 
+    @property
+    def status_json(self) -> str:
+        """The current status event, serialised (for viewers that join without a listener of their own here)."""
+        return self._status_json
+
     def add_listener(self, listener: EventListener) -> Callable[[], None]:
         """Subscribe to serialised events; the current status is delivered at once."""
         self._listeners.add(listener)

@@ -66,6 +66,7 @@ class PeerSession:
         self.negotiation_started = False  # an offer reached aiortc: a failure after this leaves the connection unusable
         self._published: StreamEntry | None = None
         self._watched: tuple[str, MediaStreamTrack] | None = None
+        self._questions_for: str | None = None  # a questions-only watch of this stream (its video comes from Janus)
         self._video: SwitchableTrack | None = None  # what this viewer's video sender reads
         self._channel: RTCDataChannel | None = None
         self._unsubscribe_events: Callable[[], None] | None = None
@@ -108,13 +109,17 @@ class PeerSession:
             return self._published.stream_id
         if self._room_stream is not None:
             return self._room_stream.stream_id
-        return self._watched[0] if self._watched else None
+        if self._watched:
+            return self._watched[0]
+        return self._questions_for
 
     @property
     def _events_source(self) -> StreamEntry | None:
         """The stream whose findings this session receives and asks about."""
         if self._grant is not None:
             return self._peer_entry if self._grant.ai_assist else None
+        if self._questions_for is not None:
+            return self._hub.get(self._questions_for)
         return self._hub.get(self._watched[0]) if self._watched is not None else None
 
     @property
@@ -139,11 +144,17 @@ class PeerSession:
         self._watch_entry(self._published)
         return await self._answer(self._published.stream_id)
 
-    async def watch(self, stream_id: str, offer_sdp: str) -> AnswerMessage:
+    async def watch(self, stream_id: str, offer_sdp: str, *, video: bool = True) -> AnswerMessage:
+        """Watch a stream; `video=False`: questions and answers only (the page gets video and findings from Janus,
+        so this connection carries no encode and no findings)."""
         entry = self._hub.get(stream_id)  # UnknownStream before touching the peer connection
         await self._apply_offer(offer_sdp)
-        self._role = "watcher"
-        self._watch_entry(entry)
+        if video:
+            self._role = "watcher"
+            self._watch_entry(entry)
+        else:
+            self._role = "questions"
+            self._questions_for = entry.stream_id
         return await self._answer(stream_id)
 
     async def join(self, room_id: str, credential: str, offer_sdp: str) -> AnswerMessage:
@@ -222,7 +233,7 @@ class PeerSession:
 
     def _subscribe_events(self) -> None:
         # Both the data channel and the stream must exist; whichever comes second subscribes.
-        if self._channel is None or self._unsubscribe_events is not None:
+        if self._channel is None or self._unsubscribe_events is not None or self._questions_for is not None:
             return
         try:
             entry = self._events_source

@@ -47,6 +47,11 @@ class WatchRequest(_Message):
     type: Literal["watch"]
     stream_id: str = Field(pattern=STREAM_ID_PATTERN)
     sdp: str = Field(min_length=10, description="SDP offer with one receive-only video transceiver")
+    video: bool = Field(
+        True,
+        description="false: no video on this connection, only the data channel for questions and answers (a page "
+        "that receives the video and findings from Janus); the video section is answered inactive",
+    )
 
 
 class JoinRequest(_Message):

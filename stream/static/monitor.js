@@ -3,15 +3,20 @@
 // Theatre mode (T) lets the video fill the screen with a status badge readable from across the room; O turns the
 // overlay off and on (the server switches this viewer to the plain or annotated video: no renegotiation), F is
 // fullscreen, P the findings panel.
+// With Janus configured the video comes from Janus (one encode for every viewer); when Janus is down, or watching
+// through it fails, the page watches directly from scopecast and says so.
 import { connect, FindingsPanel, AskPanel, StatusBadge, wireSignOut } from "/static/scopecast.js";
+import { watchThroughJanus } from "/static/janus_watch.js";
 wireSignOut(document.getElementById("signout"));
 const select = document.getElementById("streams");
 const errorBox = document.getElementById("error");
+const notice = document.getElementById("notice");
 const video = document.getElementById("video");
 const overlayButton = document.getElementById("overlay");
 const opacity = document.getElementById("opacity");
 const badge = new StatusBadge(document.getElementById("status-badge"));
 let session = null;
+let renewal = null;  // timer that keeps this page's Janus token alive while it watches through Janus
 let overlayOn = true;
 const askPanel = new AskPanel(document.getElementById("ask"), () => session);
 
@@ -30,12 +35,75 @@ async function loadStreams() {
 
 async function watch() {
   errorBox.textContent = "";
+  notice.textContent = "";
+  clearInterval(renewal);
   if (session) session.close();
+  session = null;
   const panel = new FindingsPanel(document.getElementById("panel"));
+  const onEvent = (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); };
+  const streamId = select.value;
+  const janus = await fetch(`/api/streams/${encodeURIComponent(streamId)}/janus`).then((r) => r.json())
+    .catch(() => ({ configured: false }));
+  if (janus.configured) {
+    let reason = janus.reason;
+    if (janus.available) {
+      try {
+        const ice = await fetch("/api/ice-config").then((r) => r.json()).catch(() => ({ iceServers: [] }));
+        session = await watchThroughJanus({ info: janus, ice, onEvent,
+          onEnd: (why) => { if (session && session.via === "janus") watchDirectly(streamId, onEvent, why); } });
+        video.srcObject = session.remote;
+        window.scopecastSession = session;
+        document.body.dataset.path = "janus";
+        keepTokenAlive(streamId, janus);
+        await openQuestions(session, streamId);
+        return;
+      } catch (e) { reason = e.message; }
+    }
+    return watchDirectly(streamId, onEvent, reason);
+  }
+  return watchDirectly(streamId, onEvent, null);
+}
+
+// Questions and their answers are this viewer's own: a data-channel-only connection to scopecast (no video, so no
+// encode) beside the Janus video.
+async function openQuestions(janusSession, streamId) {
   try {
-    session = await connect({ mode: "watch", streamId: select.value,
-      onEvent: (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); },
+    const questions = await connect({ mode: "questions", streamId, onEvent: (e) => askPanel.handle(e),
       onError: (m) => { errorBox.textContent = m; } });
+    const closeJanus = janusSession.close;
+    janusSession.channel = questions.channel;
+    janusSession.close = () => { closeJanus(); questions.close(); };
+    notice.textContent = "Watching through Janus (the overlay switch needs the direct view)";
+  } catch (e) {
+    notice.textContent = "Watching through Janus: questions and the overlay switch need the direct view";
+  }
+}
+
+// Janus checks the token on every request, keepalives included: renew it well within its lifetime. A token that
+// could not be renewed (expired, or Janus restarted and forgot it) means subscribing again with the new one.
+function keepTokenAlive(streamId, info) {
+  let token = info.token;
+  const every = Math.max(10, (info.expires_at - Date.now() / 1000) / 3) * 1000;
+  renewal = setInterval(async () => {
+    const response = await fetch(`/api/streams/${encodeURIComponent(streamId)}/janus?renew=${encodeURIComponent(token)}`)
+      .catch(() => null);
+    if (!response) return;
+    if (response.status === 401) { clearInterval(renewal); errorBox.textContent = "signed out: sign in again to keep watching"; return; }
+    const next = await response.json().catch(() => ({}));
+    if (!next.available || next.token === token) return;
+    token = next.token;
+    watch();
+  }, every);
+}
+
+async function watchDirectly(streamId, onEvent, janusProblem) {
+  clearInterval(renewal);
+  if (session) session.close();
+  session = null;
+  document.body.dataset.path = "direct";
+  if (janusProblem) notice.textContent = `Janus unavailable: watching directly from scopecast (${janusProblem})`;
+  try {
+    session = await connect({ mode: "watch", streamId, onEvent, onError: (m) => { errorBox.textContent = m; } });
     video.srcObject = session.remote;
     window.scopecastSession = session;
     if (!overlayOn || opacity.value !== "100") sendView();

@@ -1,7 +1,8 @@
 // scopecast browser client: WebRTC signaling over /ws, findings on the "events" data channel.
 // One socket per peer connection; ICE is gathered fully before the offer (aiortc does not trickle).
 
-// mode: "publish" (send `stream`'s video, get it back annotated), "watch" (receive `streamId`), or "join" (a consult
+// mode: "publish" (send `stream`'s video, get it back annotated), "watch" (receive `streamId`), "questions" (only the
+// data channel of `streamId`, for asking: the page gets the video and findings from Janus), or "join" (a consult
 // room: send `stream`'s video and sound, receive the other side's; `roomId` and `credential` say which room and who).
 export async function connect({ mode, streamId = null, stream = null, label = null, roomId = null, credential = null, onEvent, onError }) {
   // TURN credentials are time-limited and only for the signed-in (cookie) or, in a consult, the room's key holder.
@@ -49,7 +50,7 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
   await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("cannot reach the server")); });
   const request = mode === "publish" ? { type: "publish", sdp: pc.localDescription.sdp, label }
     : mode === "join" ? { type: "join", room_id: roomId, credential, sdp: pc.localDescription.sdp }
-    : { type: "watch", stream_id: streamId, sdp: pc.localDescription.sdp };
+    : { type: "watch", stream_id: streamId, sdp: pc.localDescription.sdp, ...(mode === "questions" ? { video: false } : {}) };
   ws.send(JSON.stringify(request));
   let reply;
   try {
@@ -68,7 +69,10 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
       await sender.setParameters(params);
     } catch (e) { console.warn("could not keep the resolution", e); }
   }
-  return { pc, ws, channel, streamId: reply.stream_id, remote: await remote,
+  if (mode === "questions" && channel.readyState !== "open") {  // no video will come: wait for the channel instead
+    await new Promise((resolve, reject) => { channel.onopen = resolve; setTimeout(() => reject(new Error("no data channel")), 10000); });
+  }
+  return { pc, ws, channel, streamId: reply.stream_id, remote: mode === "questions" ? null : await remote,
            close() { pc.close(); ws.close(); } };
 }
 

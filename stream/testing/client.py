@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 JsonObject = dict[str, Any]  # one decoded JSON message: its values are whatever the server sent
 
@@ -56,17 +58,32 @@ class ClientSession:
         await self.socket.close()
 
 
+# Called with the video receiver before it starts (e.g. stream.testing.janus_viewer.count_without_decoding).
+ReceiverHook = Callable[[RTCRtpReceiver], None]
+
+
 async def publish(
-    url: str, track: MediaStreamTrack, *, token: str, codec: str | None = None, label: str | None = None
+    url: str,
+    track: MediaStreamTrack,
+    *,
+    token: str,
+    codec: str | None = None,
+    label: str | None = None,
+    on_receiver: ReceiverHook | None = None,
 ) -> ClientSession:
     """Send `track` to the server at `url` (ws://host:port/ws) and receive the annotated copy. `token`: a session
     token of a user who may publish (from POST /api/login)."""
-    return await _negotiate(url, {"type": "publish", "label": label}, send_track=track, codec=codec, token=token)
+    return await _negotiate(
+        url, {"type": "publish", "label": label}, send_track=track, codec=codec, token=token, on_receiver=on_receiver
+    )
 
 
-async def watch(url: str, stream_id: str, *, token: str, codec: str | None = None) -> ClientSession:
+async def watch(
+    url: str, stream_id: str, *, token: str, codec: str | None = None, on_receiver: ReceiverHook | None = None
+) -> ClientSession:
     """Receive stream `stream_id`; `token`: a session token of a user who may watch."""
-    return await _negotiate(url, {"type": "watch", "stream_id": stream_id}, send_track=None, codec=codec, token=token)
+    request = {"type": "watch", "stream_id": stream_id}
+    return await _negotiate(url, request, send_track=None, codec=codec, token=token, on_receiver=on_receiver)
 
 
 async def join(
@@ -101,6 +118,7 @@ async def _negotiate(
     codec: str | None,
     microphone: MediaStreamTrack | None = None,
     token: str | None = None,
+    on_receiver: ReceiverHook | None = None,
 ) -> ClientSession:
     pc = RTCPeerConnection()
     events: asyncio.Queue[JsonObject] = asyncio.Queue(maxsize=10_000)
@@ -118,6 +136,8 @@ async def _negotiate(
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         if track.kind == "video" and not received.done():
+            if on_receiver is not None:  # fired inside setRemoteDescription, before the receiver starts
+                on_receiver(next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track))
             received.set_result(track)
         elif track.kind == "audio":
             sound.append(track)
