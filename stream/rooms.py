@@ -220,6 +220,13 @@ class ConsultRooms:
         room = self._rooms.get(room_id)
         return {side: room is not None and side in room.seats for side in SIDES}
 
+    def patient_media(self, room_id: str) -> tuple[StreamEntry | None, AudioTap | None]:
+        """The patient's stream and microphone in a room now (None where absent), for a consult recording."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None, None
+        return room.stream_of("patient"), room.microphone_of("patient")
+
     async def capture_patient_jpeg(self, room_id: str) -> bytes | None:
         """The patient's newest frame as a JPEG, without the overlay (the photo is evidence, not a drawing);
         None when the patient is not connected or has sent no frame yet."""
