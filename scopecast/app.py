@@ -32,12 +32,15 @@ from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
+from scopecast.recording_setup import ConsultRecorder, TelehealthCatalogue, TelehealthConsent
 from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.access import StreamAccess
 from stream.api import STATIC_DIR, SocketLimits, streaming_router
 from stream.hub import StreamHub
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
+from stream.recording.api import recording_router as stream_recording_router
+from stream.recording.live import LiveRecordings
 from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
 from stream.turn import TurnRelay
@@ -62,6 +65,9 @@ from telehealth.passwords import PasswordPolicy
 from telehealth.patient_api import patient_router
 from telehealth.photo_files import PhotoFiles
 from telehealth.private_files import private_dir
+from telehealth.recording_api import ConsentWithdrawn, LiveRecorder, recording_router
+from telehealth.recording_files import RecordingFiles
+from telehealth.recording_retention import RetentionSweep
 from telehealth.report_api import report_router
 from telehealth.report_sealing import ReportSealer
 from telehealth.services import TelehealthServices
@@ -166,9 +172,16 @@ def dicom_outbox(store: CaseStore, evidence: EvidenceFiles, settings: DicomSetti
     return DicomOutbox(InstanceBuilder(store, evidence, settings), sender, settings)
 
 
-def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: LiveConsults | None) -> list[APIRouter]:
+def telehealth_routers(
+    services: TelehealthServices,
+    vlm: VlmBackend,
+    rooms: LiveConsults | None,
+    recorder: LiveRecorder | None = None,
+    consent_withdrawn: ConsentWithdrawn | None = None,
+) -> list[APIRouter]:
     """Every telehealth route: accounts, cases and photos, analyses and trend, reports (drafted by `vlm`, the
-    server's own backend), pages, and the video consults when the live rooms are given."""
+    server's own backend), pages, recording consent and recordings (consult recording when `recorder` is given),
+    and the video consults when the live rooms are given."""
     s = services
     routers = [
         account_router(s.store, s.auth, s.settings, s.first_run),
@@ -180,6 +193,9 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         report_router(s.store, s.auth, s.settings, s.evidence, vlm, s.sealer),
         page_router(s.settings),
         similar_router(s.similar, s.auth, s.settings),
+        recording_router(
+            s.store, s.auth, s.settings, RecordingFiles(s.settings.recordings_dir), recorder, consent_withdrawn
+        ),
     ]
     if rooms is not None:
         routers.append(consult_routes(services, rooms))
@@ -252,6 +268,16 @@ def create_app(
     if room_authorizer is None and telehealth is not None:
         room_authorizer = consult_grants(telehealth)
     rooms = ConsultRooms(hub, metrics, consult_model, room_authorizer)
+    recordings = live_recordings(hub, rooms, telehealth)
+    retention = (
+        RetentionSweep(
+            telehealth.store,
+            RecordingFiles(telehealth.settings.recordings_dir),
+            telehealth.settings.recording_retention_days,
+        )
+        if telehealth is not None
+        else None
+    )
     ready = {"sources": False}
 
     @asynccontextmanager
@@ -263,6 +289,8 @@ def create_app(
             telehealth.similar.runner.start()
             telehealth.analyses.resume_pending()  # photos stored before a crash still get analysed
             telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
+        if retention is not None:
+            retention.start()
         ready["sources"] = True
         freeze_long_lived()
         warm_up = getattr(vlm, "warm_up", None)
@@ -275,6 +303,10 @@ def create_app(
         try:
             yield
         finally:
+            if recordings is not None:
+                await recordings.close()  # each file finished cleanly before its stream goes
+            if retention is not None:
+                await retention.aclose()
             await rooms.close()
             await hub.close()
             await vlm.aclose()
@@ -307,10 +339,15 @@ def create_app(
         )
     )
 
+    if recordings is not None:
+        app.include_router(stream_recording_router(recordings, stream_access, metrics))
     if telehealth is not None:
-        for router in telehealth_routers(telehealth, vlm, rooms):
+        recorder = ConsultRecorder(recordings) if recordings is not None else None
+        withdrawn = stop_recordings_of(recordings) if recordings is not None else None
+        for router in telehealth_routers(telehealth, vlm, rooms, recorder, withdrawn):
             app.include_router(router)
     app.state.rooms = rooms
+    app.state.recordings = recordings
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -333,6 +370,23 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def live_recordings(
+    hub: StreamHub, rooms: ConsultRooms, telehealth: TelehealthServices | None
+) -> LiveRecordings | None:
+    """Recording needs somewhere to keep consent and recordings: telehealth's cases; without it, recording is off."""
+    if telehealth is None:
+        return None
+    files = RecordingFiles(telehealth.settings.recordings_dir)
+    return LiveRecordings(hub, rooms, TelehealthConsent(telehealth.store), TelehealthCatalogue(telehealth.store, files))
+
+
+def stop_recordings_of(recordings: LiveRecordings) -> ConsentWithdrawn:
+    async def withdrawn(case_id: int) -> None:
+        await recordings.consent_withdrawn(case_id)
+
+    return withdrawn
 
 
 def freeze_long_lived() -> None:
