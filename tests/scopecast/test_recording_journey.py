@@ -1,0 +1,227 @@
+"""Recording with consent on the whole server: telehealth's consent records decide, the annotated sample stream is
+recorded to MP4 with its findings track, listed on the case, played back over HTTP (with Range), and refused, stopped
+or deleted where it must be. A real uvicorn server on loopback; files decoded back with PyAV."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+
+import av
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from perception.vlm.grounded import GroundedBackend
+from scopecast.app import build_telehealth, create_app
+from scopecast.assets import SAMPLE_CLIP
+from scopecast.settings import Settings
+from stream.recording.findings_track import read_findings_track
+from telehealth.accounts import add_user
+from telehealth.recording_files import RecordingFiles
+from telehealth.recording_retention import RetentionSweep
+from telehealth.records import Role, utc_now
+from telehealth.services import TelehealthServices
+from telehealth.store.tables import AuditEventRow, RecordingRow
+from tests.helpers.fakes import BoxModel, registry_with
+from tests.helpers.servers import running_server
+from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
+
+FRAME_S = 1 / 25  # the sample clip's frame time is at most this
+
+
+@pytest.fixture
+def services(tmp_path) -> Iterator[TelehealthServices]:
+    made = build_telehealth(fast_settings(tmp_path / "telehealth"), segmenter_factory=lambda: None)
+    for email, role in (("gp@clinic.test", Role.gp), ("admin@clinic.test", Role.admin)):
+        add_user(made.store, email, PASSWORD, role)
+    yield made
+    made.store.close()
+
+
+def app_for(services: TelehealthServices):  # -> FastAPI
+    settings = Settings(sources=[f"scope={SAMPLE_CLIP}"], model="box", register_wait_ms=0)
+    return create_app(
+        settings, registry=registry_with(box=BoxModel()), vlm=GroundedBackend(use_embeddings=False), telehealth=services
+    )
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    r = await client.post("/api/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def new_case(client: httpx.AsyncClient, gp: dict[str, str]) -> int:
+    r = await client.post(
+        "/api/patients",
+        json={
+            "full_name": "Ada Lovelace",
+            "birth_date": "1950-12-10",
+            "identifier_kind": "mrn",
+            "identifier_value": "MRN-1",
+        },
+        headers=gp,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/cases", json={"patient_id": r.json()["id"], "label": "colon"}, headers=gp)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def audit_actions(services: TelehealthServices, object_type: str) -> list[str]:
+    with services.store.db.session() as s:
+        return list(
+            s.scalars(
+                select(AuditEventRow.action).where(AuditEventRow.object_type == object_type).order_by(AuditEventRow.id)
+            )
+        )
+
+
+async def test_record_with_consent_play_back_and_delete(services) -> None:
+    async with running_server(app_for(services)) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c:
+        gp = await login(c, "gp@clinic.test")
+        admin = await login(c, "admin@clinic.test")
+        case_id = await new_case(c, gp)
+
+        # -- no consent yet: refused, naming the case; nothing is written -----------------------------------------
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 403 and r.json()["detail"] == f"no recording consent on case {case_id}"
+        r = await c.post("/api/streams/scope/recording", json={"case_id": "twelve"}, headers=gp)
+        assert r.status_code == 422
+        r = await c.post("/api/streams/nope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 404 and "unknown stream 'nope'" in r.json()["detail"]
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id})
+        assert r.status_code == 401
+
+        # -- the GP writes the consent down, then records ----------------------------------------------------------
+        r = await c.post(
+            f"/api/cases/{case_id}/recording-consents",
+            json={"purpose": "teaching", "patient_video": True, "patient_audio": False},
+            headers=gp,
+        )
+        assert r.status_code == 201, r.text
+        consent = r.json()
+        assert consent["consented_by"] == "patient" and consent["active"] and consent["purpose"] == "teaching"
+        r = await c.post(
+            f"/api/cases/{case_id}/recording-consents",
+            json={"purpose": "gossip", "patient_video": True, "patient_audio": True},
+            headers=gp,
+        )
+        assert r.status_code == 422
+
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 201, r.text
+        assert r.json()["state"] == "recording"
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 409 and "already recording" in r.json()["detail"]
+        await asyncio.sleep(3.0)
+        r = await c.get("/api/streams/scope/recording", headers=gp)
+        assert r.json()["state"] == "recording" and r.json()["frames"] > 10
+        r = await c.post("/api/streams/scope/recording/stop", headers=gp)
+        assert r.status_code == 200 and r.json()["state"] == "stopped", r.text
+        r = await c.post("/api/streams/scope/recording/stop", headers=gp)
+        assert r.status_code == 409 and "not recording" in r.json()["detail"]
+
+        # -- listed on the case ------------------------------------------------------------------------------------
+        r = await c.get(f"/api/cases/{case_id}/recordings", headers=gp)
+        [listed] = r.json()
+        assert listed["state"] == "stopped" and listed["started_by_name"] == "gp@clinic.test"
+        assert 2.0 <= listed["duration_s"] <= 4.0 and listed["size_bytes"] > 10_000 and not listed["has_audio"]
+
+        # -- played back: seeking works (Range), the file decodes, the findings sit on its frames ------------------
+        r = await c.get(listed["video_url"], headers={**gp, "Range": "bytes=0-99"})
+        assert r.status_code == 206 and len(r.content) == 100
+        assert r.headers["content-range"] == f"bytes 0-99/{listed['size_bytes']}"
+        r = await c.get(listed["video_url"], headers=gp)
+        assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+        container = av.open(io.BytesIO(r.content))
+        times = [float(f.pts * f.time_base) for f in container.decode(container.streams.video[0])]
+        assert len(times) == listed["frames"] >= 30 and not container.streams.audio
+        assert abs(times[-1] - listed["duration_s"]) < 0.05
+        r = await c.get(listed["findings_url"], headers=gp)
+        lines = read_findings_track(r.content)
+        assert len(lines) >= 5
+        on_frame = sum(min(abs(t - line.t) for t in times) < 0.001 for line in lines)
+        assert on_frame >= 0.8 * len(lines)
+        assert all(min(abs(t - line.t) for t in times) <= 2 * FRAME_S for line in lines)
+
+        # -- consent withdrawn: the running recording stops, no new one starts ------------------------------------
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 201
+        await asyncio.sleep(1.0)
+        r = await c.post(f"/api/cases/{case_id}/recording-consents/{consent['id']}/withdraw", headers=gp)
+        assert r.status_code == 200 and r.json()["active"] is False
+        r = await c.get("/api/streams/scope/recording", headers=gp)
+        assert r.json()["state"] == "stopped"
+        assert r.json()["reason"] == f"recording consent on case {case_id} was withdrawn"
+        r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+        assert r.status_code == 403 and r.json()["detail"] == f"no recording consent on case {case_id}"
+        r = await c.get(f"/api/cases/{case_id}/recordings", headers=gp)
+        second = r.json()[1]
+        assert second["state"] == "ended_early" and second["end_reason"].startswith("recording consent")
+
+        # -- deletion: admins only ---------------------------------------------------------------------------------
+        r = await c.delete(f"/api/recordings/{listed['id']}", headers=gp)
+        assert r.status_code == 403 and r.json()["detail"] == "this needs role admin, you are gp"
+        r = await c.delete(f"/api/recordings/{listed['id']}", headers=admin)
+        assert r.status_code == 204
+        r = await c.get(listed["video_url"], headers=gp)
+        assert r.status_code == 404
+        r = await c.get(f"/api/cases/{case_id}/recordings", headers=gp)
+        assert [x["id"] for x in r.json()] == [second["id"]]
+    # The deleted recording's files are gone; the other's stay.
+    left = sorted(f.name for f in services.settings.recordings_dir.iterdir())
+    assert left == sorted(_names(services, second["id"]))
+    actions = audit_actions(services, "recording")
+    assert actions.count("start_recording") == 2 and actions.count("stop_recording") == 2
+    assert actions.count("view") == 2  # the first range of the playback and the whole download; not the findings
+    assert actions[-1] == "delete"
+    assert audit_actions(services, "recording_consent") == ["create", "withdraw"]
+
+
+def _names(services: TelehealthServices, recording_id: int) -> list[str]:
+    with services.store.db.session() as s:
+        row = s.get(RecordingRow, recording_id)
+        assert row is not None
+        return [row.video_file, row.findings_file]
+
+
+async def test_retention_sweep_deletes_old_recordings(services) -> None:
+    async with running_server(app_for(services)) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c:
+        gp = await login(c, "gp@clinic.test")
+        case_id = await new_case(c, gp)
+        r = await c.post(
+            f"/api/cases/{case_id}/recording-consents",
+            json={
+                "purpose": "clinical_record",
+                "patient_video": True,
+                "patient_audio": True,
+                "representative_name": "Byron, A. (daughter)",
+            },
+            headers=gp,
+        )
+        assert r.status_code == 201 and r.json()["consented_by"] == "Byron, A. (daughter)"
+        ids = []
+        for _ in range(2):
+            r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+            assert r.status_code == 201, r.text
+            await asyncio.sleep(0.8)
+            r = await c.post("/api/streams/scope/recording/stop", headers=gp)
+            ids.append(r.json()["recording_id"])
+    old, recent = ids
+    days = services.settings.recording_retention_days
+    with services.store.db.session() as s:
+        s.execute(
+            update(RecordingRow).where(RecordingRow.id == old).values(started_at=utc_now() - timedelta(days=days + 1))
+        )
+    old_files = _names(services, old)
+    sweep = RetentionSweep(services.store, RecordingFiles(services.settings.recordings_dir), days)
+    assert await sweep.sweep_once() == [old]
+    left = sorted(f.name for f in services.settings.recordings_dir.iterdir())
+    assert left == sorted(_names(services, recent)) and not set(old_files) & set(left)
+    assert audit_actions(services, "recording")[-1] == "expire"
+    assert await sweep.sweep_once() == []
