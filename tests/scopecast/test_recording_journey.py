@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -27,7 +28,7 @@ from telehealth.services import TelehealthServices
 from telehealth.store.tables import AuditEventRow, RecordingRow
 from tests.helpers.fakes import BoxModel, registry_with
 from tests.helpers.servers import running_server
-from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings
+from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case
 
 FRAME_S = 1 / 25  # the sample clip's frame time is at most this
 
@@ -225,3 +226,65 @@ async def test_retention_sweep_deletes_old_recordings(services) -> None:
     assert left == sorted(_names(services, recent)) and not set(old_files) & set(left)
     assert audit_actions(services, "recording")[-1] == "expire"
     assert await sweep.sweep_once() == []
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.browser
+async def test_gp_plays_a_recording_with_the_findings_overlay(services, artifacts_dir) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
+    from playwright.async_api import async_playwright, expect
+
+    async with running_server(app_for(services)) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c:
+        gp = await login(c, "gp@clinic.test")
+        case_id = await new_case(c, gp)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                await gp_opens_case(page, host, case_id)
+                await expect(page.locator("body")).to_have_attribute("data-recordings-loaded", str(case_id))
+                await expect(page.locator("#consent-state")).to_contain_text("No recording consent")
+                await expect(page.locator("#recordings-empty")).to_be_visible()
+
+                # Consent is taken on the page; the recording is made from the monitor's route.
+                await page.select_option("#consent-purpose", "teaching")
+                await page.click("#consent-form button[type=submit]")
+                await expect(page.locator("#consent-state")).to_contain_text("Recording consent in force: teaching")
+                r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
+                assert r.status_code == 201, r.text
+                await asyncio.sleep(3.0)
+                r = await c.post("/api/streams/scope/recording/stop", headers=gp)
+                assert r.json()["state"] == "stopped"
+
+                await page.evaluate("() => { delete document.body.dataset.recordingsLoaded; }")
+                await page.reload()
+                await expect(page.locator("body")).to_have_attribute("data-recordings-loaded", str(case_id))
+                row = page.locator("#recordings-body tr")
+                await expect(row).to_have_count(1)
+                await expect(row).to_contain_text("gp@clinic.test")
+                await page.click(".play-recording")
+                # The video plays and the canvas draws the findings track on its frames.
+                await page.wait_for_function(
+                    "() => Number(document.body.dataset.overlayDraws || 0) >= 5", timeout=20_000
+                )
+                played = await page.evaluate("() => document.getElementById('rec-video').currentTime")
+                assert played > 0
+                await expect(page.locator("#rec-findings")).to_contain_text("thing")
+                shots = artifacts_dir / "recording"
+                shots.mkdir(parents=True, exist_ok=True)
+                await page.locator("#player").screenshot(path=str(shots / "player.png"))
+                # A drawn canvas has non-transparent pixels where the box is.
+                painted = await page.evaluate(
+                    """() => { const c = document.getElementById('rec-overlay');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+                )
+                assert painted > 100
+            finally:
+                await browser.close()
