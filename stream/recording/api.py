@@ -53,9 +53,8 @@ def recording_router(recordings: LiveRecordings, access: StreamAccess, metrics: 
     router = APIRouter()
 
     async def recorder(request: Request) -> Principal:
-        # Bearer only (no cookie): these are writes, and a cookie would let another site start a recording.
         try:
-            token = access.token_from(request.headers, request.cookies, cookie_ok=request.method == "GET")
+            token = access.token_from(request.headers, request.cookies, cookie_ok=_cookie_ok(request, access))
             if token is None:
                 raise AccessDenied("not_authenticated", "sign in first: send 'Authorization: Bearer <token>'")
             principal = await access.authenticate(token)
@@ -94,3 +93,19 @@ def recording_router(recordings: LiveRecordings, access: StreamAccess, metrics: 
         return RecordingStatusOut.of(stream_id, recordings.status(stream_id))
 
     return router
+
+
+# The monitor page's own header: another site's page cannot add it to a request without a CORS preflight, which this
+# server never grants, so a write by session cookie that carries it (from an allowed Origin) came from our page.
+PAGE_REQUEST_HEADER = "x-scopecast-request"
+
+
+def _cookie_ok(request: Request, access: StreamAccess) -> bool:
+    if request.method in ("GET", "HEAD"):
+        return True
+    origin = request.headers.get("origin")
+    return (
+        request.headers.get(PAGE_REQUEST_HEADER) == "1"
+        and origin is not None
+        and access.origin_allowed(origin, request.headers.get("host"), request.url.scheme)
+    )

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -19,7 +20,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from stream.events import FindingsEvent, parse_server_event
-from stream.media_clock import AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ
+from stream.media_clock import AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.pipeline import StreamPipeline
 from stream.recording.contracts import RecordingOutcome, RecordingTarget
 from stream.recording.findings_track import FindingsTrackWriter, findings_line
@@ -34,6 +35,7 @@ SinkOpener = Callable[[Path], BinaryIO]
 # must not grow memory.
 MAX_PENDING_WRITES = 200
 MAX_HELD_FINDINGS = 64
+STALE_FIRST_FRAME_S = 0.2
 
 
 def open_new_file(path: Path) -> BinaryIO:
@@ -90,6 +92,7 @@ class DirectRecorder:
         self._stop_reason: str | None = None
         self._stopped_by: int | None = None
         self._stopping = asyncio.Event()
+        self._started_at = time.monotonic()
         self._task: asyncio.Task[RecordingOutcome] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         # Findings whose frame is not recorded yet, oldest first (bounded: the model runs no faster than the video).
@@ -171,8 +174,12 @@ class DirectRecorder:
 
     async def _write_frame(self, frame: av.VideoFrame) -> None:
         loop = asyncio.get_running_loop()
-        stream_pts = int(frame.pts or 0)
+        stream_pts = self._stream_pts(frame)
         if self._base_pts is None:
+            # A stream nobody watched hands out the last frame it decoded, however old, when the first reader comes:
+            # that moment is not part of this recording.
+            if self._pipeline.clock_origin + stream_pts / VIDEO_CLOCK_HZ < self._started_at - STALE_FIRST_FRAME_S:
+                return
             self._base_pts = stream_pts
             video = VideoFormat(frame.width, frame.height, keyframe_interval_s=self._keyframe_interval_s)
             self._writer = await loop.run_in_executor(self._executor, self._open_video, video)
@@ -192,6 +199,13 @@ class DirectRecorder:
         while self._held_findings and self._held_findings[0][0] <= up_to_pts:
             _pts, line = self._held_findings.popleft()
             self._submit(self._write_findings, line)
+
+    def _stream_pts(self, frame: av.VideoFrame) -> int:
+        """The frame's time on the stream's clock (90 kHz from its first frame), as the annotated track stamped it."""
+        arrival = frame.opaque
+        if isinstance(arrival, float):
+            return int((arrival - self._pipeline.clock_origin) * VIDEO_CLOCK_HZ)
+        return int(Fraction(frame.pts or 0) * (frame.time_base or VIDEO_TIME_BASE) * VIDEO_CLOCK_HZ)
 
     def _open_video(self, video: VideoFormat) -> Mp4Writer:
         return Mp4Writer(self._opener(self._target.video_path), video, with_audio=self._audio is not None)

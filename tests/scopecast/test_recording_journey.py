@@ -246,21 +246,43 @@ async def test_gp_plays_a_recording_with_the_findings_overlay(services, artifact
                 args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
             )
             try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                context = await browser.new_context(viewport={"width": 1280, "height": 900})
+                page = await context.new_page()
                 await gp_opens_case(page, host, case_id)
                 await expect(page.locator("body")).to_have_attribute("data-recordings-loaded", str(case_id))
                 await expect(page.locator("#consent-state")).to_contain_text("No recording consent")
                 await expect(page.locator("#recordings-empty")).to_be_visible()
 
-                # Consent is taken on the page; the recording is made from the monitor's route.
+                # On the monitor, recording is refused until the case has consent, and says so.
+                monitor = await context.new_page()
+                await monitor.goto(f"http://{host}/monitor?stream=scope")
+                await expect(monitor.locator("#streams")).to_have_value("scope")
+                await monitor.fill("#record-case", str(case_id))
+                await monitor.click("#record")
+                await expect(monitor.locator("#error")).to_have_text(f"no recording consent on case {case_id}")
+
+                # Consent is taken on the GP page; then the surgeon's monitor records, its light on while it does.
                 await page.select_option("#consent-purpose", "teaching")
                 await page.click("#consent-form button[type=submit]")
                 await expect(page.locator("#consent-state")).to_contain_text("Recording consent in force: teaching")
-                r = await c.post("/api/streams/scope/recording", json={"case_id": case_id}, headers=gp)
-                assert r.status_code == 201, r.text
+                await monitor.click("#watch")
+                await expect(monitor.locator("#status-badge")).not_to_contain_text("waiting", timeout=20_000)
+                await monitor.click("#record")
+                await expect(monitor.locator("#record-light")).to_have_text(f"● REC case {case_id}")
                 await asyncio.sleep(3.0)
-                r = await c.post("/api/streams/scope/recording/stop", headers=gp)
-                assert r.json()["state"] == "stopped"
+                await monitor.click("#record-stop")
+                await expect(monitor.locator("#record-light")).to_have_text("Recording saved")
+                await monitor.close()
+                # The page's header is what lets a cookie write through: a request without it is not signed in.
+                cookie = {c["name"]: c["value"] for c in await context.cookies()}
+                r = await c.post(
+                    "/api/streams/scope/recording",
+                    json={"case_id": case_id},
+                    cookies=cookie,
+                    headers={"Origin": f"http://{host}"},
+                )
+                assert r.status_code == 401
+                c.cookies.clear()
 
                 await page.evaluate("() => { delete document.body.dataset.recordingsLoaded; }")
                 await page.reload()

@@ -57,10 +57,18 @@ async def test_recording_is_playable_and_findings_line_up_with_frames(tmp_path) 
         assert status.state == "recording" and status.case_id == 12 and not status.has_audio
         with pytest.raises(RecordingRefused, match="already recording"):
             await recordings.start_stream(entry.stream_id, 12, user_id=3, role="surgeon")
-        await asyncio.sleep(2.5)
+        # A viewer beside the recorder gets the same frame objects; its timestamps stay the stream's own.
+        viewer = hub.subscribe(entry.stream_id)
+        seen = []
+        deadline = asyncio.get_running_loop().time() + 2.5
+        while asyncio.get_running_loop().time() < deadline:
+            frame = await viewer.recv()
+            seen.append(float(frame.pts * frame.time_base))
+        hub.unsubscribe(entry.stream_id, viewer)
         final = await recordings.stop(entry.stream_id, user_id=3)
     finally:
         await hub.close()
+    assert seen == sorted(seen) and seen[0] > 0.25  # counted from the stream's first frame, not the recording's
 
     assert final.state == "stopped" and final.reason == ""
     outcome = catalogue.outcomes[0]
