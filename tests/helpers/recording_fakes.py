@@ -155,3 +155,19 @@ class FolderCatalogue:
 
     async def closed(self, outcome: RecordingOutcome) -> None:
         self.outcomes.append(outcome)
+
+
+class QuietMember:
+    """A room participant that only notes the events it is sent (for seating a synthetic patient in a room)."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def send_event(self, message: str) -> None:
+        self.events.append(message)
+
+    def peer_stream_changed(self, entry: object) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

@@ -20,6 +20,7 @@ from scopecast.app import build_telehealth, create_app
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.settings import Settings
 from stream.recording.findings_track import read_findings_track
+from stream.rooms import RoomGrant
 from telehealth.accounts import add_user
 from telehealth.recording_files import RecordingFiles
 from telehealth.recording_retention import RetentionSweep
@@ -27,6 +28,7 @@ from telehealth.records import Role, utc_now
 from telehealth.services import TelehealthServices
 from telehealth.store.tables import AuditEventRow, RecordingRow
 from tests.helpers.fakes import BoxModel, registry_with
+from tests.helpers.recording_fakes import PacedCamera, PacedMicrophone, QuietMember
 from tests.helpers.servers import running_server
 from tests.telehealth.telehealth_testutil import PASSWORD, fast_settings, gp_opens_case
 
@@ -226,6 +228,67 @@ async def test_retention_sweep_deletes_old_recordings(services) -> None:
     assert left == sorted(_names(services, recent)) and not set(old_files) & set(left)
     assert audit_actions(services, "recording")[-1] == "expire"
     assert await sweep.sweep_once() == []
+
+
+async def test_consult_recording_follows_the_patients_consent(services) -> None:
+    app = app_for(services)
+    microphone = PacedMicrophone()
+    async with running_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c:
+        gp = await login(c, "gp@clinic.test")
+        case_id = await new_case(c, gp)
+        r = await c.post(f"/api/cases/{case_id}/consults", headers=gp)
+        consult = r.json()
+        start, stop = f"/api/consults/{consult['id']}/recording", f"/api/consults/{consult['id']}/recording/stop"
+        r = await c.post(start, headers=gp)
+        assert r.status_code == 409 and r.json()["detail"].startswith("the patient is not connected")
+
+        # The patient's side, seated straight into the live room (joining over WebRTC is test_consult_browser's).
+        await app.state.rooms.take_seat(
+            RoomGrant(consult["room_id"], "patient"), QuietMember(), PacedCamera(), microphone
+        )
+        r = await c.post(start, headers=gp)
+        assert r.status_code == 403 and r.json()["detail"] == f"no recording consent on case {case_id}"
+        r = await c.post(
+            f"/api/cases/{case_id}/recording-consents",
+            json={"purpose": "clinical_record", "patient_video": False, "patient_audio": True},
+            headers=gp,
+        )
+        video_refused = r.json()
+        r = await c.post(start, headers=gp)
+        assert r.status_code == 403 and "does not cover the patient's video" in r.json()["detail"]
+        await c.post(f"/api/cases/{case_id}/recording-consents/{video_refused['id']}/withdraw", headers=gp)
+
+        recorded = {}
+        for audio in (False, True):
+            r = await c.post(
+                f"/api/cases/{case_id}/recording-consents",
+                json={"purpose": "clinical_record", "patient_video": True, "patient_audio": audio},
+                headers=gp,
+            )
+            consent_id = r.json()["id"]
+            r = await c.post(start, headers=gp)
+            assert r.status_code == 200 and r.json()["has_audio"] is audio, r.text
+            r = await c.post(start, headers=gp)
+            assert r.status_code == 409 and "already recording" in r.json()["detail"]
+            await asyncio.sleep(2.0)
+            r = await c.post(stop, headers=gp)
+            assert r.json()["state"] == "stopped"
+            recorded[audio] = r.json()["recording_id"]
+            await c.post(f"/api/cases/{case_id}/recording-consents/{consent_id}/withdraw", headers=gp)
+
+        listed = {x["id"]: x for x in (await c.get(f"/api/cases/{case_id}/recordings", headers=gp)).json()}
+        for audio, recording_id in recorded.items():
+            assert listed[recording_id]["source"] == "consult" and listed[recording_id]["has_audio"] is audio
+            r = await c.get(listed[recording_id]["video_url"], headers=gp)
+            container = av.open(io.BytesIO(r.content))
+            assert sum(1 for _ in container.decode(container.streams.video[0])) >= 10
+            container = av.open(io.BytesIO(r.content))
+            if audio:
+                samples = sum(f.samples for f in container.decode(container.streams.audio[0]))
+                assert samples >= 48_000  # over a second of the patient's sound
+            else:
+                assert not container.streams.audio  # nothing of the patient's sound without their consent
+    microphone.stop()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

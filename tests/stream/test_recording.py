@@ -25,6 +25,7 @@ from tests.helpers.recording_fakes import (
     FolderCatalogue,
     PacedCamera,
     PacedMicrophone,
+    QuietMember,
     filling_disk_opener,
 )
 
@@ -189,20 +190,6 @@ async def test_full_disk_closes_cleanly_and_other_streams_keep_recording(tmp_pat
     assert json.loads((tmp_path / "rec-2.jsonl").read_text().splitlines()[0])["event"]["type"] == "findings"
 
 
-class _Member:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def send_event(self, message: str) -> None:
-        self.events.append(message)
-
-    def peer_stream_changed(self, entry) -> None:  # type: ignore[no-untyped-def]
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("audio_consented", [False, True])
 async def test_consult_recording_carries_patient_sound_only_with_consent(tmp_path, audio_consented) -> None:
     hub = make_hub()
@@ -213,7 +200,7 @@ async def test_consult_recording_carries_patient_sound_only_with_consent(tmp_pat
     microphone = PacedMicrophone()
     try:
         grant = RoomGrant("room-a", "patient")
-        await rooms.take_seat(grant, _Member(), PacedCamera(), microphone)
+        await rooms.take_seat(grant, QuietMember(), PacedCamera(), microphone)
         await asyncio.sleep(0.3)
         status = await recordings.start_consult("room-a", 5, user_id=2, role="gp")
         assert status.has_audio is audio_consented
@@ -240,7 +227,7 @@ async def test_consult_without_video_consent_is_refused(tmp_path) -> None:
     consent = ConsentBook({5: ConsentDecision(True, consent_id=1, patient_video=False, patient_audio=True)})
     recordings = LiveRecordings(hub, rooms, consent, FolderCatalogue(tmp_path, consent))
     try:
-        await rooms.take_seat(RoomGrant("room-a", "patient"), _Member(), PacedCamera())
+        await rooms.take_seat(RoomGrant("room-a", "patient"), QuietMember(), PacedCamera())
         with pytest.raises(RecordingRefused, match="does not cover the patient's video"):
             await recordings.start_consult("room-a", 5, user_id=2, role="gp")
         with pytest.raises(RecordingRefused, match="patient is not connected"):
