@@ -15,7 +15,7 @@ from stream.recording.contracts import (
     RecordingRequest,
     RecordingTarget,
 )
-from stream.recording.live import LiveRecordings, RecordingStatus
+from stream.recording.live import ROOM_KEY, LiveRecordings, RecordingStatus
 from telehealth.errors import TelehealthError
 from telehealth.recording_api import LiveRecordingState, RecordingStartRefused
 from telehealth.recording_files import RecordingFiles
@@ -95,7 +95,7 @@ class ConsultRecorder:
 
     async def stop_consult(self, room_id: str, actor: Actor) -> LiveRecordingState:
         try:
-            status = await self._recordings.stop(f"room:{room_id}", actor.user_id)
+            status = await self._recordings.stop(f"{ROOM_KEY}{room_id}", actor.user_id)
         except RecordingRefused as exc:
             raise _refusal(exc) from None
         return _state(status)

@@ -220,6 +220,13 @@ class ConsultRooms:
         room = self._rooms.get(room_id)
         return {side: room is not None and side in room.seats for side in SIDES}
 
+    def tell_room(self, room_id: str, message: str) -> None:
+        """Send an event to everyone in the room (both sides must know when the call is recorded)."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            for seat in room.seats.values():
+                seat.member.send_event(message)
+
     def patient_media(self, room_id: str) -> tuple[StreamEntry | None, AudioTap | None]:
         """The patient's stream and microphone in a room now (None where absent), for a consult recording."""
         room = self._rooms.get(room_id)

@@ -13,7 +13,7 @@ from stream.access import AccessDenied, Principal, StreamAccess
 from stream.hub import UnknownStream
 from stream.metrics import StreamMetrics
 from stream.recording.contracts import RecordingRefused
-from stream.recording.live import LiveRecordings, RecordingStatus
+from stream.recording.live import ROOM_KEY, LiveRecordings, RecordingStatus
 
 
 class StartRecordingBody(BaseModel):
@@ -88,7 +88,7 @@ def recording_router(recordings: LiveRecordings, access: StreamAccess, metrics: 
 
     @router.get("/api/streams/{stream_id}/recording", response_model=RecordingStatusOut)
     async def status(stream_id: str, _principal: Principal = Depends(recorder)) -> RecordingStatusOut:
-        if stream_id.startswith("room:"):  # a consult's recording is read through its consult, not here
+        if stream_id.startswith(ROOM_KEY):  # a consult's recording is read through its consult, not here
             raise HTTPException(404, f"unknown stream {stream_id!r}")
         return RecordingStatusOut.of(stream_id, recordings.status(stream_id))
 

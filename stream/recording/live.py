@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # (target, the stream to record, the patient's microphone when consented) -> a recorder not yet started.
 RecorderFactory = Callable[[RecordingTarget, StreamEntry, AudioTap | None], Recorder]
-_KEPT_ENDED = 256  # the last status of ended recordings, for the status route
+_KEPT_ENDED = 256
+ROOM_KEY = "room:"  # a consult's recording is kept under "room:<room id>", apart from stream ids  # the last status of ended recordings, for the status route
 
 
 def direct_recorders(hub: StreamHub, opener: SinkOpener = open_new_file) -> RecorderFactory:
@@ -48,7 +49,7 @@ def direct_recorders(hub: StreamHub, opener: SinkOpener = open_new_file) -> Reco
 
 @dataclass(frozen=True)
 class RecordingStatus:
-    key: str  # the stream id, or "room:<room id>" for a consult
+    key: str  # the stream id, or ROOM_KEY + room id for a consult
     stream_id: str
     recording_id: int
     case_id: int
@@ -103,7 +104,7 @@ class LiveRecordings:
         if entry is None:
             raise RecordingRefused("the patient is not connected: start recording once their video arrives")
         request = RecordingRequest(case_id, user_id, role, "consult", entry.stream_id)
-        return await self._start(f"room:{room_id}", entry, request, microphone)
+        return await self._start(f"{ROOM_KEY}{room_id}", entry, request, microphone)
 
     async def _start(
         self, key: str, entry: StreamEntry, request: RecordingRequest, microphone: AudioTap | None
@@ -196,7 +197,10 @@ class LiveRecordings:
             reason=status.reason,
             time=time.time(),
         )
-        entry.pipeline.announce(event.model_dump_json())
+        if status.key.startswith(ROOM_KEY) and self._rooms is not None:
+            self._rooms.tell_room(status.key.removeprefix(ROOM_KEY), event.model_dump_json())
+        else:
+            entry.pipeline.announce(event.model_dump_json())
 
 
 def _consented_audio(
@@ -223,4 +227,4 @@ def _ended_status(status: RecordingStatus, outcome: RecordingOutcome) -> Recordi
 
 
 def _what(key: str) -> str:
-    return f"consult room {key[5:]}" if key.startswith("room:") else f"stream {key!r}"
+    return f"consult room {key.removeprefix(ROOM_KEY)}" if key.startswith(ROOM_KEY) else f"stream {key!r}"

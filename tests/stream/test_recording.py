@@ -200,7 +200,8 @@ async def test_consult_recording_carries_patient_sound_only_with_consent(tmp_pat
     microphone = PacedMicrophone()
     try:
         grant = RoomGrant("room-a", "patient")
-        await rooms.take_seat(grant, QuietMember(), PacedCamera(), microphone)
+        patient = QuietMember()
+        await rooms.take_seat(grant, patient, PacedCamera(), microphone)
         await asyncio.sleep(0.3)
         status = await recordings.start_consult("room-a", 5, user_id=2, role="gp")
         assert status.has_audio is audio_consented
@@ -211,6 +212,9 @@ async def test_consult_recording_carries_patient_sound_only_with_consent(tmp_pat
         await rooms.close()
         await hub.close()
         microphone.stop()
+    # The patient is told the call is recorded, and when it stops.
+    told = [e.state for e in map(parse_server_event, patient.events) if isinstance(e, RecordingEvent)]
+    assert told == ["recording", "stopped"]
     container = av.open(str(tmp_path / "rec-1.mp4"))
     assert len(container.streams.video) == 1
     if audio_consented:
