@@ -32,7 +32,12 @@ from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
-from scopecast.recording_setup import ConsultRecorder, TelehealthCatalogue, TelehealthConsent
+from scopecast.recording_setup import (
+    ConsultRecorder,
+    TelehealthCatalogue,
+    TelehealthConsent,
+    close_interrupted_recordings,
+)
 from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.access import StreamAccess
 from stream.api import STATIC_DIR, SocketLimits, streaming_router
@@ -282,6 +287,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if telehealth is not None:
+            files = RecordingFiles(telehealth.settings.recordings_dir)
+            await asyncio.to_thread(close_interrupted_recordings, telehealth.store, files)
         for stream_id, spec in source_specs(settings):
             await hub.add_source_stream(stream_id, spec)
         if telehealth is not None:

@@ -16,6 +16,7 @@ from stream.recording.contracts import (
     RecordingTarget,
 )
 from stream.recording.live import ROOM_KEY, LiveRecordings, RecordingStatus
+from stream.recording.recovery import recover_file
 from telehealth.errors import TelehealthError
 from telehealth.recording_api import LiveRecordingState, RecordingStartRefused
 from telehealth.recording_files import RecordingFiles
@@ -23,7 +24,7 @@ from telehealth.recording_records import RecordingSource
 from telehealth.records import Actor, Role
 from telehealth.store.cases import CaseStore
 from telehealth.store.recording_consents import consent_to_record
-from telehealth.store.recordings import RecordingEnd, close_recording, open_recording
+from telehealth.store.recordings import RecordingEnd, close_recording, open_recording, unfinished_recordings
 
 
 def _actor(request: RecordingRequest) -> Actor:
@@ -107,3 +108,19 @@ def _refusal(exc: RecordingRefused) -> TelehealthError:
 
 def _state(status: RecordingStatus) -> LiveRecordingState:
     return LiveRecordingState(status.recording_id, status.state, status.has_audio, status.frames, status.reason)
+
+
+INTERRUPTED = "the server stopped during the recording; kept up to the last whole second"
+
+
+def close_interrupted_recordings(store: CaseStore, files: RecordingFiles) -> list[int]:
+    """At start-up, before any recording can start: close what the last run left open (killed, power lost), its file
+    cut back to its last whole fragment so it plays. Blocking; returns the ids closed."""
+    closed = []
+    for record in unfinished_recordings(store):
+        kept = recover_file(files.path(record.video_file))
+        close_recording(
+            store, record.id, RecordingEnd(kept.frames, kept.duration_s, kept.size_bytes, INTERRUPTED, None)
+        )
+        closed.append(record.id)
+    return closed

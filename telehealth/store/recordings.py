@@ -157,3 +157,10 @@ def sweep_expired(
     for _id, video, findings in removed:
         files.delete(video, findings)
     return [rid for rid, _v, _f in removed]
+
+
+def unfinished_recordings(store: CaseStore) -> list[RecordingRecord]:
+    """Recordings with no end: at start-up, those the previous run never closed."""
+    with store.db.session() as s:
+        rows = s.scalars(select(RecordingRow).where(RecordingRow.ended_at.is_(None)).order_by(RecordingRow.id)).all()
+        return [recording_record(r) for r in rows]

@@ -7,25 +7,31 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
+import struct
 from collections.abc import Iterator
 from datetime import timedelta
 
 import av
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
 from perception.vlm.grounded import GroundedBackend
 from scopecast.app import build_telehealth, create_app
 from scopecast.assets import SAMPLE_CLIP
+from scopecast.recording_setup import INTERRUPTED
 from scopecast.settings import Settings
 from stream.recording.findings_track import read_findings_track
+from stream.recording.mp4_writer import Mp4Writer, VideoFormat
 from stream.rooms import RoomGrant
 from telehealth.accounts import add_user
 from telehealth.recording_files import RecordingFiles
+from telehealth.recording_records import RecordingSource
 from telehealth.recording_retention import RetentionSweep
-from telehealth.records import Role, utc_now
+from telehealth.records import Actor, Role, utc_now
 from telehealth.services import TelehealthServices
+from telehealth.store.recordings import open_recording
 from telehealth.store.tables import AuditEventRow, RecordingRow
 from tests.helpers.fakes import BoxModel, registry_with
 from tests.helpers.recording_fakes import PacedCamera, PacedMicrophone, QuietMember
@@ -289,6 +295,46 @@ async def test_consult_recording_follows_the_patients_consent(services) -> None:
             else:
                 assert not container.streams.audio  # nothing of the patient's sound without their consent
     microphone.stop()
+
+
+async def test_a_recording_cut_off_by_a_crash_is_closed_playable_at_start_up(services, tmp_path) -> None:
+    async with running_server(app_for(services)) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c:
+        gp = await login(c, "gp@clinic.test")
+        case_id = await new_case(c, gp)
+        r = await c.post(
+            f"/api/cases/{case_id}/recording-consents",
+            json={"purpose": "clinical_record", "patient_video": True, "patient_audio": False},
+            headers=gp,
+        )
+        assert r.status_code == 201
+    # A recording the server was writing when it was killed: two seconds of whole fragments, then a torn one.
+    files = RecordingFiles(services.settings.recordings_dir)
+    gp_actor = Actor(1, Role.gp)
+    record = open_recording(services.store, files, gp_actor, case_id, RecordingSource.stream, False)
+    scratch = tmp_path / "being-written.mp4"
+    with scratch.open("wb") as sink:
+        writer = Mp4Writer(sink, VideoFormat(320, 240), with_audio=False)
+        for i in range(75):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), (i * 3) % 255, np.uint8), format="rgb24")
+            writer.write_video(frame, i * 3000)
+        sink.flush()
+        on_disk = scratch.read_bytes()  # what a kill leaves: no trailer, the last fragment still being written
+    files.path(record.video_file).write_bytes(on_disk + struct.pack(">I4s", 4096, b"moof") + b"\0" * 100)
+
+    restarted = build_telehealth(services.settings, segmenter_factory=lambda: None)  # the server starting again
+    async with (
+        running_server(app_for(restarted)) as host,
+        httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as c,
+    ):
+        gp = await login(c, "gp@clinic.test")
+        [listed] = (await c.get(f"/api/cases/{case_id}/recordings", headers=gp)).json()
+        assert listed["state"] == "ended_early" and listed["end_reason"] == INTERRUPTED
+        assert listed["frames"] >= 30 and 1.0 <= listed["duration_s"] <= 2.5
+        r = await c.get(listed["video_url"], headers=gp)
+        assert len(r.content) == listed["size_bytes"]
+        container = av.open(io.BytesIO(r.content))
+        assert sum(1 for _ in container.decode(container.streams.video[0])) == listed["frames"]
+    restarted.store.close()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
