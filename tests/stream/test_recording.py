@@ -136,6 +136,31 @@ async def test_withdrawn_consent_stops_the_recording(tmp_path) -> None:
     assert len(times) >= 10
 
 
+async def test_a_stream_that_ends_closes_its_recording(tmp_path) -> None:
+    hub = make_hub()
+    consent = ConsentBook({12: CONSENTED})
+    catalogue = FolderCatalogue(tmp_path, consent)
+    recordings = LiveRecordings(hub, None, consent, catalogue)
+    entry = hub.add_camera_stream(PacedCamera(), "scope")
+    try:
+        await asyncio.sleep(0.2)
+        await recordings.start_stream(entry.stream_id, 12, user_id=3, role="surgeon")
+        await asyncio.sleep(1.0)
+        await hub.remove_stream(entry.stream_id)  # the publisher hung up
+        for _ in range(50):
+            status = recordings.status(entry.stream_id)
+            if status is not None and status.state != "recording":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await hub.close()
+    assert status is not None and status.state == "stopped" and status.reason == "the stream ended"
+    [outcome] = catalogue.outcomes
+    assert outcome.end_reason == "the stream ended" and not outcome.failed and outcome.stopped_by is None
+    times, _ = decoded(tmp_path / "rec-1.mp4")
+    assert len(times) == outcome.frames >= 10
+
+
 async def test_full_disk_closes_cleanly_and_other_streams_keep_recording(tmp_path) -> None:
     hub = make_hub()
     consent = ConsentBook({12: CONSENTED, 13: CONSENTED})
