@@ -9,6 +9,7 @@ import collections
 import contextlib
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +42,10 @@ STALE_FIRST_FRAME_S = 0.2
 def open_new_file(path: Path) -> BinaryIO:
     """A new file (never overwrite one), readable by its owner only: recordings are patient data."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return cast(BinaryIO, open(path, "xb", opener=lambda p, flags: _open_private(p, flags)))
+    return cast(BinaryIO, open(path, "xb", opener=_open_private))
 
 
 def _open_private(path: str, flags: int) -> int:
-    import os
-
     return os.open(path, flags, 0o600)
 
 

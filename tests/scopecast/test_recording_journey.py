@@ -185,6 +185,9 @@ async def test_record_with_consent_play_back_and_delete(services) -> None:
     # The deleted recording's files are gone; the other's stay.
     left = sorted(f.name for f in services.settings.recordings_dir.iterdir())
     assert left == sorted(_names(services, second["id"]))
+    for name in left:  # patient data: readable by the server's own user only
+        assert (services.settings.recordings_dir / name).stat().st_mode & 0o777 == 0o600
+    assert services.settings.recordings_dir.stat().st_mode & 0o777 == 0o700
     actions = audit_actions(services, "recording")
     assert actions.count("start_recording") == 2 and actions.count("stop_recording") == 2
     assert actions.count("view") == 2  # the first range of the playback and the whole download; not the findings
