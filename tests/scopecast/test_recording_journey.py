@@ -51,7 +51,7 @@ def services(tmp_path) -> Iterator[TelehealthServices]:
 
 
 def app_for(services: TelehealthServices):  # -> FastAPI
-    settings = Settings(sources=[f"scope={SAMPLE_CLIP}"], model="box", register_wait_ms=0)
+    settings = Settings(sources=[f"scope={SAMPLE_CLIP}"], model="box", consult_model="box", register_wait_ms=0)
     return create_app(
         settings, registry=registry_with(box=BoxModel()), vlm=GroundedBackend(use_embeddings=False), telehealth=services
     )
