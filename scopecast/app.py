@@ -32,6 +32,12 @@ from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
+from scopecast.recording_setup import (
+    ConsultRecorder,
+    TelehealthCatalogue,
+    TelehealthConsent,
+    close_interrupted_recordings,
+)
 from scopecast.settings import Settings, parse_ice_server, split_source
 from stream.access import StreamAccess
 from stream.api import STATIC_DIR, SocketLimits, signed_in_viewer, streaming_router
@@ -41,6 +47,8 @@ from stream.janus.routes import janus_router
 from stream.metrics import StreamMetrics
 from stream.model_worker import BatchPolicy
 from stream.pipeline import PipelineConfig
+from stream.recording.api import recording_router as stream_recording_router
+from stream.recording.live import LiveRecordings
 from stream.rooms import ConsultRooms, RoomAuthorizer, RoomGrant, RoomRefused
 from stream.sources import SourceSpec
 from stream.turn import TurnRelay
@@ -65,6 +73,9 @@ from telehealth.passwords import PasswordPolicy
 from telehealth.patient_api import patient_router
 from telehealth.photo_files import PhotoFiles
 from telehealth.private_files import private_dir
+from telehealth.recording_api import ConsentWithdrawn, LiveRecorder, recording_router
+from telehealth.recording_files import RecordingFiles
+from telehealth.recording_retention import RetentionSweep
 from telehealth.report_api import report_router
 from telehealth.report_sealing import ReportSealer
 from telehealth.services import TelehealthServices
@@ -176,9 +187,16 @@ def dicom_outbox(store: CaseStore, evidence: EvidenceFiles, settings: DicomSetti
     return DicomOutbox(InstanceBuilder(store, evidence, settings), sender, settings)
 
 
-def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: LiveConsults | None) -> list[APIRouter]:
+def telehealth_routers(
+    services: TelehealthServices,
+    vlm: VlmBackend,
+    rooms: LiveConsults | None,
+    recorder: LiveRecorder | None = None,
+    consent_withdrawn: ConsentWithdrawn | None = None,
+) -> list[APIRouter]:
     """Every telehealth route: accounts, cases and photos, analyses and trend, reports (drafted by `vlm`, the
-    server's own backend), pages, and the video consults when the live rooms are given."""
+    server's own backend), pages, recording consent and recordings (consult recording when `recorder` is given),
+    and the video consults when the live rooms are given."""
     s = services
     routers = [
         account_router(s.store, s.auth, s.settings, s.first_run),
@@ -190,6 +208,9 @@ def telehealth_routers(services: TelehealthServices, vlm: VlmBackend, rooms: Liv
         report_router(s.store, s.auth, s.settings, s.evidence, vlm, s.sealer),
         page_router(s.settings),
         similar_router(s.similar, s.auth, s.settings),
+        recording_router(
+            s.store, s.auth, s.settings, RecordingFiles(s.settings.recordings_dir), recorder, consent_withdrawn
+        ),
     ]
     if rooms is not None:
         routers.append(consult_routes(services, rooms))
@@ -263,6 +284,16 @@ def create_app(
     if room_authorizer is None and telehealth is not None:
         room_authorizer = consult_grants(telehealth)
     rooms = ConsultRooms(hub, metrics, consult_model, room_authorizer)
+    recordings = live_recordings(hub, rooms, telehealth)
+    retention = (
+        RetentionSweep(
+            telehealth.store,
+            RecordingFiles(telehealth.settings.recordings_dir),
+            telehealth.settings.recording_retention_days,
+        )
+        if telehealth is not None
+        else None
+    )
     ready = {"sources": False}
     turn = (
         TurnRelay(tuple(settings.turn_urls), settings.turn_secret.get_secret_value(), settings.turn_ttl_s)
@@ -273,6 +304,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if telehealth is not None:
+            files = RecordingFiles(telehealth.settings.recordings_dir)
+            await asyncio.to_thread(close_interrupted_recordings, telehealth.store, files)
         for stream_id, spec in source_specs(settings):
             await hub.add_source_stream(stream_id, spec)
         if telehealth is not None:
@@ -282,6 +316,8 @@ def create_app(
             telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
         if janus is not None:
             janus.start()  # in the background: an unreachable Janus leaves viewers on the direct path
+        if retention is not None:
+            retention.start()
         ready["sources"] = True
         freeze_long_lived()
         warm_up = getattr(vlm, "warm_up", None)
@@ -296,6 +332,10 @@ def create_app(
         finally:
             if janus is not None:
                 await janus.close()
+            if recordings is not None:
+                await recordings.close()  # each file finished cleanly before its stream goes
+            if retention is not None:
+                await retention.aclose()
             await rooms.close()
             await hub.close()
             await vlm.aclose()
@@ -328,10 +368,15 @@ def create_app(
     app.include_router(janus_router(janus, signed_in_viewer(stream_access, metrics)))
     app.state.janus = janus
 
+    if recordings is not None:
+        app.include_router(stream_recording_router(recordings, stream_access, metrics))
     if telehealth is not None:
-        for router in telehealth_routers(telehealth, vlm, rooms):
+        recorder = ConsultRecorder(recordings) if recordings is not None else None
+        withdrawn = stop_recordings_of(recordings) if recordings is not None else None
+        for router in telehealth_routers(telehealth, vlm, rooms, recorder, withdrawn):
             app.include_router(router)
     app.state.rooms = rooms
+    app.state.recordings = recordings
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -375,6 +420,23 @@ def janus_fanout(settings: Settings, hub: StreamHub, turn: TurnRelay | None) -> 
             ice_servers=ice,
         ),
     )
+
+
+def live_recordings(
+    hub: StreamHub, rooms: ConsultRooms, telehealth: TelehealthServices | None
+) -> LiveRecordings | None:
+    """Recording needs somewhere to keep consent and recordings: telehealth's cases; without it, recording is off."""
+    if telehealth is None:
+        return None
+    files = RecordingFiles(telehealth.settings.recordings_dir)
+    return LiveRecordings(hub, rooms, TelehealthConsent(telehealth.store), TelehealthCatalogue(telehealth.store, files))
+
+
+def stop_recordings_of(recordings: LiveRecordings) -> ConsentWithdrawn:
+    async def withdrawn(case_id: int) -> None:
+        await recordings.consent_withdrawn(case_id)
+
+    return withdrawn
 
 
 def freeze_long_lived() -> None:

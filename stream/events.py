@@ -141,9 +141,23 @@ class ViewEvent(_Event):
     opacity: float = Field(ge=0.0, le=1.0)
 
 
-AnyServerEvent = FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent | RoomEvent | ViewEvent
+class RecordingEvent(_Event):
+    """The stream's recording light: started, stopped, or ended early (disk full, consent withdrawn) with why."""
+
+    type: Literal["recording"] = "recording"
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    stream_id: str
+    state: Literal["recording", "stopped", "failed"]
+    recording_id: int
+    case_id: int
+    reason: str = Field(default="", description="why it ended early; empty for a clean stop")
+    time: float = Field(description="unix time (s) of the change")
+
+
+AnyServerEvent = FindingsEvent | StatusEvent | AnswerEvent | ErrorEvent | RoomEvent | ViewEvent | RecordingEvent
 ServerEvent = Annotated[
-    Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent, RoomEvent, ViewEvent], Field(discriminator="type")
+    Union[FindingsEvent, StatusEvent, AnswerEvent, ErrorEvent, RoomEvent, ViewEvent, RecordingEvent],
+    Field(discriminator="type"),
 ]
 SERVER_EVENT_ADAPTER: TypeAdapter[AnyServerEvent] = TypeAdapter(ServerEvent)
 

@@ -200,7 +200,11 @@ class StreamHub:
     def subscribe(self, stream_id: str, overlay_opacity: float = 1.0) -> MediaStreamTrack:
         """A viewer's own copy of a stream's annotated track (newest frame only, no buffering); `overlay_opacity`
         picks the output drawn at that opacity (0: the plain video)."""
-        entry = self.get(stream_id)
+        return self.subscribe_entry(self.get(stream_id), overlay_opacity)
+
+    def subscribe_entry(self, entry: StreamEntry, overlay_opacity: float = 1.0) -> MediaStreamTrack:
+        """`subscribe` for a stream already in hand, private ones included (a consult recording reads the patient's
+        stream this way); give it back with `unsubscribe`."""
         output = entry.output_at(
             overlay_opacity, lambda level: AnnotatedTrack(entry.pipeline, self._metrics, self._draw_executor, level)
         )

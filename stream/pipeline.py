@@ -210,6 +210,10 @@ class StreamPipeline:
         listener(self._status_json)
         return lambda: self._listeners.discard(listener)
 
+    def announce(self, message: str) -> None:
+        """Send an event (serialised) to everyone following this stream's events, e.g. that it is being recorded."""
+        self._broadcast(message)
+
     async def wait_for_result(self, seq: int, timeout_s: float) -> ModelResult | None:
         """Wait until a result for frame `seq` or newer exists (synchronous evaluation mode)."""
         deadline = time.monotonic() + timeout_s

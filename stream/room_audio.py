@@ -33,7 +33,14 @@ class AudioTap:
     def __init__(self, track: MediaStreamTrack) -> None:
         self.frames: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=TAP_FRAMES)
         self._track = track
+        # Extra readers of every frame (a consult recording): called on the event loop, they must not block.
+        self._listeners: list[Callable[[av.AudioFrame], None]] = []
         self._task = asyncio.create_task(self._drain(), name="audio-tap")
+
+    def add_listener(self, listener: Callable[[av.AudioFrame], None]) -> Callable[[], None]:
+        """Also hand every frame to `listener`; returns the call that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def _drain(self) -> None:
         while True:
@@ -45,6 +52,8 @@ class AudioTap:
             if self.frames.full():
                 self.frames.get_nowait()  # drop the oldest: late audio is worse than a gap
             self.frames.put_nowait(frame)
+            for listener in list(self._listeners):
+                listener(frame)
 
     async def close(self) -> None:
         self._task.cancel()

@@ -220,6 +220,20 @@ class ConsultRooms:
         room = self._rooms.get(room_id)
         return {side: room is not None and side in room.seats for side in SIDES}
 
+    def tell_room(self, room_id: str, message: str) -> None:
+        """Send an event to everyone in the room (both sides must know when the call is recorded)."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            for seat in room.seats.values():
+                seat.member.send_event(message)
+
+    def patient_media(self, room_id: str) -> tuple[StreamEntry | None, AudioTap | None]:
+        """The patient's stream and microphone in a room now (None where absent), for a consult recording."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None, None
+        return room.stream_of("patient"), room.microphone_of("patient")
+
     async def capture_patient_jpeg(self, room_id: str) -> bytes | None:
         """The patient's newest frame as a JPEG, without the overlay (the photo is evidence, not a drawing);
         None when the patient is not connected or has sent no frame yet."""

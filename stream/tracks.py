@@ -71,6 +71,9 @@ class AnnotatedTrack(MediaStreamTrack):
         # must see timestamps that keep rising, or its jitter buffer drops the frames.
         out.pts = int((source.arrival - pipeline.clock_origin) * VIDEO_CLOCK_HZ)
         out.time_base = VIDEO_TIME_BASE
+        # The relay hands this one frame object to every reader, and a viewer's encoder rebases its pts in place:
+        # the arrival rides along untouched for readers that need the exact time (the recorder).
+        out.opaque = source.arrival
         return out
 
 

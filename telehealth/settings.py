@@ -118,6 +118,12 @@ class TelehealthSettings(BaseSettings):
         description="the similar-cases vector index: auto is sqlite-vec on SQLite when it loads, else the in-process "
         "exact index (faiss) built from the stored vectors; sqlite-vec refuses to start without it",
     )
+    recording_retention_days: int = Field(
+        365,
+        ge=1,
+        le=36_500,
+        description="recordings older than this many days are deleted (checked hourly, each deletion audited)",
+    )
 
     @model_validator(mode="after")
     def _signing_paths_together(self) -> TelehealthSettings:
@@ -154,6 +160,10 @@ class TelehealthSettings(BaseSettings):
     @property
     def signed_reports_dir(self) -> Path:
         return self.data_dir / "signed-reports"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     @property
     def similar_index_path(self) -> Path:

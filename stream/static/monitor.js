@@ -40,7 +40,7 @@ async function watch() {
   if (session) session.close();
   session = null;
   const panel = new FindingsPanel(document.getElementById("panel"));
-  const onEvent = (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); };
+  const onEvent = (e) => { panel.handle(e); askPanel.handle(e); badge.handle(e); onView(e); onRecording(e); };
   const streamId = select.value;
   const janus = await fetch(`/api/streams/${encodeURIComponent(streamId)}/janus`).then((r) => r.json())
     .catch(() => ({ configured: false }));
@@ -152,3 +152,41 @@ if (new URLSearchParams(location.search).get("theatre") === "1") actions.t();
 document.getElementById("watch").onclick = watch;
 const streams = await loadStreams();
 if (streams.length) watch(); else errorBox.textContent = "no live streams";
+
+// -- recording: started for a case (its consent decides, the server says why not), its light from the stream's events
+const recordLight = document.getElementById("record-light");
+const recordStop = document.getElementById("record-stop");
+
+function showRecording(state, caseId, reason) {
+  document.body.dataset.recording = state;
+  recordLight.className = `record-light ${state}`;
+  recordLight.textContent = state === "recording" ? `● REC case ${caseId}`
+    : state === "failed" ? `Recording ended: ${reason}`
+      : state === "stopped" ? (reason ? `Recording stopped: ${reason}` : "Recording saved") : "";
+  recordStop.hidden = state !== "recording";
+}
+
+function onRecording(event) {
+  if (event.type === "recording") showRecording(event.state, event.case_id, event.reason);
+}
+
+// Writes carry the session cookie only with this header, which another site's page cannot send.
+async function recordingCall(path, body) {
+  const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json", "X-Scopecast-Request": "1" },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(typeof data.detail === "string" ? data.detail : `request failed (${response.status})`);
+  return data;
+}
+
+document.getElementById("record-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  errorBox.textContent = "";
+  const caseId = Number(document.getElementById("record-case").value);
+  recordingCall(`/api/streams/${encodeURIComponent(select.value)}/recording`, { case_id: caseId })
+    .then((s) => showRecording(s.state, s.case_id, s.reason)).catch((e) => { errorBox.textContent = e.message; });
+});
+recordStop.addEventListener("click", () => {
+  recordingCall(`/api/streams/${encodeURIComponent(select.value)}/recording/stop`)
+    .then((s) => showRecording(s.state, s.case_id, s.reason)).catch((e) => { errorBox.textContent = e.message; });
+});

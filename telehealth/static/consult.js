@@ -77,6 +77,7 @@ function onEvent(event) {
     document.body.dataset.overlay = event.overlay ? "on" : "off";
     return;
   }
+  if (event.type === "recording") return showRecording(event);
   if (side === "clinician") {
     findings.handle(event);
     askPanel.handle(event);
@@ -178,11 +179,32 @@ async function capture() {
   $("capture-btn").disabled = false;
 }
 
+// Both sides see when the call is recorded; the clinician starts and stops it (the case's consent decides).
+function showRecording(event) {
+  const on = event.state === "recording";
+  document.body.dataset.recording = event.state;
+  $("recording-notice").hidden = event.state === "stopped" && !event.reason;
+  $("recording-notice").textContent = on ? "● This consult is being recorded"
+    : event.reason ? `Recording ended: ${event.reason}` : "";
+  if (side === "clinician" && consultId) {
+    $("record-btn").hidden = on;
+    $("record-stop-btn").hidden = !on;
+  }
+}
+
+async function recordingCall(path) {
+  try {
+    const state = await api("POST", path);
+    showRecording({ state: state.state, reason: state.reason });
+    showError("");
+  } catch (e) { showError(`Recording: ${e.message}`); }
+}
+
 function startClinician(csrfToken) {
   csrf = csrfToken;
   $("call").classList.add("clinician");
   document.querySelectorAll(".clinician-only").forEach((e) => { e.hidden = false; });
-  if (!consultId) { $("capture-btn").hidden = true; $("end-btn").hidden = true; }
+  if (!consultId) { $("capture-btn").hidden = true; $("end-btn").hidden = true; $("record-btn").hidden = true; }
   findings = new FindingsPanel($("findings"));
   askPanel = new AskPanel($("ask"), () => session);
   join();
@@ -193,6 +215,8 @@ $("rejoin-btn").onclick = () => { retries = 0; join(); };
 $("leave-btn").onclick = () => finish("You left the call. You can join again while the consult is open.", true);
 $("switch-btn").onclick = switchCamera;
 $("capture-btn").onclick = capture;
+$("record-btn").onclick = () => recordingCall(`/api/consults/${consultId}/recording`);
+$("record-stop-btn").onclick = () => recordingCall(`/api/consults/${consultId}/recording/stop`);
 // Ending hangs up both sides and voids the patient's link: ask first, since a slip of the mouse cannot be undone.
 $("end-btn").onclick = () => $("end-dialog").showModal();
 $("end-cancel-btn").onclick = () => $("end-dialog").close();

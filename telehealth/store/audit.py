@@ -22,6 +22,11 @@ class AuditAction(str, enum.Enum):
     # Named for the call, not `join`: that would hide str.join on every member (the stored value stays "join").
     join_call = "join"
     end = "end"
+    withdraw = "withdraw"
+    start_recording = "start_recording"
+    stop_recording = "stop_recording"
+    delete = "delete"
+    expire = "expire"  # removed by the retention sweep (actor null: the server)
 
 
 def record_audit(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -291,3 +292,43 @@ class ClinicOptionsRow(Base):
     clinic_wide_similar_cases: Mapped[bool] = mapped_column(Boolean)
     updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RecordingConsentRow(Base):
+    """Consent to record a case's video: who gave it (the patient or a named representative), who took it down, for
+    what use and what it covers; withdrawal keeps the row (the trail of what was allowed when)."""
+
+    __tablename__ = "recording_consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), index=True)
+    # Null: the patient consented themselves; otherwise the representative's name (free text the form must hold).
+    representative_name: Mapped[str | None] = mapped_column(String(200))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purpose: Mapped[str] = mapped_column(String(32))  # a records.RecordingPurpose value
+    patient_video: Mapped[bool] = mapped_column(Boolean)
+    patient_audio: Mapped[bool] = mapped_column(Boolean)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class RecordingRow(Base):
+    """One recording of a stream or consult on a case: its video file, its findings track, and how it ended."""
+
+    __tablename__ = "recordings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("wound_cases.id"), index=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("recording_consents.id"))
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    source: Mapped[str] = mapped_column(String(16))  # "stream" or "consult"
+    # File names inside the recordings folder (never paths from a request).
+    video_file: Mapped[str] = mapped_column(String(128))
+    findings_file: Mapped[str] = mapped_column(String(128))
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    # Why it ended early (disk full, consent withdrawn, stream ended); null for a clean stop.
+    end_reason: Mapped[str | None] = mapped_column(String(200))
