@@ -33,10 +33,16 @@ class ClientSession:
     pc: RTCPeerConnection
     socket: websockets.ClientConnection
     stream_id: str
-    track: MediaStreamTrack  # the annotated video coming back
+    incoming: MediaStreamTrack | None  # the annotated video coming back (None: published with receive_video=False)
     channel: RTCDataChannel
     events: asyncio.Queue[JsonObject] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
     audio: MediaStreamTrack | None = None  # sound coming back (consult rooms, when a microphone was sent)
+
+    @property
+    def track(self) -> MediaStreamTrack:
+        if self.incoming is None:
+            raise RuntimeError("this session was published with receive_video=False: no video comes back on it")
+        return self.incoming
 
     def send(self, message: JsonObject) -> None:
         """Send a request (ask, cancel, ping) on the data channel."""
@@ -70,11 +76,19 @@ async def publish(
     codec: str | None = None,
     label: str | None = None,
     on_receiver: ReceiverHook | None = None,
+    receive_video: bool = True,
 ) -> ClientSession:
     """Send `track` to the server at `url` (ws://host:port/ws) and receive the annotated copy. `token`: a session
-    token of a user who may publish (from POST /api/login)."""
+    token of a user who may publish (from POST /api/login). `receive_video=False`: offer send-only, so the server
+    encodes nothing back to this camera (a benchmark's camera whose viewers are elsewhere)."""
     return await _negotiate(
-        url, {"type": "publish", "label": label}, send_track=track, codec=codec, token=token, on_receiver=on_receiver
+        url,
+        {"type": "publish", "label": label},
+        send_track=track,
+        codec=codec,
+        token=token,
+        on_receiver=on_receiver,
+        receive_video=receive_video,
     )
 
 
@@ -119,6 +133,7 @@ async def _negotiate(
     microphone: MediaStreamTrack | None = None,
     token: str | None = None,
     on_receiver: ReceiverHook | None = None,
+    receive_video: bool = True,
 ) -> ClientSession:
     pc = RTCPeerConnection()
     events: asyncio.Queue[JsonObject] = asyncio.Queue(maxsize=10_000)
@@ -143,7 +158,7 @@ async def _negotiate(
             sound.append(track)
 
     if send_track is not None:
-        transceiver = pc.addTransceiver(send_track, direction="sendrecv")
+        transceiver = pc.addTransceiver(send_track, direction="sendrecv" if receive_video else "sendonly")
     else:
         transceiver = pc.addTransceiver("video", direction="recvonly")
     if microphone is not None:
@@ -163,7 +178,7 @@ async def _negotiate(
         if reply.get("type") == "error":
             raise ClientError(reply["code"], reply["message"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
-        track = await asyncio.wait_for(received, 10)
+        track = await asyncio.wait_for(received, 10) if receive_video else None
     except BaseException:
         await pc.close()
         await socket.close()

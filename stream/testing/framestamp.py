@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -112,3 +113,81 @@ def moving_pattern(width: int, height: int, seed: int = 7) -> Callable[[int], np
         return np.ascontiguousarray(tiles[shift : shift + height, shift : shift + width])
 
     return make
+
+
+class PreEncodedStampedTrack(MediaStreamTrack):
+    """The stamped camera encoded once, ahead of time, then sent as VP8 packets at `fps` (looping).
+
+    A benchmark whose own camera encodes 720p live spends a core of a small machine on it, and then measures its own
+    load instead of the server's; packets encoded in advance cost the sender almost nothing. Publish it with
+    codec="VP8" (the packets are VP8). Each loop starts on a keyframe and a keyframe follows every `keyframe_every`
+    frames, so a receiver that lost a packet recovers without asking this sender (which cannot make one on demand).
+    `sent_at[index]` records when the packet of stamped frame `index` left recv() (most recent loop).
+    """
+
+    kind = "video"
+
+    def __init__(self, packets: list[bytes], keyframes: set[int], fps: float) -> None:
+        super().__init__()
+        if not packets:
+            raise ValueError("no encoded frames to send")
+        self.fps = fps
+        self.sent_at: dict[int, float] = {}
+        self.packets = packets
+        self.keyframes = keyframes
+        self._sent = 0
+        self._start: float | None = None
+
+    @classmethod
+    def encode(
+        cls,
+        width: int,
+        height: int,
+        fps: float = 30.0,
+        seconds: float = 40.0,
+        bitrate: int = 1_500_000,
+        keyframe_every: int = 60,
+        make_background: Callable[[int], npt.NDArray[np.uint8]] | None = None,
+    ) -> PreEncodedStampedTrack:
+        """Encode `seconds` of the stamped pattern with libvpx (blocking: call it off the event loop)."""
+        background = make_background or moving_pattern(width, height)
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+        codec.bit_rate = bitrate
+        codec.time_base = VIDEO_TIME_BASE
+        codec.gop_size = keyframe_every
+        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}
+        packets: list[bytes] = []
+        keyframes: set[int] = set()
+        for index in range(int(seconds * fps)):
+            image = background(index).copy()
+            stamp_frame(image, index)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+            frame.pts = int(index * VIDEO_CLOCK_HZ / fps)
+            frame.time_base = VIDEO_TIME_BASE
+            if index % keyframe_every == 0:
+                frame.pict_type = av.video.frame.PictureType.I
+            encoded = codec.encode(frame)
+            if len(encoded) != 1:  # lag-in-frames 0: one packet per frame, in order
+                raise RuntimeError(f"libvpx gave {len(encoded)} packets for frame {index}")
+            if encoded[0].is_keyframe:
+                keyframes.add(index)
+            packets.append(bytes(encoded[0]))
+        if 0 not in keyframes:
+            raise RuntimeError("libvpx did not start on a keyframe")
+        return cls(packets, keyframes, fps)
+
+    async def recv(self) -> av.Packet[Any]:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._sent / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        index = self._sent % len(self.packets)
+        packet = av.Packet(self.packets[index])
+        packet.pts = int(self._sent * VIDEO_CLOCK_HZ / self.fps)
+        packet.time_base = VIDEO_TIME_BASE
+        self.sent_at[index] = time.monotonic()
+        self._sent += 1
+        return packet
