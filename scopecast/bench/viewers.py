@@ -2,9 +2,10 @@
 encode per viewer) and through Janus (one encode for all).
 
 The server runs in its own process (so its CPU is its own); this process publishes a stamped 720p30 camera to it
-and opens N viewers. The camera is encoded once before the runs and sent as packets, so this process does not spend
-a core encoding it live (on a 2-core box that would measure the bench instead of the server); its own CPU is printed
-too, as what the viewers cost the machine. Most viewers count frames without decoding them (stream.testing.janus_viewer), so one box can
+and opens N viewers. The camera is encoded once before the runs and sent as packets from a process of its own
+(scopecast.bench.bench_camera), so neither a live encode nor fifty viewers in this event loop disturb the source the
+server is measured on; the harness's own CPU (camera and viewers) is printed too, as what the viewers cost the
+machine. Most viewers count frames without decoding them (stream.testing.janus_viewer), so one box can
 host fifty; a few sample viewers decode and read each frame's stamp for glass-to-glass latency. Per viewer count
 and path it prints scopecast's and Janus's CPU (% of one core), received fps per counting viewer (min / median),
 and the sample's latency (median, and added over the one-viewer direct run).
@@ -46,7 +47,7 @@ class ViewersRun:
     fps_median: float
     latency_ms_p50: float | None  # the decoding sample's median glass-to-glass latency
     latency_added_ms: float | None = None  # over the one-viewer direct run
-    bench_cpu_pct: float = 0.0  # this process: the camera's packets and every viewer
+    bench_cpu_pct: float = 0.0  # the harness: the camera's process and this one (every viewer)
     sample_viewers: int = 0
     connected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -105,6 +106,8 @@ async def _run_all(
         None, lambda: PreEncodedStampedTrack.encode(size[0], size[1], args.fps, seconds=args.seconds + args.warmup + 30)
     )
     with tempfile.TemporaryDirectory(prefix="scopecast-bench-viewers-") as tmp:
+        packets = Path(tmp) / "camera.packets"
+        camera.save(packets)
         janus: LocalJanus | None = None
         janus_config: LocalJanusConfig | None = None
         if "janus" in paths and args.janus_url is None:
@@ -115,7 +118,7 @@ async def _run_all(
             for path in paths:
                 for count in counts:
                     print(f"running {path} with {count} viewer(s) ...", flush=True)
-                    results.append(await _run_one(args, path, count, camera, janus, janus_config))
+                    results.append(await _run_one(args, path, count, packets, janus, janus_config))
         finally:
             if janus is not None:
                 janus.stop()
@@ -166,12 +169,10 @@ async def _run_one(
     args: argparse.Namespace,
     path: str,
     count: int,
-    encoded: PreEncodedStampedTrack,
+    packets: Path,
     janus: LocalJanus | None,
     janus_config: LocalJanusConfig | None,
 ) -> ViewersRun:
-    from stream.testing import client
-
     token = secrets.token_urlsafe(24)
     env = {
         "SCOPECAST_SERVE_SAMPLE": "false",
@@ -183,19 +184,12 @@ async def _run_one(
     if path == "janus":
         env.update(_janus_env(args, janus_config))
     run = ViewersRun(path, count, args.seconds, 0.0, None, 0.0, 0.0, None)
-    camera = PreEncodedStampedTrack(encoded.packets, encoded.keyframes, encoded.fps)  # its own clock and stamps
-    async with _server(env, token) as (addr, server):
-        publisher = await client.publish(
-            f"ws://{addr}/ws",
-            camera,
-            token=token,
-            codec="VP8",
-            label="bench",
-            receive_video=False,  # the camera's own annotated copy would be one more encode on the server
-        )
+    send_log = packets.with_suffix(f".{path}-{count}.log")
+    async with _server(env, token) as (addr, server), _camera(addr, token, packets, send_log) as (stream_id, camera):
         counters: list[list[float]] = []
-        closers: list[Any] = [publisher.close]
+        closers: list[Any] = []
         samples: list[Any] = []
+        stamps_seen: list[tuple[int, float]] = []
         try:
             sample_count = min(args.sample, count)
             for index in range(count):
@@ -204,7 +198,7 @@ async def _run_one(
                 # bound by the server's own encodes anyway. Janus viewers count without decoding.
                 decode = index < sample_count or path == "direct"
                 try:
-                    track, close = await _open_viewer(path, addr, token, publisher.stream_id, decode, counters)
+                    track, close = await _open_viewer(path, addr, token, stream_id, decode, counters)
                 except Exception as exc:  # a refused or failed viewer is reported, the run goes on
                     run.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                     continue
@@ -214,20 +208,20 @@ async def _run_one(
                     samples.append(track)
             run.sample_viewers = len(samples)
             await asyncio.sleep(args.warmup)
-            latencies: list[float] = []
             readers = []
             for track in samples:  # the decoding viewers count what they decode
                 decoded: list[float] = []
                 counters.append(decoded)
-                readers.append(asyncio.create_task(_read_stamps(track, camera.sent_at, latencies, decoded)))
+                readers.append(asyncio.create_task(_read_stamps(track, stamps_seen, decoded)))
             janus_proc = janus.proc.pid if janus is not None and janus.proc is not None else None
-            cpu_before = _cpu_seconds(server), _cpu_seconds(janus_proc), _cpu_seconds(os.getpid())
+            harness = (os.getpid(), camera)
+            cpu_before = _cpu_seconds(server), _cpu_seconds(janus_proc), sum(map(_cpu_seconds, harness))
             marks = [len(c) for c in counters]
             started = time.monotonic()
             await asyncio.sleep(args.seconds)
             elapsed = time.monotonic() - started
             run.scopecast_cpu_pct = 100 * (_cpu_seconds(server) - cpu_before[0]) / elapsed
-            run.bench_cpu_pct = 100 * (_cpu_seconds(os.getpid()) - cpu_before[2]) / elapsed
+            run.bench_cpu_pct = 100 * (sum(map(_cpu_seconds, harness)) - cpu_before[2]) / elapsed
             if janus_proc is not None and path == "janus":
                 run.janus_cpu_pct = 100 * (_cpu_seconds(janus_proc) - cpu_before[1]) / elapsed
             fps = [(len(c) - m) / elapsed for c, m in zip(counters, marks, strict=True)]
@@ -235,13 +229,57 @@ async def _run_one(
                 reader.cancel()
             if fps:
                 run.fps_min, run.fps_median = min(fps), statistics.median(fps)
-            if latencies:
-                run.latency_ms_p50 = statistics.median(latencies)
         finally:
             for close in closers:
                 with suppress(Exception):
                     await close()
+    latencies = latencies_ms(stamps_seen, json.loads(send_log.read_text()) if send_log.exists() else [])
+    if latencies:
+        run.latency_ms_p50 = statistics.median(latencies)
     return run
+
+
+@asynccontextmanager
+async def _camera(addr: str, token: str, packets: Path, send_log: Path) -> AsyncIterator[tuple[str, int]]:
+    """The camera process publishing to the server at `addr`: yields (stream id, pid); its send log is written to
+    `send_log` when it is stopped."""
+    env = {
+        **os.environ,
+        "BENCH_CAMERA_URL": f"ws://{addr}/ws",
+        "BENCH_CAMERA_TOKEN": token,
+        "BENCH_CAMERA_PACKETS": str(packets),
+        "BENCH_CAMERA_LOG": str(send_log),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scopecast.bench.bench_camera", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError(f"the bench camera exited with {await proc.wait()} before publishing")
+        yield json.loads(line)["stream_id"], proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+
+
+def latencies_ms(stamps_seen: list[tuple[int, float]], send_log: list[list[float]]) -> list[float]:
+    """Glass-to-glass latency of each decoded frame: its arrival minus the last send of its stamp before it (the
+    camera loops, so a stamp is sent again every loop)."""
+    sends: dict[int, list[float]] = {}
+    for stamp, sent in send_log:
+        sends.setdefault(int(stamp), []).append(sent)
+    latencies = []
+    for stamp, arrived in stamps_seen:
+        earlier = [sent for sent in sends.get(stamp, []) if sent <= arrived]
+        if earlier:
+            latencies.append(1000 * (arrived - max(earlier)))
+    return latencies
 
 
 async def _open_viewer(
@@ -275,7 +313,7 @@ async def _open_viewer(
     return viewer.track, viewer.close
 
 
-async def _read_stamps(track: Any, sent_at: dict[int, float], latencies: list[float], arrivals: list[float]) -> None:
+async def _read_stamps(track: Any, stamps_seen: list[tuple[int, float]], arrivals: list[float]) -> None:
     from stream.testing.framestamp import read_stamp
 
     while True:
@@ -283,8 +321,8 @@ async def _read_stamps(track: Any, sent_at: dict[int, float], latencies: list[fl
         now = time.monotonic()
         arrivals.append(now)
         index = read_stamp(frame.to_ndarray(format="gray"))
-        if index and index in sent_at:
-            latencies.append(1000 * (now - sent_at[index]))
+        if index is not None:
+            stamps_seen.append((index, now))
 
 
 def _cpu_seconds(pid: int | None) -> float:

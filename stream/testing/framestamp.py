@@ -10,8 +10,10 @@ damaged by compression is rejected rather than misread.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import av
@@ -133,6 +135,7 @@ class PreEncodedStampedTrack(MediaStreamTrack):
             raise ValueError("no encoded frames to send")
         self.fps = fps
         self.sent_at: dict[int, float] = {}
+        self.send_log: list[tuple[int, float]] = []  # (stamp, monotonic send time) of every packet, loops included
         self.packets = packets
         self.keyframes = keyframes
         self._sent = 0
@@ -177,6 +180,32 @@ class PreEncodedStampedTrack(MediaStreamTrack):
             raise RuntimeError("libvpx did not start on a keyframe")
         return cls(packets, keyframes, fps)
 
+    def save(self, path: Path) -> None:
+        """Write the packets (each as a 4-byte length and its bytes) for another process to send: `load`."""
+        with path.open("wb") as out:
+            out.write(struct.pack("<If", len(self.packets), self.fps))
+            for index, packet in enumerate(self.packets):
+                out.write(struct.pack("<I?", len(packet), index in self.keyframes))
+                out.write(packet)
+
+    @classmethod
+    def load(cls, path: Path) -> PreEncodedStampedTrack:
+        data = path.read_bytes()
+        count, fps = struct.unpack_from("<If", data)
+        offset = struct.calcsize("<If")
+        packets: list[bytes] = []
+        keyframes: set[int] = set()
+        for index in range(count):
+            size, key = struct.unpack_from("<I?", data, offset)
+            offset += struct.calcsize("<I?")
+            packets.append(data[offset : offset + size])
+            offset += size
+            if key:
+                keyframes.add(index)
+        if offset != len(data):
+            raise ValueError(f"{path}: not a file written by PreEncodedStampedTrack.save")
+        return cls(packets, keyframes, fps)
+
     async def recv(self) -> av.Packet[Any]:
         if self._start is None:
             self._start = time.monotonic()
@@ -189,5 +218,6 @@ class PreEncodedStampedTrack(MediaStreamTrack):
         packet.pts = int(self._sent * VIDEO_CLOCK_HZ / self.fps)
         packet.time_base = VIDEO_TIME_BASE
         self.sent_at[index] = time.monotonic()
+        self.send_log.append((index, self.sent_at[index]))
         self._sent += 1
         return packet

@@ -18,7 +18,6 @@ from typing import Any
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
 
 from stream.janus.client import JanusSession, open_session
 from stream.janus.publisher import VIDEOROOM
@@ -42,18 +41,19 @@ def count_without_decoding(receiver: RTCRtpReceiver, arrivals: list[float]) -> N
     """Before the receiver starts (right after the track event), count its frames into `arrivals` instead of
     decoding them.
 
-    Each packet goes to a counter that records a frame at every packet with the RTP marker bit (the last packet of
-    a video frame) and skips aiortc's jitter buffer, depacketiser, NACK and bitrate estimator: those cost a
-    Python-side viewer about as much as the network stack itself, and fifty of them would measure this process
-    instead of the server. Without NACKs a lost packet is not resent, which loopback does not need.
+    Every RTP packet that reaches this peer's transport (after SRTP) is looked at for the RTP marker bit, set on the
+    last packet of a video frame, and nothing more: aiortc's header parsing, jitter buffer, depacketiser, NACKs and
+    bitrate estimator cost a Python viewer about as much again as the network stack, and fifty of them would
+    measure this process instead of the server. The peer must carry this one video stream only (a Janus subscriber
+    does); without NACKs a lost packet is not resent, which loopback does not need.
     """
     receiver._RTCRtpReceiver__decoder_queue = _CountingQueue(arrivals)  # type: ignore[attr-defined]
 
-    async def count_frame_ends(packet: RtpPacket, arrival_time_ms: int) -> None:
-        if packet.marker:
+    async def count_frame_ends(data: bytes, arrival_time_ms: int) -> None:
+        if len(data) > 1 and data[1] & 0x80:
             arrivals.append(time.monotonic())
 
-    receiver._handle_rtp_packet = count_frame_ends  # type: ignore[method-assign]
+    receiver.transport._handle_rtp_data = count_frame_ends  # type: ignore[method-assign]
 
 
 @dataclass

@@ -9,6 +9,7 @@ import shutil
 import av
 import pytest
 
+from scopecast.bench.viewers import latencies_ms
 from scopecast.cli import main
 from stream.testing.framestamp import PreEncodedStampedTrack, read_stamp
 
@@ -22,6 +23,22 @@ def test_the_pre_encoded_camera_decodes_to_its_stamps_and_starts_on_keyframes():
         read_stamp(frame.to_ndarray(format="gray")) for p in track.packets for frame in decoder.decode(av.Packet(p))
     ]
     assert stamps == list(range(75))
+
+
+def test_saved_packets_load_back_whole_and_a_foreign_file_is_refused(tmp_path):
+    track = PreEncodedStampedTrack.encode(640, 360, fps=30, seconds=1, keyframe_every=10)
+    track.save(tmp_path / "camera.packets")
+    loaded = PreEncodedStampedTrack.load(tmp_path / "camera.packets")
+    assert loaded.packets == track.packets and loaded.keyframes == track.keyframes and loaded.fps == 30
+    (tmp_path / "other").write_bytes((tmp_path / "camera.packets").read_bytes() + b"tail")
+    with pytest.raises(ValueError, match="not a file written by PreEncodedStampedTrack.save"):
+        PreEncodedStampedTrack.load(tmp_path / "other")
+
+
+def test_latency_counts_from_the_last_send_of_a_stamp_before_its_arrival():
+    sends = [[0, 10.0], [1, 10.1], [0, 20.0]]  # stamp 0 sent again by the next loop
+    seen = [(0, 10.25), (1, 10.3), (0, 20.05), (2, 21.0)]  # stamp 2 was never sent: not counted
+    assert latencies_ms(seen, sends) == pytest.approx([250.0, 200.0, 50.0])
 
 
 async def test_the_camera_paces_its_packets_and_loops_with_increasing_timestamps():

@@ -184,7 +184,7 @@ async def test_full_disk_closes_cleanly_and_other_streams_keep_recording(tmp_pat
         await asyncio.sleep(0.2)
         await recordings.start_stream(first.stream_id, 12, user_id=3, role="surgeon")
         await recordings.start_stream(second.stream_id, 13, user_id=3, role="surgeon")
-        for _ in range(100):
+        for _ in range(400):  # the first disk fills after some seconds of video; a loaded machine takes longer
             await asyncio.sleep(0.1)
             if recordings.status(first.stream_id).state != "recording":  # type: ignore[union-attr]
                 break
