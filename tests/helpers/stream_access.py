@@ -35,3 +35,13 @@ async def clinician_page(browser, addr: str, **context_options):  # -> playwrigh
     context = await browser.new_context(**context_options)
     await context.add_cookies([{"name": COOKIE, "value": CLINICIAN_TOKEN, "url": f"http://{addr}"}])
     return await context.new_page()
+
+
+async def watch_monitor_with_findings(page, addr: str, stream_id: str = "sample") -> None:
+    """Open /monitor on `stream_id` and wait until its video plays (over a second in) and findings are listed."""
+    await page.goto(f"http://{addr}/monitor?stream={stream_id}")
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
+        timeout=30_000,
+    )
+    await page.wait_for_selector("#panel li.object", timeout=15_000)

@@ -26,7 +26,13 @@ from stream.testing.janus_viewer import watch_room
 from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
 from tests.helpers.janus_server import janus_server
 from tests.helpers.servers import running_server
-from tests.helpers.stream_access import CLINICIAN_HEADERS, PATIENT_TOKEN, clinician_page, fixed_token_access
+from tests.helpers.stream_access import (
+    CLINICIAN_HEADERS,
+    PATIENT_TOKEN,
+    clinician_page,
+    fixed_token_access,
+    watch_monitor_with_findings,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The media permission flag also makes Chromium offer plain host candidates instead of mDNS names, which aioice
@@ -265,12 +271,7 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_ARGS)
                 try:
                     page = await clinician_page(browser, addr)
-                    await page.goto(f"http://{addr}/monitor?stream=sample")
-                    await page.wait_for_function(
-                        "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
-                        timeout=30_000,
-                    )
-                    await page.wait_for_selector("#panel li.object", timeout=15_000)
+                    await watch_monitor_with_findings(page, addr)
                     path = await page.evaluate("document.body.dataset.path")
                     # Questions go on the viewer's own data-channel-only connection; the answer comes back there.
                     await page.fill("#ask input", "what do you see?")
@@ -325,12 +326,7 @@ async def test_janus_down_the_monitor_watches_directly_with_a_notice(tmp_path, a
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=_CHROMIUM_ARGS)
         try:
             page = await clinician_page(browser, addr)
-            await page.goto(f"http://{addr}/monitor?stream=sample")
-            await page.wait_for_function(
-                "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
-                timeout=30_000,
-            )
-            await page.wait_for_selector("#panel li.object", timeout=15_000)
+            await watch_monitor_with_findings(page, addr)
             notice = await page.text_content("#notice")
             path = await page.evaluate("document.body.dataset.path")
             await page.screenshot(path=str(artifacts_dir / "monitor-janus-down.png"))

@@ -11,7 +11,7 @@ import av
 import pytest
 
 from stream.events import RecordingEvent, parse_server_event
-from stream.hub import StreamHub
+from stream.hub import StreamEntry, StreamHub
 from stream.metrics import StreamMetrics
 from stream.pipeline import PipelineConfig
 from stream.recording.contracts import ConsentDecision, RecordingRefused
@@ -44,12 +44,24 @@ def decoded(path) -> tuple[list[float], av.container.InputContainer]:  # type: i
     return times, container
 
 
-async def test_recording_is_playable_and_findings_line_up_with_frames(tmp_path) -> None:
+def one_camera_recorded(
+    tmp_path, cases: dict[int, ConsentDecision]
+) -> tuple[StreamHub, ConsentBook, FolderCatalogue, LiveRecordings, StreamEntry]:
+    """A hub with one paced camera ("scope") and recordings into `tmp_path` under the consent of `cases`."""
     hub = make_hub()
-    consent = ConsentBook({12: CONSENTED})
+    consent = ConsentBook(cases)
     catalogue = FolderCatalogue(tmp_path, consent)
-    recordings = LiveRecordings(hub, None, consent, catalogue)
-    entry = hub.add_camera_stream(PacedCamera(), "scope")
+    return (
+        hub,
+        consent,
+        catalogue,
+        LiveRecordings(hub, None, consent, catalogue),
+        hub.add_camera_stream(PacedCamera(), "scope"),
+    )
+
+
+async def test_recording_is_playable_and_findings_line_up_with_frames(tmp_path) -> None:
+    hub, consent, catalogue, recordings, entry = one_camera_recorded(tmp_path, {12: CONSENTED})
     events: list[str] = []
     entry.pipeline.add_listener(events.append)
     try:
@@ -100,11 +112,7 @@ async def test_recording_is_playable_and_findings_line_up_with_frames(tmp_path) 
 
 
 async def test_no_consent_no_recording(tmp_path) -> None:
-    hub = make_hub()
-    consent = ConsentBook({})
-    catalogue = FolderCatalogue(tmp_path, consent)
-    recordings = LiveRecordings(hub, None, consent, catalogue)
-    entry = hub.add_camera_stream(PacedCamera(), "scope")
+    hub, consent, catalogue, recordings, entry = one_camera_recorded(tmp_path, {})
     try:
         with pytest.raises(RecordingRefused) as refused:
             await recordings.start_stream(entry.stream_id, 12, user_id=3, role="surgeon")
@@ -116,11 +124,7 @@ async def test_no_consent_no_recording(tmp_path) -> None:
 
 
 async def test_withdrawn_consent_stops_the_recording(tmp_path) -> None:
-    hub = make_hub()
-    consent = ConsentBook({12: CONSENTED})
-    catalogue = FolderCatalogue(tmp_path, consent)
-    recordings = LiveRecordings(hub, None, consent, catalogue)
-    entry = hub.add_camera_stream(PacedCamera(), "scope")
+    hub, consent, catalogue, recordings, entry = one_camera_recorded(tmp_path, {12: CONSENTED})
     try:
         await asyncio.sleep(0.2)
         await recordings.start_stream(entry.stream_id, 12, user_id=3, role="surgeon")
@@ -137,11 +141,7 @@ async def test_withdrawn_consent_stops_the_recording(tmp_path) -> None:
 
 
 async def test_a_stream_that_ends_closes_its_recording(tmp_path) -> None:
-    hub = make_hub()
-    consent = ConsentBook({12: CONSENTED})
-    catalogue = FolderCatalogue(tmp_path, consent)
-    recordings = LiveRecordings(hub, None, consent, catalogue)
-    entry = hub.add_camera_stream(PacedCamera(), "scope")
+    hub, consent, catalogue, recordings, entry = one_camera_recorded(tmp_path, {12: CONSENTED})
     try:
         await asyncio.sleep(0.2)
         await recordings.start_stream(entry.stream_id, 12, user_id=3, role="surgeon")

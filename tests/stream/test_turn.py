@@ -19,7 +19,12 @@ from stream.rooms import RoomGrant, RoomRefused
 from stream.turn import TurnRelay
 from tests.helpers.fakes import BoxModel, keyword_vlm, registry_with
 from tests.helpers.servers import running_server
-from tests.helpers.stream_access import CLINICIAN_HEADERS, clinician_page, fixed_token_access
+from tests.helpers.stream_access import (
+    CLINICIAN_HEADERS,
+    clinician_page,
+    fixed_token_access,
+    watch_monitor_with_findings,
+)
 from tests.helpers.turn_server import coturn
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -108,12 +113,7 @@ async def test_a_browser_forced_to_relay_gets_video_and_findings_through_coturn(
             )
             try:
                 page = await clinician_page(browser, addr)
-                await page.goto(f"http://{addr}/monitor?stream=sample")
-                await page.wait_for_function(
-                    "() => { const v = document.querySelector('#video'); return v && v.videoWidth > 0 && v.currentTime > 1; }",
-                    timeout=30_000,
-                )
-                await page.wait_for_selector("#panel li.object", timeout=15_000)
+                await watch_monitor_with_findings(page, addr)
                 # The pair in use: the browser's side is a relayed (TURN) candidate.
                 local_type = await page.evaluate("""async () => {
                     const stats = await window.scopecastSession.pc.getStats();
