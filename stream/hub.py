@@ -20,6 +20,7 @@ from stream.metrics import StreamMetrics
 from stream.model_runner import ModelRunner
 from stream.model_worker import BatchPolicy, ModelWorkers
 from stream.pipeline import PipelineConfig, StreamPipeline
+from stream.private_frames import PrivateFrameTrack
 from stream.sources import SourceError, SourceSpec, VideoSource, probe_source
 from stream.tracks import AnnotatedTrack, pump_track
 
@@ -209,7 +210,8 @@ class StreamHub:
             overlay_opacity, lambda level: AnnotatedTrack(entry.pipeline, self._metrics, self._draw_executor, level)
         )
         entry.pipeline.viewers += 1
-        return self._relay.subscribe(output, buffered=False)
+        # Every reader's encoder rewrites the frame it is handed: each gets its own (see stream/private_frames.py).
+        return PrivateFrameTrack(self._relay.subscribe(output, buffered=False))
 
     def unsubscribe(self, stream_id: str, track: MediaStreamTrack) -> None:
         track.stop()

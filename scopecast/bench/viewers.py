@@ -190,6 +190,8 @@ async def _run_one(
         closers: list[Any] = []
         samples: list[Any] = []
         stamps_seen: list[tuple[int, float]] = []
+        window_stamps: list[tuple[int, float]] = []  # the stamps decoded in the measured window
+        readers: list[asyncio.Task[None]] = []
         try:
             sample_count = min(args.sample, count)
             for index in range(count):
@@ -207,33 +209,36 @@ async def _run_one(
                 if decode:
                     samples.append(track)
             run.sample_viewers = len(samples)
-            await asyncio.sleep(args.warmup)
-            readers = []
-            for track in samples:  # the decoding viewers count what they decode
+            # The decoding viewers read from the moment they connect: aiortc queues decoded frames without bound, so
+            # a reader started later would count the warm-up's backlog as frames of the measured window.
+            for track in samples:
                 decoded: list[float] = []
                 counters.append(decoded)
                 readers.append(asyncio.create_task(_read_stamps(track, stamps_seen, decoded)))
+            await asyncio.sleep(args.warmup)
             janus_proc = janus.proc.pid if janus is not None and janus.proc is not None else None
             harness = (os.getpid(), camera)
             cpu_before = _cpu_seconds(server), _cpu_seconds(janus_proc), sum(map(_cpu_seconds, harness))
             marks = [len(c) for c in counters]
+            stamps_from = len(stamps_seen)
             started = time.monotonic()
             await asyncio.sleep(args.seconds)
             elapsed = time.monotonic() - started
+            window_stamps = stamps_seen[stamps_from:]
             run.scopecast_cpu_pct = 100 * (_cpu_seconds(server) - cpu_before[0]) / elapsed
             run.bench_cpu_pct = 100 * (sum(map(_cpu_seconds, harness)) - cpu_before[2]) / elapsed
             if janus_proc is not None and path == "janus":
                 run.janus_cpu_pct = 100 * (_cpu_seconds(janus_proc) - cpu_before[1]) / elapsed
             fps = [(len(c) - m) / elapsed for c, m in zip(counters, marks, strict=True)]
-            for reader in readers:
-                reader.cancel()
             if fps:
                 run.fps_min, run.fps_median = min(fps), statistics.median(fps)
         finally:
+            for reader in readers:
+                reader.cancel()
             for close in closers:
                 with suppress(Exception):
                     await close()
-    latencies = latencies_ms(stamps_seen, json.loads(send_log.read_text()) if send_log.exists() else [])
+    latencies = latencies_ms(window_stamps, json.loads(send_log.read_text()) if send_log.exists() else [])
     if latencies:
         run.latency_ms_p50 = statistics.median(latencies)
     return run

@@ -79,11 +79,8 @@ class Mp4Writer:
             return False
         self._last_video_pts = pts
         stream = self._video
-        if frame.width != stream.width or frame.height != stream.height or frame.format.name != "yuv420p":
-            frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-        else:
-            # Viewers' encoders read this same frame object: stamp and encode a copy of our own.
-            frame = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+        # The frame is this recorder's own (the hub hands each reader a private copy), so it is stamped in place.
+        frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
         for packet in stream.encode(frame):

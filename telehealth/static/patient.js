@@ -149,6 +149,8 @@ function frameBlob(video, longSide) {
 
 async function openCamera() {
   setError("");
+  // Readiness belongs to one camera session: a reopened camera is not ready until its own checks pass.
+  document.body.dataset.liveReady = "";
   try {
     camera = await navigator.mediaDevices.getUserMedia({
       video: { facingMode: "environment", width: { ideal: 1920 }, height: { ideal: 1080 } }, audio: false,
@@ -186,6 +188,7 @@ function closeCamera() {
   if (camera) camera.getTracks().forEach((t) => t.stop());
   camera = null;
   document.body.dataset.camera = "closed";
+  document.body.dataset.liveReady = "";
 }
 
 async function preview(blob) {

@@ -165,15 +165,12 @@ async def test_full_disk_closes_cleanly_and_other_streams_keep_recording(tmp_pat
     hub = make_hub()
     consent = ConsentBook({12: CONSENTED, 13: CONSENTED})
     catalogue = FolderCatalogue(tmp_path, consent)
-    # Room for about a second of video on the first recording's disk; the second has room to spare.
-    opened = {"n": 0}
+    # Room for some seconds of video on the first recording's disk; the second has room to spare. Chosen by file
+    # name, not by which opens first: each recorder opens its video on its own first frame, in either order.
     small, large = filling_disk_opener(60_000), filling_disk_opener(1 << 30)
 
     def opener(path):
-        if path.suffix == ".mp4":
-            opened["n"] += 1
-            return (small if opened["n"] == 1 else large)(path)
-        return small(path)
+        return (small if path.name == "rec-1.mp4" else large)(path)
 
     recordings = LiveRecordings(hub, None, consent, catalogue, direct_recorders(hub, opener))
     first = hub.add_camera_stream(PacedCamera(), "theatre 1")

@@ -160,6 +160,28 @@ async def test_vanished_client_is_cleaned_up():
     assert threading.active_count() <= threads_before + 2, "worker threads leaked"
 
 
+async def test_every_direct_viewer_keeps_getting_video():
+    """Three viewers of one stream, each with its own encoder: each keeps receiving new frames. (They used to share
+    one frame object that every encoder rebases in place, and all but one viewer stopped after half a second.)"""
+    app = _app("box", BoxModel())
+    async with running_server(app) as addr:
+        publisher = await client.publish(
+            f"ws://{addr}/ws", StampedVideoTrack(640, 360, 30), token=CLINICIAN_TOKEN, receive_video=False
+        )
+        viewers = [await client.watch(f"ws://{addr}/ws", publisher.stream_id, token=CLINICIAN_TOKEN) for _ in range(3)]
+        try:
+            # Read from the start (aiortc queues without bound), count only the last 2.5 s.
+            readings = await asyncio.gather(*(_receive(v.track, 4.0) for v in viewers))
+        finally:
+            for s in viewers + [publisher]:
+                await s.close()
+    for frames in readings:
+        window = [image for at, image in frames if at >= frames[-1][0] - 2.5]
+        stamps = [s for s in map(read_stamp, window) if s is not None]
+        assert len(window) >= 0.5 * 2.5 * 30, [len([1 for at, _ in f if at >= f[-1][0] - 2.5]) for f in readings]
+        assert len(stamps) >= 0.8 * len(window) and stamps[-1] - stamps[0] >= 0.5 * 2.5 * 30, stamps[:5]
+
+
 async def test_two_viewers_share_one_inference():
     model = BoxModel()
     app = _app("box", model)
