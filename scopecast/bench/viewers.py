@@ -195,10 +195,9 @@ async def _run_one(
         try:
             sample_count = min(args.sample, count)
             for index in range(count):
-                # Direct viewers all decode: aiortc's server sends to a receiver that never decodes only for the
-                # first second or so (seen with 2+ such viewers; cause not found yet), and the direct path is
-                # bound by the server's own encodes anyway. Janus viewers count without decoding.
-                decode = index < sample_count or path == "direct"
+                # Beyond the `--sample` viewers that decode and read stamps, viewers count RTP frames without
+                # decoding, on both paths: fifty Python decoders would measure the harness, not the server.
+                decode = index < sample_count
                 try:
                     track, close = await _open_viewer(path, addr, token, stream_id, decode, counters)
                 except Exception as exc:  # a refused or failed viewer is reported, the run goes on
