@@ -32,6 +32,7 @@ from perception.vlm.base import VlmBackend
 from perception.vlm.factory import create_vlm
 from scopecast.assets import SAMPLE_CLIP
 from scopecast.http_guards import BodyDeadline, RequestBodyDeadline, SecurityHeaders
+from scopecast.janus_sign_out import janus_sign_out
 from scopecast.recording_setup import (
     ConsultRecorder,
     TelehealthCatalogue,
@@ -304,6 +305,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop_listening: Callable[[], None] | None = None
         if telehealth is not None:
             files = RecordingFiles(telehealth.settings.recordings_dir)
             await asyncio.to_thread(close_interrupted_recordings, telehealth.store, files)
@@ -316,6 +318,10 @@ def create_app(
             telehealth.dicom.start()  # with a PACS configured: resumes what was queued before the restart
         if janus is not None:
             janus.start()  # in the background: an unreachable Janus leaves viewers on the direct path
+            if telehealth is not None:
+                stop_listening = telehealth.auth.add_sign_out_listener(
+                    janus_sign_out(janus, asyncio.get_running_loop())
+                )
         if retention is not None:
             retention.start()
         ready["sources"] = True
@@ -330,6 +336,8 @@ def create_app(
         try:
             yield
         finally:
+            if stop_listening is not None:
+                stop_listening()
             if janus is not None:
                 await janus.close()
             if recordings is not None:

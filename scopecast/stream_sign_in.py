@@ -17,9 +17,11 @@ from telehealth.session_tokens import SESSION_COOKIE
 _STREAM_ROLES = frozenset({Role.surgeon, Role.gp, Role.admin})
 
 
-def principal_of(actor: Actor) -> Principal:
+def principal_of(actor: Actor, sign_in: str = "") -> Principal:
     clinical = actor.role in _STREAM_ROLES
-    return Principal(user_id=actor.user_id, role=actor.role.value, may_watch=clinical, may_publish=clinical)
+    return Principal(
+        user_id=actor.user_id, role=actor.role.value, may_watch=clinical, may_publish=clinical, sign_in=sign_in
+    )
 
 
 def telehealth_stream_access(telehealth: TelehealthServices, allowed_origins: Iterable[str] = ()) -> StreamAccess:
@@ -28,6 +30,6 @@ def telehealth_stream_access(telehealth: TelehealthServices, allowed_origins: It
             actor = await asyncio.to_thread(telehealth.auth.actor_for_token, token)  # one database read
         except TelehealthError as exc:
             raise AccessDenied("invalid_session", exc.reason) from None
-        return principal_of(actor)
+        return principal_of(actor, telehealth.auth.sign_in_key_for(token))
 
     return StreamAccess(authenticate, SESSION_COOKIE, "/signin", frozenset(allowed_origins))

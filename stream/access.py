@@ -20,6 +20,7 @@ class Principal:
     role: str
     may_watch: bool  # theatre sources and published cameras
     may_publish: bool  # send a camera as a new stream
+    sign_in: str = ""  # names the sign-in (not a credential): what was handed out for it ends when it signs out
 
 
 class AccessDenied(Exception):

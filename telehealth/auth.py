@@ -12,7 +12,9 @@ from telehealth.errors import Forbidden, InvalidSession
 from telehealth.records import Actor, Role
 from telehealth.session_tokens import CSRF_HEADER, SESSION_COOKIE, SessionTokens
 from telehealth.store.cases import CaseStore
-from telehealth.store.sessions import live_session_actor, open_session, revoke_session
+from telehealth.store.sessions import live_session_actor, open_session, revoke_session, session_hash
+
+SignOutListener = Callable[[str], None]
 
 # Reads with the cookie need nothing more (a page's <img> cannot send a header, and SameSite=Strict keeps other
 # sites' requests from carrying it); writes with it must also carry the session's CSRF token, which only a page of
@@ -24,6 +26,19 @@ class Authenticator:
     def __init__(self, store: CaseStore, tokens: SessionTokens) -> None:
         self.store = store
         self.tokens = tokens
+        self._sign_out_listeners: list[SignOutListener] = []
+
+    def add_sign_out_listener(self, listener: SignOutListener) -> Callable[[], None]:
+        """`listener(sign_in_key)` runs after a session is signed out (on the signing-out thread: keep it quick), so
+        what else was handed out for that sign-in (a Janus viewer token) can be taken back at once. Returns the call
+        that removes it."""
+        self._sign_out_listeners.append(listener)
+        return lambda: self._sign_out_listeners.remove(listener)
+
+    def sign_in_key_for(self, token: str) -> str:
+        """A stable name for the sign-in behind `token` that is not itself a credential (the session id's hash, as the
+        sessions table keeps it). Raises InvalidSession for a token that is not one of ours."""
+        return session_hash(self.tokens.verify(token))
 
     def sign_in(self, user_id: int) -> tuple[str, datetime]:
         """Open a session for an authenticated user: (token, expires_at). Blocking (one database write)."""
@@ -48,7 +63,11 @@ class Authenticator:
             session_id = self.tokens.verify(token)
         except InvalidSession:
             return False
-        return revoke_session(self.store, session_id)
+        revoked = revoke_session(self.store, session_id)
+        if revoked:
+            for listener in self._sign_out_listeners:
+                listener(session_hash(session_id))
+        return revoked
 
     @staticmethod
     def bearer_from(request: Request) -> str | None:

@@ -93,14 +93,20 @@ class JanusFanout:
         published = self._published.get(stream_id)
         return published.publisher if published is not None else None
 
-    async def issue_token(self, user_id: int, renew: str | None = None) -> JanusToken:
-        """A viewer's token: `renew`, a lifetime further, when it is still theirs and live; else a new one. Raises
-        JanusError when Janus cannot store a new one."""
+    async def issue_token(self, user_id: int, renew: str | None = None, sign_in: str = "") -> JanusToken:
+        """A viewer's token for `user_id` signed in as `sign_in`: `renew`, a lifetime further, when it is still
+        theirs and live; else a new one. Raises JanusError when Janus cannot store a new one."""
         if renew is not None:
-            renewed = await self.tokens.renew(renew, user_id)
+            renewed = await self.tokens.renew(renew, user_id, sign_in)
             if renewed is not None:
                 return renewed
-        return await self.tokens.issue(user_id)
+        return await self.tokens.issue(user_id, sign_in)
+
+    async def signed_out(self, sign_in: str) -> None:
+        """A sign-in ended: its viewer tokens stop working now (Janus ends those viewers' sessions)."""
+        ended = await self.tokens.revoke_sign_in(sign_in)
+        if ended:
+            log.info("janus tokens revoked at sign-out", extra={"tokens": ended})
 
     async def _follow_hub(self) -> None:
         while True:

@@ -59,7 +59,7 @@ def janus_router(
         if not watch.available:
             return JanusWatchReply(configured=True, available=False, reason=watch.reason)
         try:
-            token = await fanout.issue_token(principal.user_id, renew)
+            token = await fanout.issue_token(principal.user_id, renew, principal.sign_in)
         except JanusError as exc:
             return JanusWatchReply(configured=True, available=False, reason=str(exc))
         return JanusWatchReply(

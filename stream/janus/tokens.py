@@ -1,6 +1,6 @@
 """Per-user, time-limited Janus tokens: added through the admin API when a signed-in viewer asks, renewed while their
-page keeps asking with a valid sign-in, removed at expiry (or with `revoke_user`), so a token copied out of a page, or
-the token of a user who signed out, stops working within a lifetime."""
+page keeps asking with the sign-in it was issued to, removed at expiry, and removed at once when that sign-in signs
+out (`revoke_sign_in`): a token copied out of a page stops working within a lifetime, a signed-out one at once."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class JanusToken:
     token: str
     user_id: int
     expires_at: float  # unix time
+    sign_in: str = ""  # the sign-in it was issued to (Principal.sign_in)
 
 
 class JanusTokens:
@@ -33,29 +34,37 @@ class JanusTokens:
         self._live: dict[str, JanusToken] = {}
         self._reaper: asyncio.Task[None] | None = None
 
-    async def issue(self, user_id: int) -> JanusToken:
-        """A new token for `user_id`; raises JanusError (e.g. JanusUnreachable) when Janus cannot store it."""
+    async def issue(self, user_id: int, sign_in: str = "") -> JanusToken:
+        """A new token for `user_id` signed in as `sign_in`; raises JanusError (e.g. JanusUnreachable) when Janus
+        cannot store it."""
         await self.expire()
-        grant = JanusToken(secrets.token_urlsafe(24), user_id, self._clock() + self._ttl_s)
+        grant = JanusToken(secrets.token_urlsafe(24), user_id, self._clock() + self._ttl_s, sign_in)
         await self._admin.add_token(grant.token)
         self._live[grant.token] = grant
         return grant
 
-    async def renew(self, token: str, user_id: int) -> JanusToken | None:
+    async def renew(self, token: str, user_id: int, sign_in: str = "") -> JanusToken | None:
         """Push a live token of `user_id` a lifetime further (Janus checks the token on every request, keepalives
         included: a token removed while its viewer watches ends that viewer's session). None when it is not theirs
-        or already expired: they need a new one."""
+        (another user, or another sign-in of theirs) or already expired: they need a new one."""
         await self.expire()
         grant = self._live.get(token)
-        if grant is None or grant.user_id != user_id:
+        if grant is None or grant.user_id != user_id or grant.sign_in != sign_in:
             return None
-        renewed = JanusToken(token, user_id, self._clock() + self._ttl_s)
+        renewed = JanusToken(token, user_id, self._clock() + self._ttl_s, sign_in)
         self._live[token] = renewed
         return renewed
 
     async def revoke_user(self, user_id: int) -> None:
-        """Sign-out: every token of this user stops working now."""
+        """Every token of this user stops working now (an account disabled)."""
         await self._remove([t for t in self._live.values() if t.user_id == user_id])
+
+    async def revoke_sign_in(self, sign_in: str) -> int:
+        """Sign-out: the tokens issued to this sign-in stop working now (the user's other sign-ins keep theirs).
+        Returns how many were removed."""
+        ended = [t for t in self._live.values() if sign_in and t.sign_in == sign_in]
+        await self._remove(ended)
+        return len(ended)
 
     async def expire(self) -> None:
         now = self._clock()

@@ -1,8 +1,8 @@
 """A Janus VideoRoom subscriber in Python: the aiortc viewer of the Janus tests and of `scopecast bench viewers`.
 
 With `decode=False` the viewer counts frames without decoding them: aiortc has no public way to receive RTP
-without its decoder thread, so the receiver's decoder input is replaced by a queue that records each reassembled
-frame's arrival and discards it. That lets one small machine host fifty viewers.
+without its decoder, so the transport's RTP handler is replaced by one that notes each frame's last packet and
+drops it (the decoder thread idles). That lets one small machine host fifty viewers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,20 +22,6 @@ from stream.janus.client import JanusSession, open_session
 from stream.janus.publisher import VIDEOROOM
 
 
-class _CountingQueue(queue.Queue):  # type: ignore[type-arg]
-    """Stands in for the receiver's decoder queue: counts frames, keeps none (None still stops the thread)."""
-
-    def __init__(self, arrivals: list[float]) -> None:
-        super().__init__()
-        self._arrivals = arrivals
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if item is None:
-            super().put(item, block, timeout)
-        else:
-            self._arrivals.append(time.monotonic())
-
-
 def count_without_decoding(receiver: RTCRtpReceiver, arrivals: list[float]) -> None:
     """Before the receiver starts (right after the track event), count its frames into `arrivals` instead of
     decoding them.
@@ -47,7 +32,6 @@ def count_without_decoding(receiver: RTCRtpReceiver, arrivals: list[float]) -> N
     measure this process instead of the server. The peer must carry this one video stream only (a Janus subscriber
     does); without NACKs a lost packet is not resent, which loopback does not need.
     """
-    receiver._RTCRtpReceiver__decoder_queue = _CountingQueue(arrivals)  # type: ignore[attr-defined]
 
     async def count_frame_ends(data: bytes, arrival_time_ms: int) -> None:
         if len(data) > 1 and data[1] & 0x80:

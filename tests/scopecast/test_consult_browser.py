@@ -3,7 +3,8 @@
 The GP starts the consult from the case page, the call window joins with the GP's session; the patient opens the
 link. Checked: each side sees the other's camera (the GP with the AI panel, the patient plainly), sound reaches the
 GP, the GP asks the VLM and captures a frame into the case, the patient reloads and is back in the call, leaves and
-rejoins, joins again from their own patient page (no link), and the GP ends the consult. Screenshots of both sides are saved.
+rejoins, joins again from their own patient page (no link), and the GP ends the consult. The GP records part of
+the call: refused without consent, then with it, both sides told. Screenshots of both sides are saved.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from perception.vlm.grounded import GroundedBackend
 from scopecast.app import build_telehealth, create_app
 from scopecast.settings import Settings
 from telehealth.accounts import add_user
+from telehealth.recording_records import RecordingPurpose
 from telehealth.records import Actor, Role
 from telehealth.store.invites import accept_invite, create_invite
+from telehealth.store.recording_consents import record_consent
+from telehealth.store.recordings import list_recordings
 from telehealth.store.tables import PhotoSubmissionRow
 from tests.helpers.fake_camera import still_y4m
 from tests.helpers.servers import running_server
@@ -241,6 +245,26 @@ async def test_gp_and_patient_consult_in_two_browsers(tmp_path, artifacts_dir) -
             with store.db.session() as s:
                 photos = s.scalars(select(PhotoSubmissionRow).where(PhotoSubmissionRow.case_id == case.id)).all()
                 assert [(p.uploaded_by, p.width, p.height) for p in photos] == [(gp.id, 640, 480)]
+
+            # -- recording: refused in words without consent; with it, both sides are told, and it is listed -------
+            await call.click("#record-btn")
+            await expect(call.locator("#error")).to_contain_text(f"no recording consent on case {case.id}")
+            await expect(patient_page.locator("#recording-notice")).to_be_hidden()
+            record_consent(store, Actor(gp.id, Role.gp), case.id, RecordingPurpose.clinical_record, True, False)
+            await call.click("#record-btn")
+            for page in (call, patient_page):
+                await expect(page.locator("#recording-notice")).to_have_text("● This consult is being recorded")
+            await expect(call.locator("#record-btn")).to_be_hidden()
+            await expect(patient_page.locator("#record-stop-btn")).to_be_hidden()  # the patient cannot stop it
+            await asyncio.sleep(2.0)
+            await call.click("#record-stop-btn")
+            for page in (call, patient_page):
+                await expect(page.locator("body")).to_have_attribute("data-recording", "stopped")
+                await expect(page.locator("#recording-notice")).to_be_hidden()
+            await expect(call.locator("#record-btn")).to_be_visible()
+            [(recorded, _who)] = list_recordings(store, Actor(gp.id, Role.gp), case.id)
+            assert recorded.ended_at is not None and recorded.frames and recorded.frames >= 10
+            assert not recorded.has_audio  # the consent covered the patient's video, not their sound
 
             # -- the patient's page reloads (a dropped phone connection): back in the same call -----------------
             await patient_page.reload()
