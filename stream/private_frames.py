@@ -25,7 +25,8 @@ def private_frame(frame: av.VideoFrame) -> av.VideoFrame:
     except ValueError:  # rows padded differently: go through a packed array instead
         copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
     copy.pts = frame.pts
-    copy.time_base = frame.time_base
+    if frame.time_base is not None:  # PyAV refuses None here
+        copy.time_base = frame.time_base
     copy.opaque = frame.opaque
     return copy
 

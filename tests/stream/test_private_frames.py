@@ -45,11 +45,16 @@ def test_a_private_frame_has_the_same_pixels_and_times_in_another_object() -> No
     assert (copy.pts, copy.time_base, copy.opaque) == (450_000, TIME_BASE, 12.5)
 
 
-def test_odd_sizes_and_packed_formats_copy_too() -> None:
-    frame = av.VideoFrame.from_ndarray(np.full((241, 321, 3), 9, np.uint8), format="bgr24")
-    frame.pts, frame.time_base = 3000, TIME_BASE
-    copy = private_frame(frame)
-    assert copy.format.name == "bgr24" and np.array_equal(copy.to_ndarray(), frame.to_ndarray())
+def test_odd_sizes_packed_formats_and_unstamped_frames_copy_too() -> None:
+    packed = av.VideoFrame.from_ndarray(np.full((241, 321, 3), 9, np.uint8), format="bgr24")
+    packed.pts, packed.time_base = 3000, TIME_BASE
+    copy = private_frame(packed)
+    assert copy.format.name == "bgr24" and np.array_equal(copy.to_ndarray(), packed.to_ndarray())
+    odd = packed.reformat(format="yuv420p")  # 321 x 241: chroma planes round up
+    copy = private_frame(odd)
+    assert [bytes(p) for p in copy.planes] == [bytes(p) for p in odd.planes]
+    unstamped = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="bgr24")
+    assert private_frame(unstamped).pts is None
 
 
 async def test_one_readers_encoder_leaves_the_other_readers_frame_alone() -> None:
