@@ -29,6 +29,21 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
   });
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringComplete(pc);
+  // A TURN server that does not answer yields no relayed candidate. Where only relayed paths are allowed nothing can
+  // connect, so say so now; otherwise say it if the connection fails (a direct path may still work on a LAN).
+  const relayProblem = turnUnanswered(config, pc.localDescription.sdp);
+  if (relayProblem && config.iceTransportPolicy === "relay") {
+    pc.close();
+    const error = new Error(`${relayProblem}, and this server allows relayed video only: the video cannot connect`);
+    error.code = "turn_unreachable";
+    error.reason = "The video cannot connect right now: please try again later.";
+    throw error;
+  }
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState !== "failed" || !onError) return;
+    onError(relayProblem ? `the video connection failed: ${relayProblem}`
+      : "the video connection failed: no network path between this device and the server");
+  });
 
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   const answer = new Promise((resolve, reject) => {
@@ -74,6 +89,14 @@ export async function connect({ mode, streamId = null, stream = null, label = nu
   }
   return { pc, ws, channel, streamId: reply.stream_id, remote: mode === "questions" ? null : await remote,
            close() { pc.close(); ws.close(); } };
+}
+
+// Why no relayed candidate was gathered although TURN servers were given, or "" when relaying is fine (or unused).
+function turnUnanswered(config, sdp) {
+  const turnUrls = (config.iceServers || []).flatMap((server) => [].concat(server.urls || server.url || []))
+    .filter((url) => /^turns?:/i.test(url));
+  if (!turnUrls.length || /typ relay/.test(sdp)) return "";
+  return `the TURN relay server (${turnUrls.join(", ")}) did not answer`;
 }
 
 function iceGatheringComplete(pc) {

@@ -103,6 +103,7 @@ async function join() {
     const credential = side === "clinician" ? (await api("POST", `/api/consults/${consultId}/join-ticket`)).credential : joinKey || token || "";
     current = await connect({ mode: "join", stream: camera, roomId, credential, onEvent });
   } catch (e) {
+    if (e.code === "turn_unreachable") return finish(e.reason, true);  // the relay may come back: offer Join again
     if (e.code) return finish(e.reason, false);  // the server refused: retrying will not help
     return reconnect();
   }

@@ -127,3 +127,48 @@ async def test_a_browser_forced_to_relay_gets_video_and_findings_through_coturn(
         log = (tmp_path / "turnserver.log").read_text()
     assert local_type == "relay"
     assert "ALLOCATE processed, success" in log  # coturn allocated the relay, with the time-limited credentials
+
+
+async def test_coturn_down_is_named_on_the_page_and_direct_paths_still_work(tmp_path, artifacts_dir):
+    """TURN configured but coturn stopped: where only relayed video is allowed the monitor says the relay did not
+    answer (instead of a black video); where direct paths are allowed the video still plays on the LAN."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
+    from playwright.async_api import async_playwright, expect
+
+    with coturn(tmp_path) as turn:
+        pass  # it ran; now it is down, at the address scopecast was told
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream"],
+        )
+        try:
+            for policy in ("relay", "all"):
+                settings = Settings(
+                    sources=[f"sample={SAMPLE_CLIP}"],
+                    model="box",
+                    turn_urls=[turn.url],
+                    turn_secret=turn.secret,
+                    ice_transport_policy=policy,
+                )
+                app = create_app(
+                    settings, registry_with(box=BoxModel()), vlm=keyword_vlm(), stream_access=fixed_token_access()
+                )
+                async with running_server(app) as addr, httpx.AsyncClient(base_url=f"http://{addr}") as http:
+                    page = await clinician_page(browser, addr)
+                    if policy == "relay":
+                        await page.goto(f"http://{addr}/monitor?stream=sample")
+                        await expect(page.locator("#error")).to_contain_text(
+                            f"the TURN relay server ({turn.url}) did not answer, and this server allows relayed video "
+                            "only",
+                            timeout=20_000,
+                        )
+                        await page.screenshot(path=str(artifacts_dir / "monitor-turn-down.png"))
+                    else:
+                        await watch_monitor_with_findings(page, addr)
+                    # The server serves on either way.
+                    assert (await http.get("/api/streams", headers=CLINICIAN_HEADERS)).status_code == 200
+                    await page.context.close()
+        finally:
+            await browser.close()
