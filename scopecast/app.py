@@ -371,6 +371,7 @@ def create_app(
             rooms=rooms,
             turn=turn,
             ice_transport_policy=settings.ice_transport_policy,
+            janus_viewers=janus.janus_viewers if janus is not None else None,
         )
     )
     app.include_router(janus_router(janus, signed_in_viewer(stream_access, metrics)))

@@ -100,10 +100,12 @@ def streaming_router(
     rooms: ConsultRooms | None = None,
     turn: TurnRelay | None = None,
     ice_transport_policy: str = "all",
+    janus_viewers: Callable[[str], int | None] | None = None,
 ) -> APIRouter:
     """Every stream route needs a principal from `access` that may watch (publish, for `publish`); consult-room `join`
     carries its own credential. `ice_servers` are RTCIceServer dicts (urls, username, credential), given to both ends
-    of each call; `rooms` enables `join` (consult rooms)."""
+    of each call; `rooms` enables `join` (consult rooms); `janus_viewers(stream_id)` counts a stream's viewers on
+    Janus, where it is used."""
     router = APIRouter()
 
     caller = signed_in_viewer(access, metrics)
@@ -177,7 +179,8 @@ def streaming_router(
                 "kind": e.kind,
                 "label": e.label,
                 "model": e.model_name,
-                "viewers": e.pipeline.viewers,
+                "viewers": e.pipeline.viewers,  # readers of the annotated output here (Janus's publisher is one)
+                "janus_viewers": janus_viewers(e.stream_id) if janus_viewers is not None else None,
                 "ai_available": e.pipeline.status.available,
                 "ai_state": e.pipeline.status.kind,
                 "ai_reason": e.pipeline.status.reason,

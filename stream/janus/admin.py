@@ -1,4 +1,5 @@
-"""Janus's admin API over its WebSocket: the stored tokens that let a client use Janus at all (token_auth).
+"""Janus's admin API over its WebSocket: the stored tokens that let a client use Janus at all (token_auth), and
+what a handle's plugin reports (how many subscribers a publisher has).
 
 The admin API can add tokens for anyone: it listens on loopback (or a private interface) only and is never exposed.
 """
@@ -28,6 +29,14 @@ class JanusAdmin:
     async def list_tokens(self) -> list[str]:
         reply = await self._call("listing tokens", {"janus": "list_tokens"})
         return [str(t.get("token")) for t in reply.get("data", {}).get("tokens", [])]
+
+    async def handle_info(self, session_id: int, handle_id: int) -> JsonObject:
+        """What Janus knows of one plugin handle (`info`; its `plugin_specific` is the plugin's own report)."""
+        reply = await self._call(
+            "reading a handle's state", {"janus": "handle_info", "session_id": session_id, "handle_id": handle_id}
+        )
+        info = reply.get("info")
+        return info if isinstance(info, dict) else {}
 
     async def _call(self, what: str, payload: JsonObject) -> JsonObject:
         connection = JanusConnection(

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from stream.hub import StreamHub, UnknownStream
 from stream.janus.admin import JanusAdmin
@@ -36,6 +38,7 @@ class JanusConfig:
     ice_servers: list[IceServer] = field(default_factory=list)
     retry_s: tuple[float, float] = (0.5, 10.0)
     sync_every_s: float = 1.0
+    count_viewers_every_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class JanusFanout:
         self.tokens = JanusTokens(self.admin, config.token_ttl_s)
         self._published: dict[str, _Published] = {}
         self._sync: asyncio.Task[None] | None = None
+        self._viewers: dict[str, int] = {}  # Janus subscribers per stream, as last counted
+        self._counted_at = 0.0
 
     def start(self) -> None:
         self.tokens.start()
@@ -88,6 +93,11 @@ class JanusFanout:
         if not state.live:
             return JanusWatch(False, state.reason)
         return JanusWatch(True, "live", self.config.public_url, published.publisher.spec.room, state.feed)
+
+    def janus_viewers(self, stream_id: str) -> int | None:
+        """How many subscribers Janus reported for the stream's feed at the last count (every few seconds); None
+        while it is not published there or Janus could not be asked."""
+        return self._viewers.get(stream_id)
 
     def publisher(self, stream_id: str) -> RoomPublisher | None:
         published = self._published.get(stream_id)
@@ -126,6 +136,27 @@ class JanusFanout:
         for stream_id, published in self._published.items():
             with contextlib.suppress(UnknownStream):
                 published.publisher.send_event(self._hub.get(stream_id).pipeline.status_json)
+        now = time.monotonic()
+        if now - self._counted_at >= self.config.count_viewers_every_s:
+            self._counted_at = now
+            await self._count_viewers()
+
+    async def _count_viewers(self) -> None:
+        """Ask Janus how many subscribers each live publisher has (its handle's report: one admin call a stream)."""
+        counts: dict[str, int] = {}
+        for stream_id, published in list(self._published.items()):
+            state = published.publisher.state
+            if not state.live or state.session_id is None or state.handle_id is None:
+                continue
+            try:
+                info = await self.admin.handle_info(state.session_id, state.handle_id)
+            except JanusError as exc:
+                log.info("janus viewers not counted", extra={"stream": stream_id, "error": str(exc)})
+                continue
+            count = video_subscribers(info)
+            if count is not None:
+                counts[stream_id] = count
+        self._viewers = counts
 
     def _publish(self, stream_id: str) -> None:
         try:
@@ -185,3 +216,14 @@ class JanusFanout:
         finally:
             await session.destroy()
             await session.connection.close()
+
+
+def video_subscribers(handle_info: dict[str, Any]) -> int | None:
+    """A VideoRoom publisher's subscriber count, from its handle's admin report (the video stream's `subscribers`)."""
+    plugin = handle_info.get("plugin_specific")
+    if not isinstance(plugin, dict) or plugin.get("type") != "publisher":
+        return None
+    for stream in plugin.get("streams") or []:
+        if isinstance(stream, dict) and stream.get("type") == "video" and isinstance(stream.get("subscribers"), int):
+            return int(stream["subscribers"])
+    return 0

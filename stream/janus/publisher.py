@@ -49,6 +49,8 @@ class PublisherState:
     live: bool
     reason: str
     feed: int | None = None
+    session_id: int | None = None  # the publisher's own Janus session and handle, for the admin API
+    handle_id: int | None = None
 
 
 TrackSource = Callable[[], MediaStreamTrack]
@@ -187,7 +189,7 @@ class RoomPublisher:
                 raise JanusError(
                     f"no media path to Janus at {self._url} within {self._media_timeout_s:g} s (ICE or DTLS failed)"
                 )
-            self._set(PublisherState(True, "published", feed))
+            self._set(PublisherState(True, "published", feed, session.session_id, handle.handle_id))
             return await ended
         finally:
             self._channel = None

@@ -256,6 +256,18 @@ async def _until_down(http: httpx.AsyncClient, timeout_s: float = 15.0) -> dict:
 
 
 @pytest.mark.browser
+async def _listed_until(http: httpx.AsyncClient, done, timeout_s: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
+    """The sample's entry in /api/streams once `done(entry)` holds (or the last one seen)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        [entry] = [
+            s for s in (await http.get("/api/streams", headers=CLINICIAN_HEADERS)).json() if s["stream_id"] == "sample"
+        ]
+        if done(entry) or time.monotonic() > deadline:
+            return entry
+        await asyncio.sleep(0.5)
+
+
 async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_findings(tmp_path, artifacts_dir):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium); scripts/install.sh installs it")
@@ -297,6 +309,9 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
                     )
                     frames = [await asyncio.wait_for(viewer.track.recv(), 15) for _ in range(10)]
                     findings = await viewer.next_event("findings", 15)
+                    # Janus counts its subscribers of the feed (the aiortc viewer and the page); scopecast asks it
+                    # every few seconds and lists the count with the stream.
+                    listed = await _listed_until(http, lambda s: s["janus_viewers"] == 2)
                 finally:
                     await browser.close()
                     await viewer.close()
@@ -305,6 +320,7 @@ async def test_one_publish_two_subscribers_aiortc_and_chromium_get_video_and_fin
     assert refused == "Janus token expired or unknown: press Watch for a new one"
     assert all(f.width > 0 for f in frames) and findings["objects"]
     assert viewers == 1
+    assert listed["janus_viewers"] == 2 and listed["viewers"] == 1
 
 
 @pytest.mark.browser
@@ -336,3 +352,19 @@ async def test_janus_down_the_monitor_watches_directly_with_a_notice(tmp_path, a
     assert notice is not None and notice.startswith("Janus unavailable: watching directly from scopecast")
     # The publisher's own token is added first, so the admin API is the first thing found missing.
     assert f"Janus at {no_admin} unreachable" in notice or f"Janus at {nothing} unreachable" in notice
+
+
+def test_a_publishers_subscriber_count_is_read_from_its_handle_report():
+    from stream.janus.fanout import video_subscribers
+
+    report = {
+        "plugin": "janus.plugin.videoroom",
+        "plugin_specific": {
+            "type": "publisher",
+            "streams": [{"type": "video", "subscribers": 7}, {"type": "data", "subscribers": 9}],
+        },
+    }
+    assert video_subscribers(report) == 7
+    assert video_subscribers({"plugin_specific": {"type": "publisher", "streams": []}}) == 0  # no one yet
+    assert video_subscribers({"plugin_specific": {"type": "subscriber"}}) is None  # not a publisher's handle
+    assert video_subscribers({}) is None  # a handle Janus no longer knows
