@@ -327,7 +327,7 @@ def create_app(
         ready["sources"] = True
         freeze_long_lived()
         warm_up = getattr(vlm, "warm_up", None)
-        if warm_up is not None:  # in the background: serving starts at once
+        if warm_up is not None:  # in the background (scopecast serve loads it before the video starts)
             loop = asyncio.get_running_loop()
             warming = loop.run_in_executor(None, warm_up)
             # The VLM's libraries and weights are long-lived too: freeze again once they are loaded.

@@ -275,12 +275,20 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"scopecast: source {stream_id!r}: {exc}", file=sys.stderr)
             return 2
         print(f"scopecast: stream {stream_id!r}: {spec.loggable} ({width}x{height} @ {fps:.0f} fps)", file=sys.stderr)
+    from perception.vlm.factory import create_vlm
     from scopecast.app import build_telehealth
     from scopecast.telehealth_setup import telehealth_settings
 
     try:
         telehealth = build_telehealth(telehealth_settings())
-        app = create_app(settings, telehealth=telehealth)
+        vlm_backend = create_vlm(settings.vlm)
+        warm_up = getattr(vlm_backend, "warm_up", None)
+        if warm_up is not None:
+            # Before any video flows: loading the intent model (torch, transformers) on a thread later takes the
+            # interpreter from the streams for seconds (measured: 30 fps fell to 26 at one viewer).
+            print("scopecast: loading the question answerer ...", file=sys.stderr)
+            warm_up()
+        app = create_app(settings, telehealth=telehealth, vlm=vlm_backend)
     except (ValidationError, ValueError, OSError, RuntimeError) as exc:  # say what is wrong, no traceback
         print(f"scopecast: cannot start: {exc}", file=sys.stderr)
         return 2
