@@ -24,6 +24,7 @@ from stream.freshest import SlotClosed
 from stream.hub import StreamEntry
 from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.metrics import StreamMetrics
+from stream.private_frames import private_frame
 from stream.tracks import next_output_frame
 
 CARD_INTERVAL_S = 0.2  # cards change rarely: 5 frames a second keep the encoder and the browser alive
@@ -82,7 +83,7 @@ class RoomViewTrack(MediaStreamTrack):
             if entry is not self._entry:
                 self._entry, self._seen = entry, 0
             try:
-                self._seen, _source, out = await asyncio.wait_for(
+                self._seen, source, out = await asyncio.wait_for(
                     next_output_frame(entry.pipeline, self._seen, self._metrics, self._draw_executor, draw=self._draw),
                     PAUSED_AFTER_S,
                 )
@@ -93,6 +94,10 @@ class RoomViewTrack(MediaStreamTrack):
             except TimeoutError:
                 return self._card("Video paused: waiting for the other side's camera")
             self._size = (out.width, out.height)
+            if out is source.frame:
+                # Undrawn, this is the stream's own frame, which its other outputs also read: this view's encoder
+                # rewrites what it is sent, so it gets a copy (stream/private_frames.py). Relayed outputs copy there.
+                out = private_frame(out)
             return self._stamp(out)
 
     @property

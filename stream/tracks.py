@@ -19,7 +19,6 @@ from stream.media_clock import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE
 from stream.metrics import StreamMetrics
 from stream.model_results import ModelResult, SourceFrame
 from stream.pipeline import StreamPipeline
-from stream.private_frames import private_frame
 from stream.registration import CARRIED, LOST
 
 log = logging.getLogger(__name__)
@@ -101,9 +100,6 @@ async def next_output_frame(
         await pipeline.wait_for_result(taken.seq, pipeline.config.sync_wait_ms / 1000)
     if not draw or not pipeline.config.annotate:
         out = ensure_yuv420p(source.frame)  # nobody is watching, or plain relay: no drawing work
-        if out is source.frame:
-            # Every output stamps the frame it sends and its encoder rebases it: each gets its own (private_frames).
-            out = private_frame(out)
     else:
         await pipeline.wait_for_own_result(taken.seq)  # bounded, and only when the model can make it
         result = pipeline.latest_result

@@ -55,10 +55,6 @@ class JanusTokens:
         self._live[token] = renewed
         return renewed
 
-    async def revoke_user(self, user_id: int) -> None:
-        """Every token of this user stops working now (an account disabled)."""
-        await self._remove([t for t in self._live.values() if t.user_id == user_id])
-
     async def revoke_sign_in(self, sign_in: str) -> int:
         """Sign-out: the tokens issued to this sign-in stop working now (the user's other sign-ins keep theirs).
         Returns how many were removed."""
