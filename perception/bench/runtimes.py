@@ -56,6 +56,49 @@ def video_frames(video: Path | None, n: int, w: int, h: int) -> list[np.ndarray]
     return frames if len(frames) == n else None
 
 
+def domain_frames(model: SegmentationModel, n: int, w: int, h: int) -> list[np.ndarray] | None:
+    """``n`` of the model's own validation images resized to w x h, or None without the data or a training task.
+
+    The content the model is for: on foreign content its gate withholds the findings, and a benchmark on such frames
+    would leave out the components, outlines and tracking that every frame it serves pays for.
+    """
+    from perception import datasets
+
+    training = model.meta.extra.get("training")
+    task = training.get("task") if isinstance(training, dict) else None
+    if task not in datasets.TASKS:
+        return None
+    try:
+        _, val = datasets.task_split(task, seed=int(training.get("split_seed") or datasets.DEFAULT_SEED))
+    except (FileNotFoundError, ValueError):
+        return None
+    frames = []
+    for sample in val[:n]:
+        rgb = datasets.read_image(sample.image)
+        interp = cv2.INTER_AREA if rgb.shape[1] > w else cv2.INTER_LINEAR
+        frames.append(np.ascontiguousarray(cv2.resize(rgb, (w, h), interpolation=interp)))
+    return frames if len(frames) == n else None
+
+
+def bench_frames(
+    model: SegmentationModel, n: int, w: int, h: int, video: Path | None, fallback_video: Path | None
+) -> tuple[list[np.ndarray], str]:
+    """(frames, where they came from): `video` when given, else the model's own validation images, else
+    `fallback_video`, else synthetic frames."""
+    if video is not None:
+        frames = video_frames(video, n, w, h)
+        if frames is not None:
+            return frames, Path(video).name
+    else:
+        frames = domain_frames(model, n, w, h)
+        if frames is not None:
+            return frames, "validation images"
+        frames = video_frames(fallback_video, n, w, h)
+        if frames is not None and fallback_video is not None:
+            return frames, Path(fallback_video).name
+    return synthetic_frames(n, w, h), "synthetic"
+
+
 def synthetic_frames(n: int, w: int, h: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, (max(8, h // 16), max(8, w // 16), 3), dtype=np.uint8)
@@ -207,7 +250,9 @@ def run_bench(
     threads: int,
     log: Callable[[str], None] = print,
     video: Path | None = None,
+    fallback_video: Path | None = None,
 ) -> list[dict[str, Any]]:
+    """`video`: frames from it; None: the model's own validation images, else `fallback_video`, else synthetic."""
     from perception.segmentation_model import SegmentationModel
 
     rows = []
@@ -219,7 +264,7 @@ def run_bench(
             continue
         for w, h in sizes:
             for b in batches:
-                frames = video_frames(video, b, w, h) or synthetic_frames(b, w, h)
+                frames, source = bench_frames(model, b, w, h, video, fallback_video)
                 res = bench_one(model, frames, iters, warmup)
                 row = {
                     "runtime": model.runtime_name,
@@ -227,6 +272,7 @@ def run_bench(
                     "frame": f"{w}x{h}",
                     "input": f"{model.input_size[0]}x{model.input_size[1]}",
                     "threads": threads,
+                    "frames_from": source,
                     **res,
                     "rss_mb": _rss_mb(),
                     "peak_rss_mb": _peak_rss_mb(),
@@ -279,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         "--video",
         type=Path,
         default=None,
-        help="frames from this video, resized to each size (default: the laparoscopy clip in the shared "
-        "data when present, else synthetic frames)",
+        help="frames from this video, resized to each size (default: the model's own validation images when the "
+        "shared data is present, else the laparoscopy clip there, else synthetic frames)",
     )
     p.add_argument(
         "--runtimes", default="cpu,torch", help="comma list of runtime kinds (auto, cpu, cuda, torch, tensorrt, triton)"
@@ -305,12 +351,11 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(model_path).is_file():
             print(f"model not found: {model_path}", file=sys.stderr)
             return 2
-        video = args.video
-        if video is None:
-            from perception import datasets
+        from perception import datasets
 
-            video = datasets.data_root() / "videos" / "laparoscopy-rvimlab-720p25.mp4"
-        print(f"# model {model_path}; frames from {video if Path(video).is_file() else 'synthetic'}", flush=True)
+        fallback = datasets.data_root() / "videos" / "laparoscopy-rvimlab-720p25.mp4"
+        source = args.video or "the model's validation images (else the laparoscopy clip, else synthetic frames)"
+        print(f"# model {model_path}; frames from {source}", flush=True)
         rows = run_bench(
             Path(model_path),
             [k.strip() for k in args.runtimes.split(",") if k.strip()],
@@ -320,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             args.warmup,
             args.threads,
             log=lambda s: print(s, flush=True),
-            video=video,
+            video=args.video,
+            fallback_video=fallback,
         )
     if args.markdown:
         print(markdown(rows))

@@ -104,3 +104,22 @@ def test_synthetic_frames(n):
 
     frames = synthetic_frames(n, 64, 48)
     assert len(frames) == n and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+
+
+def test_bench_frames_are_the_models_own_content(tiny_onnx, tmp_path):
+    """The benchmark feeds a model what it serves: its validation images, so its findings' cost is counted."""
+    from perception import datasets
+    from perception.bench.runtimes import bench_frames
+    from perception.builtin import shipped_models
+    from perception.segmentation_model import SegmentationModel
+
+    tiny = SegmentationModel(tiny_onnx)  # names no training task: the fallback video, here absent, then synthetic
+    frames, source = bench_frames(tiny, 2, 64, 48, None, tmp_path / "none.mp4")
+    assert source == "synthetic" and len(frames) == 2 and frames[0].shape == (48, 64, 3)
+    polyp = shipped_models().get("polyp")
+    if polyp is None or not datasets.data_root().is_dir():
+        pytest.skip("shipped polyp model or shared data absent")
+    model = SegmentationModel(polyp)
+    frames, source = bench_frames(model, 3, 64, 48, None, None)
+    assert source == "validation images" and [f.shape for f in frames] == [(48, 64, 3)] * 3
+    assert len({f.tobytes() for f in frames}) == 3
