@@ -83,7 +83,8 @@ class TelehealthSettings(BaseSettings):
     thumbnail_px: int = Field(320, ge=32, le=2048)
     wound_model_path: Path | None = Field(
         None,
-        description="ONNX wound segmenter; empty: perception/weights/wound.onnx (photos stay 'not analysed' without it)",
+        description="ONNX wound segmenter for photos; empty: perception/weights/wound-accurate.onnx, else wound.onnx "
+        "(photos stay 'not analysed' without one)",
     )
     marker_mm: float = Field(20.0, gt=0, le=200, description="printed side of the ArUco scale marker's black square")
     case_events_poll_s: float = Field(

@@ -29,10 +29,14 @@ Segmenter = Callable[[npt.NDArray[np.uint8]], WoundMask]
 
 
 def default_wound_model_path() -> Path:
-    """Where the shipped wound model lives (it may not exist yet)."""
+    """The shipped model photos are measured with (it may not exist yet): ``wound-accurate`` when shipped, else the
+    fast ``wound`` default that live streams run. A photo is analysed once, in the background, so the accurate model's
+    extra network time costs no one a frame, and its mask is what the measurements come from."""
     import perception
 
-    return Path(perception.__file__).resolve().parent / "weights" / "wound.onnx"
+    weights = Path(perception.__file__).resolve().parent / "weights"
+    accurate = weights / "wound-accurate.onnx"
+    return accurate if accurate.is_file() else weights / "wound.onnx"
 
 
 class ContentNotRecognised(Exception):

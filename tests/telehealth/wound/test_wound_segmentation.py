@@ -65,7 +65,18 @@ def test_adapter_uses_predict_with_mask_and_resets_tracker():
 
 def test_default_model_path_points_into_perception_weights():
     p = default_wound_model_path()
-    assert p.name == "wound.onnx" and p.parent.name == "weights" and p.parent.parent.name == "perception"
+    assert p.parent.name == "weights" and p.parent.parent.name == "perception"
+    assert p.name == "wound-accurate.onnx"  # photos are measured with the accurate model, streams run the fast one
+
+
+def test_default_model_path_falls_back_to_the_fast_model(tmp_path, monkeypatch):
+    import perception
+
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setattr(perception, "__file__", str(tmp_path / "__init__.py"))
+    assert default_wound_model_path() == tmp_path / "weights" / "wound.onnx"
+    (tmp_path / "weights" / "wound-accurate.onnx").write_bytes(b"")
+    assert default_wound_model_path() == tmp_path / "weights" / "wound-accurate.onnx"
 
 
 def _toy_onnx(path: Path) -> Path:
