@@ -29,6 +29,7 @@ import numpy as np
 from perception.datasets import CVC_SEQUENCE_STARTS
 from perception.findings import FrameFindings
 from perception.metrics import box_iou
+from perception.model import ModelError
 
 if TYPE_CHECKING:  # loaded by main(), so that --help does not load onnxruntime
     from perception.segmentation_model import SegmentationModel
@@ -148,7 +149,7 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scopecast eval tracking", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="polyp")
+    parser.add_argument("--model", default="polyp", help="shipped model name or .onnx path")
     parser.add_argument(
         "--cvc", type=Path, help="CVC-ClinicDB folder with images/ and masks/ (sequences by frame number)"
     )
@@ -173,10 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from perception.registry import ModelRegistry
     from perception.segmentation_model import SegmentationModel
 
-    registry = ModelRegistry()
-    register_builtin_models(registry)
-    model = registry.create(args.model)
-    assert isinstance(model, SegmentationModel)  # what every shipped model is
+    path = Path(args.model)
+    try:
+        if path.suffix == ".onnx" or path.exists():  # an exported model not (yet) shipped
+            model = SegmentationModel(path)
+        else:
+            registry = ModelRegistry()
+            register_builtin_models(registry)
+            created = registry.create(args.model)
+            assert isinstance(created, SegmentationModel)  # what every shipped model is
+            model = created
+    except ModelError as e:
+        parser.error(str(e))
     if args.tracker == "iou":
         from perception.tracking import IouTracker
 

@@ -133,3 +133,12 @@ def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
         f"id switches {greedy_switches} -> {motion_switches}"
     )
     assert motion_new < greedy_new / 3 and motion_switches < greedy_switches / 3
+
+
+def test_tracking_cli_names_an_unknown_model(capsys):
+    from perception.track_eval import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "no-such-model", "--video", "clip.mp4"])
+    assert stop.value.code == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
