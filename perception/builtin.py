@@ -2,8 +2,10 @@
 
 Shipped now:
 
-* ``polyp`` - colonoscopy polyp segmentation (Kvasir-SEG + CVC-ClinicDB), label ``polyp``;
-* ``wound`` - foot-ulcer wound segmentation (FUSeg 2021), label ``wound``.
+* ``polyp`` - colonoscopy polyp segmentation (Kvasir-SEG + CVC-ClinicDB), label ``polyp``, 224 px: the fast
+  default streams run; ``polyp-accurate`` - the same at 256 px, slower and more accurate;
+* ``wound`` - foot-ulcer wound segmentation (FUSeg 2021), label ``wound``, 224 px, for live consults;
+  ``wound-accurate`` - 256 px, what telehealth measures photos with.
 
 Factories load lazily: nothing is read until ``registry.create(name)``; each
 call builds a new instance (one per stream: the instance keeps tracker state),

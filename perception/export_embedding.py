@@ -13,7 +13,7 @@ Why 1/16: the deepest (1/32) map is the one most tuned to "polyp or background" 
 polyp from another (recall@5 0.79 against 0.97 for the 1/16 map on CVC-ClinicDB's held-out sequences). The content
 gate's vector (mean and std of the 1/2-1/8 maps) scores about as well as the 1/16 map there, but it measures colour
 and texture statistics, the camera and the light, which one video shares whatever it shows; the 1/16 features
-describe content (docs/model-cards/polyp.md has the comparison).
+describe content (docs/model-cards/polyp-accurate.md has the comparison, on the v2 weights).
 
 The map is found by how the decoder uses it (``find_feature``), unless ``--tensor`` names one. ``perception.export``
 calls ``with_embedding`` on every new export. Needs the ``onnx`` package (training extra); the embedder itself
@@ -40,7 +40,7 @@ EMBEDDING_VERSION = "emb1"
 _NODE_PREFIX = "/embedding/"
 FEATURE_LEVELS = ("1/16", "1/32")
 # 1/16 and not the deepest 1/32 map: on CVC-ClinicDB's held-out sequences the 1/32 map finds another frame of the
-# same polyp in the top 5 for 0.79 of the frames, the 1/16 map for 0.97 (docs/model-cards/polyp.md has the table).
+# same polyp in the top 5 for 0.79 of the frames, the 1/16 map for 0.97 (docs/model-cards/polyp-accurate.md has the table).
 DEFAULT_LEVEL = "1/16"
 
 
