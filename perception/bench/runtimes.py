@@ -65,11 +65,11 @@ def domain_frames(model: SegmentationModel, n: int, w: int, h: int) -> list[np.n
     from perception import datasets
 
     training = model.meta.extra.get("training")
-    task = training.get("task") if isinstance(training, dict) else None
-    if task not in datasets.TASKS:
+    if not isinstance(training, dict) or training.get("task") not in datasets.TASKS:
         return None
     try:
-        _, val = datasets.task_split(task, seed=int(training.get("split_seed") or datasets.DEFAULT_SEED))
+        seed = int(training.get("split_seed") or datasets.DEFAULT_SEED)
+        _, val = datasets.task_split(str(training["task"]), seed=seed)
     except (FileNotFoundError, ValueError):
         return None
     frames = []
