@@ -165,8 +165,9 @@ def mask_components(mask: npt.NDArray[np.uint8], min_area: float, max_objects: i
     ``max_objects``.
 
     Traced with ``findContours`` rather than labelled with ``connectedComponentsWithStats``: the same components
-    (one outer boundary per 8-connected component), for a fifteenth of the cost on a 512 x 512 grid, because only
-    the boundaries are visited; each component's pixels are then filled in within its own box.
+    (one outer boundary per 8-connected component) for about a seventh of the cost on a 512 x 512 grid (0.3 ms
+    against 2.4 ms on polyp validation masks, this 2-core VM), because only the boundaries are visited; each
+    component's pixels are then filled in within its own box.
     """
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:

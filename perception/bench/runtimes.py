@@ -38,6 +38,13 @@ if TYPE_CHECKING:  # imported where the bench runs, so that --help does not load
 SIZES = ((512, 512), (1280, 720), (1920, 1080))
 
 
+def _resized(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """An RGB frame at w x h (area averaging to shrink, bilinear to enlarge)."""
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if rgb.shape[1] > w else cv2.INTER_LINEAR)
+
+
 def video_frames(video: Path | None, n: int, w: int, h: int) -> list[np.ndarray] | None:
     """``n`` consecutive frames of ``video`` resized to w x h, or None when it cannot be read."""
     if video is None or not Path(video).is_file():
@@ -48,10 +55,7 @@ def video_frames(video: Path | None, n: int, w: int, h: int) -> list[np.ndarray]
         ok, bgr = cap.read()
         if not ok:
             break
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if rgb.shape[:2] != (h, w):
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if rgb.shape[1] > w else cv2.INTER_LINEAR)
-        frames.append(rgb)
+        frames.append(_resized(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), w, h))
     cap.release()
     return frames if len(frames) == n else None
 
@@ -72,11 +76,7 @@ def domain_frames(model: SegmentationModel, n: int, w: int, h: int) -> list[np.n
         _, val = datasets.task_split(str(training["task"]), seed=seed)
     except (FileNotFoundError, ValueError):
         return None
-    frames = []
-    for sample in val[:n]:
-        rgb = datasets.read_image(sample.image)
-        interp = cv2.INTER_AREA if rgb.shape[1] > w else cv2.INTER_LINEAR
-        frames.append(np.ascontiguousarray(cv2.resize(rgb, (w, h), interpolation=interp)))
+    frames = [_resized(datasets.read_image(sample.image), w, h) for sample in val[:n]]
     return frames if len(frames) == n else None
 
 
@@ -94,8 +94,8 @@ def bench_frames(
         if frames is not None:
             return frames, "validation images"
         frames = video_frames(fallback_video, n, w, h)
-        if frames is not None and fallback_video is not None:
-            return frames, Path(fallback_video).name
+        if frames is not None:
+            return frames, Path(str(fallback_video)).name
     return synthetic_frames(n, w, h), "synthetic"
 
 
