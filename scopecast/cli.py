@@ -14,6 +14,7 @@ from pydantic import ValidationError
 _FORWARDED: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("perception.training", "train a segmentation model (progress bar, plots, resumable)"),
     ("export",): ("perception.export", "export a trained checkpoint to ONNX in perception/weights"),
+    ("quantize",): ("perception.quantize", "an exported ONNX in 8-bit integers, its content gate refitted"),
     ("eval",): ("perception.evaluate", "Dice/IoU/precision/recall (+AP@0.5) of a model on images and masks"),
     ("bench", "perception"): (
         "perception.bench.runtimes",

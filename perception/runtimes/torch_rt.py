@@ -64,6 +64,12 @@ class TorchRuntime:
                     f"{path.name}: no 'arch' in the model metadata; the torch runtime can only "
                     "rebuild networks exported by perception.export"
                 )
+            if "quantization" in meta:
+                source = meta.get("derived_from", {}).get("name", "its float source")
+                raise RuntimeUnavailable(
+                    f"{path.name} is an 8-bit integer graph: the torch runtime rebuilds float networks only "
+                    f"(run it with onnxruntime, or run {source!r} on torch)"
+                )
             try:
                 net = net_loading.net_from_onnx(path)
             except (ValueError, KeyError, TypeError) as e:

@@ -60,7 +60,11 @@ def test_shipped_metadata(name):
     assert len(meta["mean"]) == 3 and len(meta["std"]) == 3 and 0 < meta["threshold"] < 1
     assert meta["opset"] == 17
     assert path.stat().st_size == meta["onnx_bytes"] < 16 * 1024 * 1024
-    assert meta["parity_max_abs_diff"] < 1e-3
+    if "quantization" in meta:  # an int8 graph derived from a shipped float one (perception.quantize)
+        assert meta["derived_from"]["name"] in MODELS and "parity_max_abs_diff" not in meta
+        assert meta["content_gate"]["fitted_on"] == "the quantised graph's features"
+    else:
+        assert meta["parity_max_abs_diff"] < 1e-3
     assert 0.5e6 <= meta["params"] <= 5e6
     gate = meta["content_gate"]
     assert gate["output"] == "domain_distance" and gate["threshold"] > 0 and gate["content"]
@@ -74,6 +78,8 @@ def test_torch_parity(name):
     from perception.net_loading import net_from_onnx
 
     path = shipped(name)
+    if "quantization" in json.loads(path.with_suffix(".json").read_text()):
+        pytest.skip(f"{name} is an int8 graph: tests/perception/test_quantize.py compares it with its float source")
     model = SegmentationModel(path, threads=1, device="cpu")
     net = net_from_onnx(path)
     rng = np.random.default_rng(1)

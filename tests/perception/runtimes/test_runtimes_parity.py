@@ -110,10 +110,13 @@ def test_device_preprocessing_matches_cv2(tiny_onnx, w, h, exact):
 
 
 def test_shipped_polyp_parity():
-    """The shipped model (when present): onnxruntime and torch logits and findings agree on real-looking frames."""
+    """The shipped float model (when present): onnxruntime and torch logits and findings agree on real frames.
+
+    ``polyp-accurate`` and not the default ``polyp``, which is an int8 graph the torch runtime refuses (below).
+    """
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[3] / "perception" / "weights" / "polyp.onnx"
+    path = Path(__file__).resolve().parents[3] / "perception" / "weights" / "polyp-accurate.onnx"
     if not path.is_file():
         pytest.skip(f"shipped model {path} is not present")
     # The torch runtime returns only the mask (no content gate), so compare findings with the gate not withholding.
@@ -126,3 +129,15 @@ def test_shipped_polyp_parity():
     assert ((la >= 0) != (lb >= 0)).mean() < 1e-3
     for fa, fb in zip(a.predict_batch(frames), b.predict_batch(frames)):
         assert len(fa.objects) == len(fb.objects)
+
+
+def test_torch_runtime_refuses_an_int8_graph_by_name():
+    from pathlib import Path
+
+    from perception.runtimes.base import RuntimeUnavailable
+
+    path = Path(__file__).resolve().parents[3] / "perception" / "weights" / "polyp.onnx"
+    if not path.is_file():
+        pytest.skip(f"shipped model {path} is not present")
+    with pytest.raises(RuntimeUnavailable, match="8-bit integer graph.*'polyp-accurate' on torch"):
+        SegmentationModel(path, runtime="torch")
