@@ -15,7 +15,6 @@ when the data is present). The same metadata is embedded in the ONNX under the
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from perception.net_loading import CheckpointError, load_checkpoint_net
+from perception.runtimes.base import EMBEDDED_METADATA_KEY, file_sha256
 
 if TYPE_CHECKING:  # torch is the training extra: imported when a model is exported
     from torch import nn
@@ -138,6 +138,15 @@ def embeddings(
 GATE_MARGIN = 1.25
 
 
+def gate_split(task: str, *, split_seed: int) -> tuple[list[Sample], list[Sample]]:
+    """The training split in two by a hash of the file name: 80 % to fit the gate's Gaussian, 20 % for its threshold."""
+    from perception import datasets
+
+    train, _ = datasets.task_split(task, seed=split_seed)
+    held_out = [datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2) for s in train]
+    return [s for s, h in zip(train, held_out) if not h], [s for s, h in zip(train, held_out) if h]
+
+
 def fit_content_gate(
     net: EmbeddingNet,
     task: str,
@@ -151,12 +160,9 @@ def fit_content_gate(
 ) -> GateFit:
     """Fit the gate on 80% of the training images; threshold from the other 20% (the validation split is left
     untouched, so its in-domain fraction is an honest figure)."""
-    from perception import datasets
     from perception.content_gate import fit_gate
 
-    train, _ = datasets.task_split(task, seed=split_seed)
-    fit_part = [s for s in train if not datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
-    calib_part = [s for s in train if datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2)]
+    fit_part, calib_part = gate_split(task, split_seed=split_seed)
     return fit_gate(
         embeddings(net, fit_part, size, mean, std),
         embeddings(net, calib_part, size, mean, std),
@@ -165,20 +171,37 @@ def fit_content_gate(
     )
 
 
-def _embed_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
+def embed_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
+    """Write ``meta`` into the graph under the ``scopecast`` key (replacing what was there), after a model check."""
     import onnx
 
     model = onnx.load(str(onnx_path))
     onnx.checker.check_model(model)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = "scopecast", json.dumps(meta, sort_keys=True)
+    entry.key, entry.value = EMBEDDED_METADATA_KEY, json.dumps(meta, sort_keys=True)
     model.producer_name = "scopecast"
     onnx.save(model, str(onnx_path))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+VAL_METRIC_KEYS = ("dice", "iou", "precision", "recall", "ap50", "n_images", "in_domain_fraction")
+
+
+def validation_metrics(onnx_path: Path, task: str, *, out_dir: Path, threads: int = 1) -> dict[str, Any] | None:
+    """The card's figures of ``onnx_path`` on its task's validation split (overall and per source), or None (and a
+    message) when the data is absent."""
+    from perception.evaluate import evaluate_split
+
+    try:
+        res = evaluate_split(onnx_path, task, out_dir=out_dir, threads=threads)
+    except FileNotFoundError as e:
+        print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
+        return None
+    metrics: dict[str, Any] = {k: res[k] for k in VAL_METRIC_KEYS if k in res}
+    metrics["per_source"] = {
+        src: {k: r[k] for k in VAL_METRIC_KEYS if k in r} for src, r in res.get("per_source", {}).items()
+    }
+    return metrics
 
 
 def export(
@@ -311,27 +334,18 @@ def export(
         **({"embedding": emb_meta} if emb_meta else {}),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _embed_metadata(onnx_path, meta)
+    embed_metadata(onnx_path, meta)
     meta["onnx_bytes"] = onnx_path.stat().st_size
-    meta["sha256"] = _sha256(onnx_path)
+    meta["sha256"] = file_sha256(onnx_path)
     json_path = onnx_path.with_suffix(".json")
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
 
     if evaluate_val:
-        try:
-            from perception.evaluate import evaluate_split
-
-            res = evaluate_split(
-                onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val", threads=threads
-            )
-        except FileNotFoundError as e:
-            print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
-        else:
-            keys = ("dice", "iou", "precision", "recall", "ap50", "n_images", "in_domain_fraction")
-            meta["val_metrics"] = {k: res[k] for k in keys if k in res}
-            meta["val_metrics"]["per_source"] = {
-                src: {k: r[k] for k in keys if k in r} for src, r in res.get("per_source", {}).items()
-            }
+        metrics = validation_metrics(
+            onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val", threads=threads
+        )
+        if metrics is not None:
+            meta["val_metrics"] = metrics
             json_path.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 

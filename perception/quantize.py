@@ -39,7 +39,7 @@ import numpy as np
 from perception import datasets
 from perception.content_gate import GATE_OUTPUT, GateFit
 from perception.model import ModelError
-from perception.runtimes.base import EMBEDDED_METADATA_KEY
+from perception.runtimes.base import EMBEDDED_METADATA_KEY, file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # The network's operator types; of those nodes only the ones the logits depend on are quantised (``logits_nodes``).
@@ -79,12 +79,16 @@ def read_embedded_metadata(onnx_path: Path) -> dict[str, Any]:
     return meta
 
 
+def _split_seed(meta: dict[str, Any]) -> int:
+    return int(meta["training"].get("split_seed") or datasets.DEFAULT_SEED)
+
+
 def calibration_batch(meta: dict[str, Any], n_images: int, *, seed: int = 0) -> np.ndarray:
     """``n_images`` normalised training-split images at the graph's input size (N x 3 x H x W float32)."""
     from perception.training import normalise_batch
 
     task = meta["training"]["task"]
-    train, _ = datasets.task_split(task, seed=meta["training"].get("split_seed") or datasets.DEFAULT_SEED)
+    train, _ = datasets.task_split(task, seed=_split_seed(meta))
     if not train:
         raise QuantiseError(f"no training images of task {task!r} under {datasets.data_root()} to calibrate on")
     rng = np.random.default_rng(seed)
@@ -177,23 +181,23 @@ def refit_gate(onnx_path: Path, meta: dict[str, Any], *, threads: int = 1) -> Ga
     from onnx import numpy_helper
 
     from perception.content_gate import fit_gate
+    from perception.export import gate_split
     from perception.training import normalise_batch
 
     gate = meta["content_gate"]
     model = onnx.load(str(onnx_path))
     feature = gate_features_tensor(model)
-    probe = onnx.load(str(onnx_path))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
     probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(feature))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
-    task, size = meta["training"]["task"], int(meta["input_size"][0])
-    train, _ = datasets.task_split(task, seed=meta["training"].get("split_seed") or datasets.DEFAULT_SEED)
-    held_out = [datasets.is_val_name(f"gate:{s.source}/{s.name}", val_fraction=0.2) for s in train]
+    size = int(meta["input_size"][0])
     parts = []
-    for keep in (False, True):
-        images, _ = datasets.load_resized([s for s, h in zip(train, held_out) if h is keep], size)
+    for samples in gate_split(meta["training"]["task"], split_seed=_split_seed(meta)):
+        images, _ = datasets.load_resized(samples, size)
         parts.append(_features(session, feature, normalise_batch(images, meta["mean"], meta["std"])))
     try:
         fit = fit_gate(parts[0], parts[1], percentile=float(gate["percentile"]), margin=float(gate["margin"]))
@@ -205,18 +209,6 @@ def refit_gate(onnx_path: Path, meta: dict[str, Any], *, threads: int = 1) -> Ga
             init.CopyFrom(numpy_helper.from_array(value.astype(np.float32), init.name))
     onnx.save(model, str(onnx_path))
     return fit
-
-
-def _write_metadata(onnx_path: Path, meta: dict[str, Any]) -> None:
-    import onnx
-
-    model = onnx.load(str(onnx_path))
-    onnx.checker.check_model(model)
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = EMBEDDED_METADATA_KEY, json.dumps(meta, sort_keys=True)
-    model.producer_name = "scopecast"
-    onnx.save(model, str(onnx_path))
 
 
 def quantise(
@@ -231,7 +223,7 @@ def quantise(
     gate_margin: float | None = None,
 ) -> QuantisedModel:
     """Quantise the exported ``source`` as ``<out_dir>/<name>.onnx`` (+ ``.json``); see the module docstring."""
-    from perception.export import _sha256
+    from perception.export import embed_metadata, validation_metrics
 
     source = Path(source)
     if not source.is_file():
@@ -246,8 +238,10 @@ def quantise(
     calibration = calibration_batch(meta, calibration_images)
     quantise_graph(source, onnx_path, calibration, input_name=meta["input_name"])
 
+    # The source's validation figures and torch parity describe the float graph: this one gets its own figures.
+    inherited = {k: v for k, v in meta.items() if k not in ("val_metrics", "parity_max_abs_diff")}
     new: dict[str, Any] = {
-        **meta,
+        **inherited,
         "name": name,
         "version": version,
         "quantization": {
@@ -258,7 +252,7 @@ def quantise(
             "float": "content gate and embedding arithmetic",
             "calibration_images": f"{len(calibration)} random training-split images (seed 0)",
         },
-        "derived_from": {"name": meta["name"], "version": meta["version"], "sha256": _sha256(source)},
+        "derived_from": {"name": meta["name"], "version": meta["version"], "sha256": file_sha256(source)},
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     gate = meta.get("content_gate")
@@ -274,33 +268,18 @@ def quantise(
             "shrinkage": fit.shrinkage,
             "fitted_on": "the quantised graph's features",
         }
-    _write_metadata(onnx_path, new)
+    embed_metadata(onnx_path, new)
     new["onnx_bytes"] = onnx_path.stat().st_size
-    new["sha256"] = _sha256(onnx_path)
-    new.pop("val_metrics", None)
-    new.pop("parity_max_abs_diff", None)  # the float graph's agreement with torch; says nothing of this one
+    new["sha256"] = file_sha256(onnx_path)
     json_path = onnx_path.with_suffix(".json")
     json_path.write_text(json.dumps(new, indent=2) + "\n")
     if evaluate_val:
-        _add_val_metrics(onnx_path, new, threads=threads)
-        json_path.write_text(json.dumps(new, indent=2) + "\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics = validation_metrics(onnx_path, meta["training"]["task"], out_dir=Path(tmp), threads=threads)
+        if metrics is not None:
+            new["val_metrics"] = metrics
+            json_path.write_text(json.dumps(new, indent=2) + "\n")
     return QuantisedModel(onnx_path=onnx_path, metadata=new, seconds=time.time() - t0)
-
-
-def _add_val_metrics(onnx_path: Path, meta: dict[str, Any], *, threads: int) -> None:
-    from perception.evaluate import evaluate_split
-
-    keys = ("dice", "iou", "precision", "recall", "ap50", "n_images", "in_domain_fraction")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            res = evaluate_split(onnx_path, meta["training"]["task"], out_dir=Path(tmp), threads=threads)
-        except FileNotFoundError as e:
-            print(f"validation data not found, metrics not written: {e}", file=sys.stderr)
-            return
-    meta["val_metrics"] = {k: res[k] for k in keys if k in res}
-    meta["val_metrics"]["per_source"] = {
-        src: {k: r[k] for k in keys if k in r} for src, r in res.get("per_source", {}).items()
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

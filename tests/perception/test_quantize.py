@@ -32,6 +32,8 @@ def test_shipped_int8_graph_keeps_the_gate_in_float(name):
     if "quantization" not in meta:
         pytest.skip(f"{name} is not an int8 graph")
     model = onnx.load(str(path))
+    embedded = json.loads({p.key: p.value for p in model.metadata_props}["scopecast"])
+    assert "parity_max_abs_diff" not in embedded and "val_metrics" not in embedded, "the float source's figures"
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") > 50 and "MatMul" in ops
     inits = {i.name: i for i in model.graph.initializer}
@@ -111,6 +113,7 @@ def test_quantise_end_to_end_refits_the_gate(tmp_path):
     meta = done.metadata
     assert meta["derived_from"]["name"] == "wound-accurate" and meta["quantization"]["weights"].startswith("int8")
     assert meta["content_gate"]["fitted_on"] == "the quantised graph's features"
+    assert "val_metrics" not in meta and "parity_max_abs_diff" not in meta  # the float source's, not this graph's
     assert json.loads(done.onnx_path.with_suffix(".json").read_text())["sha256"] == meta["sha256"]
     model = SegmentationModel(done.onnx_path, threads=2, device="cpu")
     findings = model.predict(datasets.read_image(val[0].image))
