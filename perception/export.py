@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from perception.net_loading import CheckpointError, load_checkpoint_net
+from perception.net_loading import CheckpointError, load_checkpoint_net, load_exported_net
 from perception.runtimes.base import EMBEDDED_METADATA_KEY, file_sha256
 
 if TYPE_CHECKING:  # torch is the training extra: imported when a model is exported
@@ -95,11 +95,14 @@ def parity(net: nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
     return diff
 
 
-def flip_averaged(net: nn.Module) -> FlipAveraged:
-    """``net`` run on the image and its horizontal mirror, logits averaged (see ``perception.nets.FlipAveraged``)."""
+def flip_averaged(net: nn.Module, flips: tuple[str, ...]) -> FlipAveraged:
+    """``net`` run on the image and its mirrors, logits averaged (see ``perception.nets.FlipAveraged``)."""
     from perception.nets import FlipAveraged
 
-    return FlipAveraged(net).eval()
+    return FlipAveraged(net, flips).eval()
+
+
+TTA_DESCRIPTIONS = {"h": "horizontal flip", "v": "vertical flip"}
 
 
 def gated_net(net: EmbeddingNet, fit: GateFit) -> GatedNet:
@@ -217,12 +220,16 @@ def export(
     evaluate_val: bool = True,
     threads: int = 1,
     content_gate: bool = True,
-    flip_tta: bool = False,
+    flip_tta: tuple[str, ...] = (),
     gate_margin: float = GATE_MARGIN,
     embedding: bool = True,
     input_size: int | None = None,
 ) -> dict[str, Any]:
     """Export ``checkpoint`` as ``<out_dir>/<name>.onnx`` + ``.json``; returns the metadata written.
+
+    ``checkpoint``: a training checkpoint (``runs/<name>/best.pt``) or an exported float ONNX, re-exported with
+    other options (its metadata then gains ``derived_from``). ``flip_tta``: mirrors ("h", "v") whose logits are
+    averaged with the image's inside the graph (test-time augmentation, 1 + len(flip_tta) times the cost).
 
     ``input_size``: the square input the graph takes, when not the training size. The nets are fully convolutional,
     so a smaller input trades accuracy for speed without retraining; the content gate is fitted at that size and the
@@ -238,7 +245,8 @@ def export(
     torch.set_num_threads(max(1, threads))
     out_dir = Path(out_dir)
     onnx_path = out_dir / f"{name}.onnx"
-    net, ckpt = load_checkpoint_net(checkpoint)
+    from_onnx = Path(checkpoint).suffix == ".onnx"
+    net, ckpt = load_exported_net(checkpoint) if from_onnx else load_checkpoint_net(checkpoint)
     cfg = ckpt["config"]
     task = cfg["task"]
     trained_size = int(cfg["input_size"])
@@ -266,10 +274,10 @@ def export(
         }
         gate_input: EmbeddingNet = net
         if flip_tta:
-            gate_input = flip_averaged(net)
+            gate_input = flip_averaged(net, flip_tta)
         net = gated_net(gate_input, fit)
     elif flip_tta:
-        net = flip_averaged(net)
+        net = flip_averaged(net, flip_tta)
     export_onnx(net, onnx_path, (size, size), opset=opset)
 
     # parity on random inputs (batch 3, exercises the dynamic axis) and on real validation frames
@@ -315,7 +323,11 @@ def export(
         "threshold": threshold,
         "min_area_frac": min_area_frac,
         "arch": ckpt["arch"],
-        "test_time_augmentation": "horizontal flip, logits averaged" if flip_tta else "none",
+        "test_time_augmentation": (
+            " + ".join(TTA_DESCRIPTIONS[f] for f in flip_tta) + ", logits averaged with the image's"
+            if flip_tta
+            else "none"
+        ),
         "params": count_params(net),
         "opset": opset,
         "training": {
@@ -330,6 +342,7 @@ def export(
             "val_at_input_size": ckpt.get("val"),
         },
         "parity_max_abs_diff": diff,
+        **({"derived_from": ckpt["derived_from"]} if from_onnx else {}),
         **({"content_gate": gate_meta} if gate_meta else {}),
         **({"embedding": emb_meta} if emb_meta else {}),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -341,9 +354,11 @@ def export(
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
 
     if evaluate_val:
-        metrics = validation_metrics(
-            onnx_path, task, out_dir=Path(checkpoint).resolve().parent / "eval-val", threads=threads
-        )
+        from perception.evaluate import default_eval_dir
+
+        # beside a checkpoint in runs/; never beside a source ONNX, which may sit inside the installed package
+        eval_dir = default_eval_dir() / f"{name}-val" if from_onnx else Path(checkpoint).resolve().parent / "eval-val"
+        metrics = validation_metrics(onnx_path, task, out_dir=eval_dir, threads=threads)
         if metrics is not None:
             meta["val_metrics"] = metrics
             json_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -352,7 +367,12 @@ def export(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Export a checkpoint to ONNX.")
-    p.add_argument("--checkpoint", type=Path, required=True, help="runs/<name>/best.pt")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="runs/<name>/best.pt, or an exported float .onnx to re-export (other --size or --flip-tta)",
+    )
     p.add_argument("--name", required=True, help="model name: writes perception/weights/<name>.onnx/.json")
     p.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--version", default="1.0")
@@ -371,8 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-embedding", action="store_true", help="export without the retrieval embedding output")
     p.add_argument(
         "--flip-tta",
-        action="store_true",
-        help="average the logits of the image and its mirror inside the graph (twice the network cost)",
+        nargs="?",
+        const="h",
+        default="",
+        choices=("", "h", "v", "hv"),
+        help="average the logits of the image and its mirrors inside the graph: h (horizontal, the default when "
+        "given alone), v or hv (1 + number of mirrors times the network cost)",
     )
     p.add_argument(
         "--triton",
@@ -406,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_val=not args.no_eval,
             threads=args.threads,
             content_gate=not args.no_content_gate,
-            flip_tta=args.flip_tta,
+            flip_tta=tuple(args.flip_tta),
             gate_margin=args.gate_margin,
             embedding=not args.no_embedding,
             input_size=args.size,

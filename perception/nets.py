@@ -256,24 +256,36 @@ class EmbeddingNet(Protocol):
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-class FlipAveraged(nn.Module):
-    """``net`` run on the image and its horizontal mirror, logits averaged (test-time augmentation, twice the cost);
-    the gate's embedding comes from the unflipped pass."""
+FLIP_DIMS = {"h": 3, "v": 2}  # horizontal mirror flips the width axis of NCHW, vertical the height axis
 
-    def __init__(self, net: nn.Module) -> None:
+
+class FlipAveraged(nn.Module):
+    """``net`` run on the image and on each of its mirrors in ``flips`` ("h", "v"), logits averaged (test-time
+    augmentation: 1 + len(flips) times the cost); the gate's embedding comes from the unflipped pass."""
+
+    def __init__(self, net: nn.Module, flips: tuple[str, ...] = ("h",)) -> None:
         super().__init__()
+        unknown = [f for f in flips if f not in FLIP_DIMS]
+        if not flips or unknown or len(set(flips)) != len(flips):
+            raise ValueError(f"flips must be distinct values of {sorted(FLIP_DIMS)}, got {flips}")
         self.net = net
+        self.dims = [FLIP_DIMS[f] for f in flips]
         self.embedding_dim: int = getattr(net, "embedding_dim", 0)
 
+    def _averaged(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        total = logits
+        for dim in self.dims:
+            total = total + self.net(x.flip(dim)).flip(dim)
+        return total / (1 + len(self.dims))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y: torch.Tensor = 0.5 * (self.net(x) + self.net(x.flip(3)).flip(3))
-        return y
+        return self._averaged(self.net(x), x)
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(self.net, EmbeddingNet):
             raise TypeError(f"{type(self.net).__name__} gives no content-gate embedding")
         logits, emb = self.net.forward_with_embedding(x)
-        return 0.5 * (logits + self.net(x.flip(3)).flip(3)), emb
+        return self._averaged(logits, x), emb
 
 
 class GatedNet(nn.Module):

