@@ -34,7 +34,7 @@ import numpy as np
 
 from perception import datasets
 from perception.findings import FrameFindings
-from perception.metrics import MASK_METRICS, average_precision, mask_scores, mean_scores
+from perception.metrics import MASK_METRICS, average_precision, confusion, mask_scores, mean_scores, pooled_dice
 from perception.model import ModelError
 
 if TYPE_CHECKING:  # loaded when a model is, so that --help does not load onnxruntime
@@ -101,6 +101,7 @@ def _score(
             gt = cv2.resize(gt.astype(np.uint8), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
         model.reset()  # unrelated images: no tracking across them
         found, pred = model.predict_with_mask(img)
+        tp, fp, fn = confusion(pred, gt)
         min_area = max(1.0, model.meta.min_area_frac * gt.size)
         g = mask_boxes(gt, min_area)
         d: Detections = [(o.box, o.score) for o in found.objects]
@@ -109,6 +110,9 @@ def _score(
                 "source": s.source,
                 "name": s.name,
                 **mask_scores(pred, gt),
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
                 "n_true": len(g),
                 "n_found": len(d),
                 "ms": found.inference_ms,
@@ -124,6 +128,7 @@ def _score(
 
 def _aggregate(rows: list[Row], dets: Sequence[Detections], gts: Sequence[list[Box]]) -> dict[str, Any]:
     out: dict[str, Any] = mean_scores(rows)
+    out["dice_pooled"] = pooled_dice((r["tp"], r["fp"], r["fn"]) for r in rows) if rows else float("nan")
     out["ap50"] = average_precision(dets, gts, 0.5) if rows else float("nan")
     out["n_images"] = len(rows)
     out["ms_mean"] = float(np.mean([r["ms"] for r in rows])) if rows else float("nan")
@@ -143,6 +148,9 @@ def _write_csv(rows: list[Row], path: Path) -> None:
         "source",
         "name",
         *MASK_METRICS,
+        "tp",
+        "fp",
+        "fn",
         "n_true",
         "n_found",
         "ms",
@@ -206,7 +214,8 @@ def evaluate_samples(
 ) -> dict[str, Any]:
     """Score a loaded model on samples; with ``out_dir``, write CSV, worst-case grid and summary there.
 
-    Returns ``dice, iou, precision, recall, ap50, n_images, ms_mean`` and, when the
+    Returns ``dice, iou, precision, recall`` (means over images), ``dice_pooled`` (pixel counts
+    summed over images, FUSeg's "data-based" Dice), ``ap50, n_images, ms_mean`` and, when the
     samples come from several sources, ``per_source`` with the same keys per source.
     """
     samples = list(samples)

@@ -7,7 +7,10 @@ Conventions for empty masks, where a ratio would be 0/0:
 * prediction empty, ground truth not: precision = 0 (and Dice = IoU = recall = 0);
 * ground truth empty, prediction not: recall = 0 (and Dice = IoU = precision = 0).
 
-Data-set scores are the mean of per-image scores (``mean_scores``).
+Data-set scores are the mean of per-image scores (``mean_scores``). ``pooled_dice`` is
+the other convention, the "data-based" Dice of the FUSeg challenge: pixel counts summed
+over every image first, so a large wound weighs more than a small one and an image with
+nothing to find weighs nothing.
 
 Detection: ``average_precision`` is the all-point interpolated area under the
 precision/recall curve (PASCAL VOC 2010+ / COCO-style single IoU threshold),
@@ -78,6 +81,14 @@ def mean_scores(rows: Iterable[Mapping[str, float]], keys: Sequence[str] = MASK_
     """Per-key mean over images; NaN when there are no rows."""
     rows = list(rows)
     return {k: (float(np.mean([r[k] for r in rows])) if rows else float("nan")) for k in keys}
+
+
+def pooled_dice(counts: Iterable[tuple[int, int, int]]) -> float:
+    """Dice of the (true positive, false positive, false negative) pixel counts summed over images."""
+    tp = fp = fn = 0
+    for t, f, n in counts:
+        tp, fp, fn = tp + t, fp + f, fn + n
+    return _ratio(2 * tp, 2 * tp + fp + fn, tp + fp + fn == 0)
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -385,25 +385,29 @@ class SegmentationModel:
         self._stream_trackers.pop(stream, None)
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
-        """Findings plus the thresholded mask (bool, frame size) from one network run."""
+        """Findings plus the thresholded mask (bool, frame size) of the same components, from one network run."""
         found, mask = self._predict([frame_rgb], want_masks=True)[0]
         assert mask is not None  # want_masks=True gives every frame its mask
         return found, mask
 
     def probabilities(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Foreground probability per pixel of the frame (float32, H x W); tracker untouched."""
-        check_frame(frame_rgb)
-        t = self._preprocess(frame_rgb)
-        small = self._sigmoid(self._run(t[None])[0][0])
+        small = self._net_probabilities(frame_rgb)  # checks the frame first
         h, w = frame_rgb.shape[:2]
         prob: np.ndarray = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         return prob
 
     def segment(self, frame_rgb: np.ndarray) -> np.ndarray:
-        """Thresholded mask (bool, frame size); tracker untouched."""
-        return self.probabilities(frame_rgb) >= self.meta.threshold
+        """The mask ``predict_with_mask`` gives (bool, frame size, specks dropped); tracker untouched."""
+        small = self._net_probabilities(frame_rgb)
+        h, w = frame_rgb.shape[:2]
+        return self._full_mask(small, w, h)
 
     # -- internals --------------------------------------------------------------------------------
+    def _net_probabilities(self, frame_rgb: np.ndarray) -> np.ndarray:
+        check_frame(frame_rgb)
+        return self._sigmoid(self._run(self._preprocess(frame_rgb)[None])[0][0])
+
     def _preprocess(self, frame: np.ndarray) -> np.ndarray:
         return preprocess_frame(frame, self.input_size, self._scale, self._offset)
 
@@ -512,12 +516,7 @@ class SegmentationModel:
         if withhold:
             # Nothing is said about a frame the model does not know; tracks age as if nothing were seen.
             tracker.update([], [], [])
-            mask = (
-                cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold
-                if want_mask
-                else None
-            )
-            return (), mask
+            return (), (self._full_mask(prob_small, width, height) if want_mask else None)
         gw, gh = self._grid_size(width, height)
         if prob_small.shape != (gh, gw):
             prob = cv2.resize(prob_small, (gw, gh), interpolation=cv2.INTER_LINEAR)
@@ -549,8 +548,16 @@ class SegmentationModel:
             Finding(label=lab, score=score, box=box, outline=outline, track_id=tid, area_px=area)
             for (lab, score, box, outline, area), tid in zip(found, ids)
         )
-        mask = None
-        if want_mask:
-            full = cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR)
-            mask = full >= self.meta.threshold
-        return objects, mask
+        return objects, (self._full_mask(prob_small, width, height) if want_mask else None)
+
+    def _full_mask(self, prob_small: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The frame-sized mask of the same components the findings keep: specks under the minimum area
+        and any beyond ``max_objects`` are dropped here too, so that a measured area or a scored Dice never
+        counts pixels the findings (and the overlay) do not show."""
+        full = (cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold).view(
+            np.uint8
+        )
+        mask = np.zeros((height, width), np.bool_)
+        for comp in mask_components(full, max(1.0, self.meta.min_area_frac * width * height), self.max_objects):
+            mask[comp.y : comp.y + comp.h, comp.x : comp.x + comp.w] |= comp.pixels
+        return mask

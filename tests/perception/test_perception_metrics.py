@@ -11,6 +11,7 @@ from perception.metrics import (
     iou,
     mask_scores,
     mean_scores,
+    pooled_dice,
     precision,
     recall,
 )
@@ -77,6 +78,19 @@ def test_mean_scores():
         {"dice": 0.5, "iou": 0.0, "precision": 0.25, "recall": 1.0},
     ]
     assert mean_scores(rows) == {"dice": 0.75, "iou": 0.5, "precision": 0.625, "recall": 1.0}
+
+
+def test_pooled_dice_weighs_images_by_their_pixels_not_one_each():
+    big_gt = np.zeros((10, 10), bool)
+    big_gt[:, :5] = True  # 50 px, found exactly
+    small_gt = np.zeros((10, 10), bool)
+    small_gt[0, 0] = True  # 1 px, missed
+    empty = np.zeros((10, 10), bool)
+    counts = [confusion(big_gt, big_gt), confusion(empty, small_gt)]
+    # per image: (1 + 0) / 2; pooled: 2*50 / (2*50 + 0 + 1)
+    assert pooled_dice(counts) == pytest.approx(100 / 101)
+    assert pooled_dice([confusion(empty, empty)]) == 1.0
+    assert pooled_dice([confusion(big_gt, empty)]) == 0.0
 
 
 def test_box_iou():

@@ -109,6 +109,16 @@ def test_masks_and_probabilities(model):
     assert abs(int(mask.sum()) - 160 * 120) < 0.05 * 160 * 120
 
 
+def test_mask_holds_only_what_the_findings_show(model):
+    # A speck under min_area_frac is no finding, so it must not count in a measured area or a scored Dice either.
+    frame = red_frame(640, 480, [(100, 100, 300, 300), (500, 400, 503, 403)])
+    found, mask = model.predict_with_mask(frame)
+    assert len(found.objects) == 1
+    assert mask[200, 200] and not mask[390:415, 490:515].any()
+    speck_only, empty = model.predict_with_mask(red_frame(640, 480, [(500, 400, 503, 403)]))
+    assert speck_only.objects == () and not empty.any()
+
+
 @pytest.mark.parametrize(
     "frame,match",
     [
