@@ -110,8 +110,9 @@ def test_motion_tracker_reuses_low_numbers_and_keeps_labels_apart():
     assert t.tracks == ()
 
 
-@pytest.mark.data
-def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
+def _cvc_tracking(trackers: list, max_sequences: int | None = None) -> list[list]:
+    """Per tracker, the ground-truth follow-up of each CVC-ClinicDB sequence with the shipped polyp model on every
+    frame (skips without the data)."""
     from pathlib import Path
 
     cvc = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cvc-clinicdb"
@@ -126,21 +127,30 @@ def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
     registry = ModelRegistry()
     register_builtin_models(registry)
     model = registry.create("polyp")
-    sequences = list(_cvc_sequences(cvc / "images", cvc / "masks"))[:8]
-
-    def churn(tracker) -> tuple[float, int]:
-        model.tracker = tracker
+    sequences = list(_cvc_sequences(cvc / "images", cvc / "masks"))[:max_sequences]
+    per_tracker = []
+    for tracker in trackers:
+        if tracker is not None:
+            model.tracker = tracker
         results = []
         for name, images, masks in sequences:
             found = run_model(model, (cv2.imread(str(p)) for p in images), 1)
             truth = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in masks]
             results.append(follow_ground_truth(name, found, truth, 25.0))
-        return sum(r.new_ids_per_object_per_10s for r in results) / len(results), sum(r.id_switches for r in results)
+        per_tracker.append(results)
+    return per_tracker
 
+
+def _churn(results: list) -> tuple[float, int]:
+    return sum(r.new_ids_per_object_per_10s for r in results) / len(results), sum(r.id_switches for r in results)
+
+
+@pytest.mark.data
+def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
     from perception.tracking import IouTracker, MotionTracker
 
-    greedy_new, greedy_switches = churn(IouTracker())
-    motion_new, motion_switches = churn(MotionTracker())
+    greedy, motion = _cvc_tracking([IouTracker(), MotionTracker()], max_sequences=8)
+    (greedy_new, greedy_switches), (motion_new, motion_switches) = _churn(greedy), _churn(motion)
     print(
         f"\nCVC sequences 1-8: new ids per object per 10 s {greedy_new:.1f} -> {motion_new:.1f}, "
         f"id switches {greedy_switches} -> {motion_switches}"
@@ -150,30 +160,12 @@ def test_motion_tracker_churns_far_less_than_greedy_iou_on_cvc_sequences():
 
 def test_polyp_ids_hold_on_every_cvc_sequence_with_the_model_on_every_frame():
     """The issue's target, measured as `scopecast eval tracking --cvc` does: at most 1 new id per polyp per 10 s."""
-    from pathlib import Path
-
-    cvc = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cvc-clinicdb"
-    if not (cvc / "images").is_dir():
-        pytest.skip(f"CVC-ClinicDB not found at {cvc}")
-    import cv2
-
-    from perception.builtin import register_builtin_models
-    from perception.registry import ModelRegistry
-    from perception.track_eval import _cvc_sequences, follow_ground_truth, run_model
-
-    registry = ModelRegistry()
-    register_builtin_models(registry)
-    model = registry.create("polyp")
-    results = []
-    for name, images, masks in _cvc_sequences(cvc / "images", cvc / "masks"):
-        found = run_model(model, (cv2.imread(str(p)) for p in images), 1)
-        truth = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in masks]
-        results.append(follow_ground_truth(name, found, truth, 25.0))
-    new_ids = sum(r.new_ids_per_object_per_10s for r in results) / len(results)
+    (results,) = _cvc_tracking([None])  # the model's own tracker, as shipped
+    new_ids, switches = _churn(results)
     print(f"\nCVC, {len(results)} sequences: new ids per object per 10 s {new_ids:.2f}")
     assert len(results) >= 20
     assert new_ids <= 1.0
-    assert sum(r.id_switches for r in results) <= 2
+    assert switches <= 2
 
 
 def test_tracking_cli_names_an_unknown_model(capsys):
