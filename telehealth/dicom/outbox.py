@@ -61,6 +61,9 @@ class DicomOutbox:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        # Checked by the loop as well as cancelling it: on Python 3.11, asyncio.wait_for can swallow a cancel that
+        # lands as the wake-up event is set (a photo queued from another thread), and the task would run on.
+        self._stopping = False
 
     @property
     def enabled(self) -> bool:
@@ -167,7 +170,7 @@ class DicomOutbox:
         loop = asyncio.get_running_loop()
         assert self._wake is not None
         await loop.run_in_executor(self._executor, self.resume)
-        while True:
+        while not self._stopping:
             try:
                 await loop.run_in_executor(self._executor, self.drain)
                 wait = await loop.run_in_executor(self._executor, self._wait_s)
@@ -186,11 +189,13 @@ class DicomOutbox:
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task = self._loop.create_task(self._run())
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = True
             task.cancel()
             try:
                 await task
