@@ -34,7 +34,7 @@ import numpy as np
 
 from perception import datasets
 from perception.findings import FrameFindings
-from perception.metrics import MASK_METRICS, average_precision, confusion, mask_scores, mean_scores, pooled_dice
+from perception.metrics import MASK_METRICS, average_precision, confusion, mean_scores, pooled_dice, scores_from_counts
 from perception.model import ModelError
 
 if TYPE_CHECKING:  # loaded when a model is, so that --help does not load onnxruntime
@@ -109,7 +109,7 @@ def _score(
             {
                 "source": s.source,
                 "name": s.name,
-                **mask_scores(pred, gt),
+                **scores_from_counts(tp, fp, fn),
                 "tp": tp,
                 "fp": fp,
                 "fn": fn,

@@ -51,7 +51,11 @@ def _ratio(num: int, den: int, both_empty: bool) -> float:
 
 def mask_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Dice, IoU, precision and recall of one prediction against its ground truth."""
-    tp, fp, fn = confusion(pred, gt)
+    return scores_from_counts(*confusion(pred, gt))
+
+
+def scores_from_counts(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Dice, IoU, precision and recall of (true positive, false positive, false negative) pixel counts."""
     empty = tp + fp + fn == 0
     return {
         "dice": _ratio(2 * tp, 2 * tp + fp + fn, empty),
@@ -88,7 +92,7 @@ def pooled_dice(counts: Iterable[tuple[int, int, int]]) -> float:
     tp = fp = fn = 0
     for t, f, n in counts:
         tp, fp, fn = tp + t, fp + f, fn + n
-    return _ratio(2 * tp, 2 * tp + fp + fn, tp + fp + fn == 0)
+    return scores_from_counts(tp, fp, fn)["dice"]
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

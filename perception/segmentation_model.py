@@ -385,7 +385,7 @@ class SegmentationModel:
         self._stream_trackers.pop(stream, None)
 
     def predict_with_mask(self, frame_rgb: np.ndarray) -> tuple[FrameFindings, np.ndarray]:
-        """Findings plus the thresholded mask (bool, frame size) of the same components, from one network run."""
+        """Findings plus the thresholded mask (bool, frame size, specks dropped as in the findings), one network run."""
         found, mask = self._predict([frame_rgb], want_masks=True)[0]
         assert mask is not None  # want_masks=True gives every frame its mask
         return found, mask
@@ -551,9 +551,10 @@ class SegmentationModel:
         return objects, (self._full_mask(prob_small, width, height) if want_mask else None)
 
     def _full_mask(self, prob_small: np.ndarray, width: int, height: int) -> np.ndarray:
-        """The frame-sized mask of the same components the findings keep: specks under the minimum area
-        and any beyond ``max_objects`` are dropped here too, so that a measured area or a scored Dice never
-        counts pixels the findings (and the overlay) do not show."""
+        """The frame-sized mask, with components kept by the findings' rule (at least the minimum area, at most
+        ``max_objects``), so that a measured area or a scored Dice does not count specks the findings and the
+        overlay drop. Found at frame size, not on the analysis grid: where the grid is smaller, a component near
+        the minimum area can fall on the other side of it. A withheld frame still gets its mask (for scoring)."""
         full = (cv2.resize(prob_small, (width, height), interpolation=cv2.INTER_LINEAR) >= self.meta.threshold).view(
             np.uint8
         )
