@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -66,6 +67,10 @@ CVC_SEQUENCE_STARTS: tuple[int, ...] = (
 CVC_LAST_FRAME = 478
 
 TASKS = ("polyp", "wound")
+# the `Sample.source` names each task draws its images from (see `task_split`)
+TASK_SOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"polyp": ("kvasir-seg", "cvc-clinicdb"), "wound": ("fuseg",)}
+)
 
 
 def data_root() -> Path:

