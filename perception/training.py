@@ -112,9 +112,7 @@ def parse_oversample(specs: Sequence[str], known_sources: Sequence[str]) -> dict
 
 def epoch_pool(sources: Sequence[str], oversample: dict[str, int]) -> np.ndarray:
     """Indices of the training images one epoch draws from, each repeated as often as its source is weighted."""
-    return np.concatenate(
-        [np.full(oversample.get(src, 1), i, dtype=np.int64) for i, src in enumerate(sources)] or [np.empty(0, np.int64)]
-    )
+    return np.repeat(np.arange(len(sources), dtype=np.int64), [oversample.get(src, 1) for src in sources])
 
 
 def build_augment(size: int) -> Any:  # an albumentations Compose; albumentations ships no types

@@ -86,3 +86,6 @@ def test_real_task_splits():
     assert len(tr) + len(va) == 810 and 90 < len(va) < 160
     with pytest.raises(ValueError):
         datasets.task_split("teeth")
+    for task in datasets.TASKS:  # --oversample checks names against this list, so it must match the data
+        tr, va = datasets.task_split(task)
+        assert {s.source for s in tr + va} == set(datasets.TASK_SOURCES[task])
