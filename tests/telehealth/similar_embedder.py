@@ -19,6 +19,8 @@ class ColourHistogramEmbedder:
         self._version = model_version
         self._gate = gate  # when given, each embed waits for it: lets a test look at the index mid-update
         self.calls = 0
+        # Set when an embed call starts: the runner has loaded this embedder and rebuilt the index by then.
+        self.embedding_started = threading.Event()
 
     @property
     def model_name(self) -> str:
@@ -33,6 +35,7 @@ class ColourHistogramEmbedder:
         return BINS**3
 
     def embed(self, rgb: npt.NDArray[np.uint8]) -> ImageEmbedding:
+        self.embedding_started.set()
         if self._gate is not None:
             self._gate.wait(30)
         self.calls += 1

@@ -242,8 +242,12 @@ async def test_a_new_model_version_re_embeds_and_says_so_meanwhile(tmp_path, wor
         answer = await asyncio.to_thread(new.similar.find, gp_a, made["query"].id, 5)
         assert answer.status.value == "updating" and answer.message == "similar cases are being updated"
         assert answer.results == []
+        # The status names the version being built once the worker has loaded it (the index rebuild comes first,
+        # and under load it can outlast the request above): wait for the first gated embed.
+        assert await asyncio.to_thread(embedder.embedding_started.wait, 30)
         status = await asyncio.to_thread(new.similar.runner.status)
         assert status.state is SimilarState.updating and status.model_version == "hist-2" and status.total == 4
+        assert status.embedded == 0
         gate.set()
         await asyncio.to_thread(new.similar.runner.wait_idle, 30)
         status = await asyncio.to_thread(new.similar.runner.status)
