@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,7 @@ def test_a_well_formed_spec_is_parsed_per_source() -> None:
     ],
 )
 def test_a_bad_spec_is_refused_with_what_is_wrong(spec: str, names: str) -> None:
-    with pytest.raises(ValueError, match=names.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(names)):
         parse_oversample([spec], datasets.TASK_SOURCES["polyp"])
 
 
